@@ -1,0 +1,1 @@
+"""Accuracy: reading LoadGen's accuracy log and scoring it against the references."""

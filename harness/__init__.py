@@ -1,0 +1,35 @@
+"""MLPerf LoadGen system under test for LLM inference on vLLM.
+
+Library use::
+
+    from harness import build_config, run
+    report = run(build_config(scenario="Server", model="/models/llama", dataset="orca.parquet"))
+    print(report.result.valid, report.result.tokens_per_second)
+
+`run` needs the `if __name__ == "__main__":` guard in scripts: vLLM starts
+engine processes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Resolved on first use, so that `sut` and `scenarios` can import `harness.errors`
+# without pulling in the whole runner.
+_EXPORTS = {
+    "HarnessError": "harness.errors",
+    "RunConfig": "harness.config",
+    "build_config": "harness.config",
+    "RunResult": "harness.results",
+    "RunReport": "harness.runner",
+    "run": "harness.runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")

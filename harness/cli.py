@@ -1,0 +1,146 @@
+"""`python -m harness`: a thin command line over `build_config` and `run`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from harness.config import build_config
+from harness.errors import HarnessError
+from sut.engine_config import parse_engine_arg
+
+EPILOG = """\
+Without --model the embedded tiny Llama model and the bundled synthetic OpenOrca
+sample run with short demo LoadGen settings (never compliant). For a real run:
+
+  python -m harness --scenario Offline --model /models/Llama-2-70b-chat-hf \\
+      --dataset open_orca.parquet --user-conf user.conf \\
+      --tensor-parallel-size 2 --quantization fp8 --kv-cache-dtype fp8
+
+Every run writes a directory under --output-dir with LoadGen's logs, run.json
+and samples.jsonl.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m harness",
+        description="Run MLPerf LoadGen (Offline or Server) against vLLM.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run = p.add_argument_group("run")
+    run.add_argument("--scenario", choices=["Offline", "Server"], default="Offline",
+                     help="LoadGen scenario (default: Offline)")
+    run.add_argument("--mode", choices=["performance", "accuracy"], default="performance",
+                     help="performance measures speed; accuracy answers every sample once for scoring")
+    run.add_argument("--benchmark", default="llama2-70b",
+                     help="benchmark name whose mlperf.conf settings apply (default: llama2-70b)")
+    run.add_argument("--output-dir", default="results", help="where run directories go (default: ./results)")
+    run.add_argument("--save-outputs", action="store_true",
+                     help="keep every sample's output token ids in samples.jsonl (always on in accuracy mode)")
+    run.add_argument("--warmup-samples", type=int, default=8,
+                     help="prompts generated before LoadGen starts, untimed (default: 8)")
+
+    data = p.add_argument_group("model and data")
+    data.add_argument("--model", help="local Hugging Face model directory (default: the embedded tiny model)")
+    data.add_argument("--tokenizer", help="tokenizer directory, if not the model's")
+    data.add_argument("--dataset", help="processed OpenOrca file: .parquet, .jsonl, or .pkl with --trust-pickle "
+                                        "(default: the bundled synthetic sample)")
+    data.add_argument("--trust-pickle", action="store_true",
+                      help="allow --dataset to be a pickle; pickles can run code, so only for files you trust")
+    data.add_argument("--dataset-sha256", help="the data set's expected sha256; a matching pickle is trusted")
+
+    lg_opts = p.add_argument_group("LoadGen settings (overrides make the run non-compliant)")
+    lg_opts.add_argument("--user-conf", help="LoadGen user.conf, applied over the benchmark's mlperf.conf")
+    lg_opts.add_argument("--target-qps", type=float, help="Server target QPS; Offline expected QPS")
+    lg_opts.add_argument("--min-duration", type=int, dest="min_duration_ms", help="minimum run time in milliseconds")
+    lg_opts.add_argument("--min-query-count", type=int, help="minimum number of queries")
+    lg_opts.add_argument("--total-sample-count", type=int, help="use only the first N samples of the data set")
+    lg_opts.add_argument("--enable-trace", action="store_true", help="write LoadGen's (large) trace log")
+
+    eng = p.add_argument_group("vLLM engine (omitted options keep vLLM's defaults)")
+    eng.add_argument("--dtype", default="auto", help="weights/activations dtype: auto, bfloat16, float16, float32")
+    eng.add_argument("--quantization", help="weight quantization, e.g. fp8")
+    eng.add_argument("--kv-cache-dtype", default="auto", help="KV cache dtype: auto, fp8, fp8_e4m3, fp8_e5m2")
+    eng.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per replica")
+    eng.add_argument("--max-model-len", type=int, help="longest prompt + output, in tokens")
+    eng.add_argument("--max-num-seqs", type=int, help="most sequences in one engine step")
+    eng.add_argument("--max-num-batched-tokens", type=int, help="most tokens in one engine step")
+    eng.add_argument("--gpu-memory-utilization", type=float,
+                     help="share of device memory vLLM may use (on CPU: of RAM; default there 0.2)")
+    eng.add_argument("--enable-chunked-prefill", action=argparse.BooleanOptionalAction, default=None,
+                     help="split long prefills across steps")
+    eng.add_argument("--enforce-eager", action="store_true", default=None,
+                     help="no graph capture / compilation (faster start, slower steps)")
+    eng.add_argument("--engine-arg", action="append", default=[], metavar="KEY=VALUE",
+                     help="any other vllm EngineArgs field, passed through as given (repeatable; "
+                          "values are JSON when they parse as JSON), e.g. --engine-arg swap_space=8")
+
+    gen = p.add_argument_group("generation (defaults: MLPerf llama2-70b, greedy)")
+    gen.add_argument("--max-new-tokens", type=int, default=1024)
+    gen.add_argument("--min-new-tokens", type=int, default=1)
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 is greedy")
+    gen.add_argument("--top-p", type=float, default=1.0)
+    gen.add_argument("--top-k", type=int, default=0, help="0 disables top-k")
+    gen.add_argument("--seed", type=int, help="sampling seed (only matters when temperature > 0)")
+    return p
+
+
+ENGINE_FLAGS = (
+    "dtype", "quantization", "kv_cache_dtype", "tensor_parallel_size", "max_model_len", "max_num_seqs",
+    "max_num_batched_tokens", "gpu_memory_utilization", "enable_chunked_prefill", "enforce_eager",
+)
+GENERATION_FLAGS = ("max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k", "seed")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # A duplicate of stderr: engine start-up redirects fd 2 to the engine log for a while.
+    console = Console(file=open(os.dup(2), "w", buffering=1))  # noqa: SIM115 - lives as long as the process
+    try:
+        from harness.report import print_summary
+        from harness.runner import run
+
+        defaults = _parser().parse_args([])
+        # Only what the user typed overrides the embedded defaults.
+        engine = {k: getattr(args, k) for k in ENGINE_FLAGS if getattr(args, k) != getattr(defaults, k)}
+        config = build_config(
+            scenario=args.scenario,
+            mode=args.mode,
+            benchmark=args.benchmark,
+            model=args.model,
+            tokenizer=args.tokenizer,
+            dataset=args.dataset,
+            trust_pickle=args.trust_pickle,
+            dataset_sha256=args.dataset_sha256,
+            output_dir=args.output_dir,
+            user_conf=args.user_conf,
+            target_qps=args.target_qps,
+            min_duration_ms=args.min_duration_ms,
+            min_query_count=args.min_query_count,
+            total_sample_count=args.total_sample_count,
+            enable_trace=args.enable_trace,
+            engine=engine,
+            engine_extra=dict(parse_engine_arg(text) for text in args.engine_arg),
+            generation={k: getattr(args, k) for k in GENERATION_FLAGS},
+            warmup_samples=args.warmup_samples,
+            save_outputs=args.save_outputs,
+        )
+        report = run(config, console=console)
+    except HarnessError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]")
+        return 130
+    print_summary(report, Console())
+    return 0 if report.result.valid else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

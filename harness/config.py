@@ -1,0 +1,166 @@
+"""One typed configuration for a run, built in one place (`build_config`).
+
+The CLI, scripts and tests all construct a `RunConfig` through `build_config`,
+so defaults (the embedded demo, MLPerf generation settings) live only here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import embedded
+from harness.errors import HarnessError
+from harness.settings import LoadGenConfig
+from sut.engine_config import EngineConfig
+from sut.generation import GenerationConfig
+
+SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey")
+
+
+@dataclass
+class DatasetConfig:
+    path: Path
+    trust_pickle: bool = False
+    sha256: str | None = None
+    embedded: bool = False
+
+
+@dataclass
+class RunConfig:
+    loadgen: LoadGenConfig
+    engine: EngineConfig
+    generation: GenerationConfig
+    dataset: DatasetConfig
+    output_dir: Path = Path("results")
+    warmup_samples: int = 8
+    warmup_tokens: int = 16
+    save_outputs: bool = False
+    """Keep every sample's output token ids in samples.jsonl (always done in accuracy mode)."""
+
+    @property
+    def keeps_tokens(self) -> bool:
+        return self.save_outputs or self.loadgen.mode == "accuracy"
+
+    def to_json(self) -> dict[str, Any]:
+        """The resolved configuration for run.json, with secrets redacted."""
+        return redact(json.loads(json.dumps(dataclasses.asdict(self), default=str)))
+
+
+def redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: "***" if any(m in str(k).lower() for m in SECRET_MARKERS) and v else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def check_model_dir(model: str) -> None:
+    path = Path(model)
+    if not path.exists():
+        raise HarnessError(
+            f"model {model} does not exist. Pass --model with a local Hugging Face model "
+            "directory (config.json, weights, tokenizer), or leave it out for the embedded "
+            "tiny model."
+        )
+    if not (path / "config.json").is_file():
+        raise HarnessError(
+            f"model {model} is not a Hugging Face model directory: it has no config.json. "
+            "Point --model at the directory that holds config.json and the weights."
+        )
+    try:
+        json.loads((path / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"model {model}: config.json is not valid JSON ({exc}).") from None
+
+
+def build_config(
+    *,
+    scenario: str = "Offline",
+    mode: str = "performance",
+    benchmark: str = "llama2-70b",
+    model: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+    dataset: str | Path | None = None,
+    trust_pickle: bool = False,
+    dataset_sha256: str | None = None,
+    output_dir: str | Path = "results",
+    user_conf: str | Path | None = None,
+    target_qps: float | None = None,
+    min_duration_ms: int | None = None,
+    min_query_count: int | None = None,
+    total_sample_count: int | None = None,
+    enable_trace: bool = False,
+    engine: dict[str, Any] | None = None,
+    engine_extra: dict[str, Any] | None = None,
+    generation: dict[str, Any] | None = None,
+    warmup_samples: int = 8,
+    save_outputs: bool = False,
+) -> RunConfig:
+    """Everything a run needs. Leaving out `model` selects the embedded tiny model,
+    its bundled synthetic data set and short demo LoadGen settings (non-compliant)."""
+    demo = model is None
+    engine_fields = dict(engine or {})
+    if demo:
+        model = embedded.MODEL_DIR
+        for key, value in embedded.ENGINE_DEFAULTS.items():
+            engine_fields.setdefault(key, value)
+    if dataset is None:
+        dataset = embedded.DATASET
+    unknown = set(engine_fields) - {f.name for f in dataclasses.fields(EngineConfig)}
+    if unknown:
+        raise HarnessError(f"unknown engine settings {sorted(unknown)}; pass them as engine_extra.")
+    extra = dict(engine_extra or {})
+    if demo and "gpu_memory_utilization" not in engine_fields:
+        extra.setdefault("kv_cache_memory_bytes", embedded.KV_CACHE_BYTES)
+    engine_config = EngineConfig(
+        model=str(model),
+        tokenizer=str(tokenizer) if tokenizer else None,
+        extra=extra,
+        **engine_fields,
+    )
+    try:
+        generation_config = GenerationConfig(**(generation or {}))
+    except TypeError as exc:
+        raise HarnessError(f"unknown generation setting: {exc}") from None
+    if demo:
+        defaults = embedded.DEMO_LOADGEN[scenario] if scenario in embedded.DEMO_LOADGEN else {}
+        target_qps = target_qps if target_qps is not None else defaults.get("target_qps")
+        min_duration_ms = min_duration_ms if min_duration_ms is not None else defaults.get("min_duration_ms")
+        min_query_count = min_query_count if min_query_count is not None else defaults.get("min_query_count")
+    loadgen = LoadGenConfig(
+        scenario=scenario,
+        mode=mode,
+        benchmark=benchmark,
+        user_conf=Path(user_conf) if user_conf else None,
+        target_qps=target_qps,
+        min_duration_ms=min_duration_ms,
+        min_query_count=min_query_count,
+        total_sample_count=total_sample_count,
+        enable_trace=enable_trace,
+        demo=demo,
+    )
+    for name, value in (("--max-new-tokens", generation_config.max_new_tokens),
+                        ("--warmup-samples", warmup_samples + 1)):
+        if value < 1:
+            raise HarnessError(f"{name} must be positive.")
+    return RunConfig(
+        loadgen=loadgen,
+        engine=engine_config,
+        generation=generation_config,
+        dataset=DatasetConfig(
+            path=Path(dataset),
+            trust_pickle=trust_pickle,
+            sha256=dataset_sha256,
+            embedded=Path(dataset) == embedded.DATASET,
+        ),
+        output_dir=Path(output_dir),
+        warmup_samples=warmup_samples,
+        save_outputs=save_outputs,
+    )

@@ -1,0 +1,44 @@
+"""The short end-of-run summary a person reads."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.runner import RunReport
+
+
+def _ms(values: dict[str, float] | None) -> str:
+    if not values:
+        return "-"
+    return " / ".join(f"{values[k]:.1f}" for k in ("p50", "p90", "p99") if k in values) + " ms"
+
+
+def print_summary(report: RunReport, console: Console) -> None:
+    record, result = report.record, report.result
+    verdict = "[bold green]VALID" if result.valid else "[bold red]INVALID"
+    title = f"{record['benchmark']} · {record['scenario']} · {record['mode']} · {verdict}"
+    table = Table(title=title, show_header=False, box=None, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    if record["mode"] == "performance":
+        if result.tokens_per_second is not None:
+            table.add_row("tokens/s", f"{result.tokens_per_second:,.1f}")
+        if result.samples_per_second is not None:
+            table.add_row("samples/s", f"{result.samples_per_second:,.2f}")
+        if record["scenario"] == "Server":
+            table.add_row("TTFT p50/p90/p99", _ms(result.ttft_ms))
+            table.add_row("TPOT p50/p90/p99", _ms(result.tpot_ms))
+    samples = record["samples"]
+    table.add_row(
+        "samples",
+        f"{samples['issued']} issued, {samples['completed']} answered, {samples['failed']} failed, "
+        f"{samples['output_tokens']:,} output tokens",
+    )
+    table.add_row("data set", f"{record['dataset']['path']} ({record['dataset']['sample_count']} samples)")
+    if record["non_compliant"]:
+        table.add_row("[yellow]not compliant", "; ".join(record["non_compliant"]))
+    for reason in result.invalid_reasons:
+        table.add_row("[red]why INVALID" if reason == result.invalid_reasons[0] else "", reason)
+    table.add_row("logs", str(report.run_dir))
+    console.print(table)

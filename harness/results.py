@@ -1,0 +1,113 @@
+"""Reads LoadGen's detail log into the figures people compare, and the verdict with its reasons."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PERCENTILES = {"p50": "50.00", "p90": "90.00", "p99": "99.00"}
+_MLLOG = ":::MLLOG "
+
+
+@dataclass
+class DetailLog:
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    valid: bool
+    tokens_per_second: float | None = None
+    samples_per_second: float | None = None
+    ttft_ms: dict[str, float] | None = None
+    tpot_ms: dict[str, float] | None = None
+    loadgen_validity: str | None = None
+    invalid_reasons: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_detail_log(path: Path) -> DetailLog:
+    log = DetailLog()
+    if not path.is_file():
+        return log
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.startswith(_MLLOG):
+            continue
+        try:
+            entry = json.loads(line[len(_MLLOG) :])
+        except json.JSONDecodeError:
+            continue
+        key, value = entry.get("key"), entry.get("value")
+        meta = entry.get("metadata", {})
+        if meta.get("is_error"):
+            log.errors.append(f"{key}: {value}")
+        elif meta.get("is_warning"):
+            log.warnings.append(f"{key}: {value}")
+        log.values[key] = value
+    return log
+
+
+def _percentiles_ms(values: dict[str, Any], stem: str, suffix: str) -> dict[str, float] | None:
+    found = {
+        name: values[f"{stem}{pct}{suffix}"] / 1e6
+        for name, pct in PERCENTILES.items()
+        if f"{stem}{pct}{suffix}" in values
+    }
+    return {k: round(v, 3) for k, v in found.items()} or None
+
+
+def summarize(
+    log: DetailLog,
+    *,
+    scenario: str,
+    mode: str,
+    harness_problems: list[str],
+) -> RunResult:
+    """The run's result; `harness_problems` are ours (failed or lost samples)."""
+    v = log.values
+    reasons = list(harness_problems)
+    reasons += [f"LoadGen reported {e}" for e in dict.fromkeys(log.errors)]
+    if mode == "accuracy":
+        return RunResult(valid=not reasons, invalid_reasons=reasons)
+
+    validity = v.get("result_validity")
+    if validity is None:
+        reasons.append("LoadGen wrote no result (the run did not finish)")
+    if v.get("result_min_duration_met") is False:
+        reasons.append("minimum duration not met: run longer (raise --min-query-count or the target QPS)")
+    if v.get("result_min_queries_met") is False:
+        reasons.append("minimum query count not met")
+    if v.get("result_perf_constraints_met") is False:
+        reasons.append("latency constraints not met: lower the target QPS")
+    if v.get("early_stopping_met") is False:
+        for key in ("early_stopping_ttft_result", "early_stopping_tpot_result"):
+            text = " ".join(str(v.get(key, "")).replace("*", " ").split())
+            if text:
+                reasons.append(f"early stopping ({key.split('_')[2].upper()}): {text}")
+    if v.get("result_invalid_reason"):
+        reasons.append(str(v["result_invalid_reason"]).strip())
+    if validity == "INVALID" and len(reasons) == len(harness_problems):
+        reasons.append("LoadGen marked the run INVALID")
+
+    if scenario == "Server":
+        tokens, samples = v.get("result_completed_tokens_per_second"), v.get("result_completed_samples_per_sec")
+        ttft = _percentiles_ms(v, "result_first_token_", "_percentile_latency_ns")
+        tpot = _percentiles_ms(v, "result_time_per_output_token_", "_percentile_ns")
+    else:
+        tokens, samples = v.get("result_tokens_per_second"), v.get("result_samples_per_second")
+        ttft = tpot = None
+    return RunResult(
+        valid=validity == "VALID" and not reasons,
+        tokens_per_second=tokens,
+        samples_per_second=samples,
+        ttft_ms=ttft,
+        tpot_ms=tpot,
+        loadgen_validity=validity,
+        invalid_reasons=list(dict.fromkeys(reasons)),
+    )

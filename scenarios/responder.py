@@ -1,0 +1,130 @@
+"""Answers LoadGen: each issued sample exactly once, output token ids as int32.
+
+Replicas call this from their own threads. It is the only place that talks to
+LoadGen's completion API, so it is also where "answered exactly once" is
+enforced and counted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import mlperf_loadgen as lg
+import numpy as np
+
+from sut.replica import GenerationRequest
+
+TOKEN_DTYPE = np.int32
+
+
+@dataclass
+class SampleRecord:
+    """One answered sample, for run.json statistics and the optional samples log."""
+
+    sample_index: int
+    issued_at: float
+    first_token_at: float | None = None
+    completed_at: float | None = None
+    first_token: int | None = None
+    n_tokens: int = 0
+    tokens: list[int] | None = None
+    error: str | None = None
+
+
+class LoadGenResponder:
+    """The `ResultSink` every replica reports to."""
+
+    def __init__(self, *, keep_tokens: bool = False) -> None:
+        self.keep_tokens = keep_tokens
+        self._lock = threading.Lock()
+        self._records: dict[int, SampleRecord] = {}
+        self._open: set[int] = set()
+        self.completed_count = 0
+        self.output_tokens = 0
+        self.duplicates = 0
+        self.failures: dict[str, int] = {}
+
+    # -- issue side -------------------------------------------------------
+    def issued(self, requests: Sequence[GenerationRequest]) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            for request in requests:
+                self._records[request.response_id] = SampleRecord(request.sample_index, now)
+                self._open.add(request.response_id)
+
+    # -- ResultSink ---------------------------------------------------------
+    def first_token(self, request: GenerationRequest, token_id: int) -> None:
+        data = np.array([token_id], dtype=TOKEN_DTYPE)
+        with self._lock:
+            record = self._records.get(request.response_id)
+            if record is None or record.first_token_at is not None:
+                self.duplicates += 1
+                return
+            record.first_token_at = time.perf_counter()
+            record.first_token = int(data[0])
+        lg.FirstTokenComplete([lg.QuerySampleResponse(request.response_id, data.ctypes.data, data.nbytes)])
+
+    def completed(self, results: Sequence[tuple[GenerationRequest, Sequence[int]]]) -> None:
+        now = time.perf_counter()
+        arrays: list[np.ndarray] = []
+        responses = []
+        with self._lock:
+            for request, tokens in results:
+                if not self._close(request.response_id):
+                    continue
+                data = np.asarray(tokens, dtype=TOKEN_DTYPE)
+                arrays.append(data)
+                record = self._records[request.response_id]
+                record.completed_at = now
+                record.n_tokens = len(data)
+                if self.keep_tokens:
+                    record.tokens = data.tolist()
+                self.completed_count += 1
+                self.output_tokens += len(data)
+                responses.append(lg.QuerySampleResponse(request.response_id, data.ctypes.data, data.nbytes, len(data)))
+        if responses:
+            # LoadGen copies what it logs during this call, so `arrays` may go afterwards.
+            lg.QuerySamplesComplete(responses)
+
+    def failed(self, requests: Sequence[GenerationRequest], reason: str) -> None:
+        """Answer with no tokens, so LoadGen finishes; the run is then reported INVALID."""
+        now = time.perf_counter()
+        responses = []
+        with self._lock:
+            for request in requests:
+                if not self._close(request.response_id):
+                    continue
+                record = self._records[request.response_id]
+                record.completed_at = now
+                record.error = reason
+                self.failures[reason] = self.failures.get(reason, 0) + 1
+                responses.append(lg.QuerySampleResponse(request.response_id, 0, 0, 0))
+        if responses:
+            lg.QuerySamplesComplete(responses)
+
+    def _close(self, response_id: int) -> bool:
+        if response_id in self._open:
+            self._open.remove(response_id)
+            return True
+        self.duplicates += 1
+        return False
+
+    # -- after the run --------------------------------------------------------
+    @property
+    def issued_count(self) -> int:
+        return len(self._records)
+
+    @property
+    def unanswered(self) -> int:
+        return len(self._open)
+
+    @property
+    def failed_count(self) -> int:
+        return sum(self.failures.values())
+
+    def records(self) -> list[SampleRecord]:
+        with self._lock:
+            return list(self._records.values())

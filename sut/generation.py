@@ -1,0 +1,38 @@
+"""Generation settings: MLPerf llama2-70b's by default (greedy, 1 to 1024 new tokens)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 1024
+    min_new_tokens: int = 1
+    temperature: float = 0.0
+    """0 is greedy decoding, as the MLPerf reference (do_sample=False, num_beams=1)."""
+    top_p: float = 1.0
+    top_k: int = 0
+    """0 disables top-k."""
+    seed: int | None = None
+
+    def sampling_params(self, *, stream: bool, max_new_tokens: int | None = None) -> Any:
+        """vLLM `SamplingParams`; token ids only, no detokenization on the hot path.
+
+        Streams get one delta per engine step (the first token as soon as it
+        exists); non-streaming requests get a single final output.
+        """
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        return SamplingParams(
+            max_tokens=max_new_tokens or self.max_new_tokens,
+            min_tokens=min(self.min_new_tokens, max_new_tokens or self.max_new_tokens),
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            seed=self.seed,
+            detokenize=False,
+            output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
+        )

@@ -1,0 +1,308 @@
+"""An in-process vLLM engine as a replica.
+
+One driver thread per engine moves requests in and token ids out: it adds
+whatever was submitted since the last step, steps the engine, and hands finished
+samples to the sink in one batch per step. There is no thread per query, no
+detokenization and no fixed batch: vLLM's continuous batching sees every
+submitted request at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from sut.engine_config import EngineConfig
+from sut.generation import GenerationConfig
+from sut.replica import GenerationRequest, ReplicaStats, ResultSink
+
+_STOP = None
+
+
+@dataclass
+class _Live:
+    request: GenerationRequest
+    tokens: list[int] = field(default_factory=list)
+
+
+def route_vllm_logs(log_path: Path) -> None:
+    """Send vLLM's logs (this process and its engine processes) to `log_path`.
+
+    Must run before vLLM is imported: vLLM reads the variable at import, and the
+    engine-core processes inherit it, so the console keeps only our display.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {"format": "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"}
+        },
+        "handlers": {
+            "file": {
+                "class": "logging.FileHandler",
+                "filename": str(log_path),
+                "mode": "a",
+                "formatter": "plain",
+            }
+        },
+        "loggers": {"vllm": {"handlers": ["file"], "level": "INFO", "propagate": False}},
+    }
+    config_path = log_path.with_suffix(".logging.json")
+    config_path.write_text(json.dumps(config))
+    os.environ["VLLM_CONFIGURE_LOGGING"] = "1"
+    os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(config_path)
+
+
+@contextlib.contextmanager
+def output_to(log_path: Path | None) -> Iterator[None]:
+    """Point this process's stdout/stderr file descriptors at `log_path` for a while.
+
+    vLLM's engine processes start inside this window and keep the redirected
+    descriptors for life, so their progress bars, warnings and tracebacks land
+    in the engine log instead of over the harness display. (The CLI's console
+    writes to its own duplicate of stderr, which this leaves alone.)
+    """
+    if log_path is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    target = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, target):
+            os.close(fd)
+
+
+def running_on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+def engine_failure_reason(log_path: Path | None, exc: BaseException) -> str:
+    """The root cause of an engine start failure, from its log when vLLM put it there."""
+    causes: list[str] = []
+    if log_path is not None and log_path.is_file():
+        pattern = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception): .+")
+        for line in log_path.read_text(errors="replace").splitlines():
+            text = line.strip()
+            if pattern.match(text) and "Engine core initialization failed" not in text:
+                causes.append(text)
+    if causes:
+        return causes[-1]
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+class VllmReplica:
+    """One vLLM `LLMEngine` in this process, driven by one thread."""
+
+    def __init__(
+        self,
+        engine_config: EngineConfig,
+        generation: GenerationConfig,
+        sink: ResultSink,
+        *,
+        name: str = "replica-0",
+        log_path: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.engine_config = engine_config
+        self.generation = generation
+        self._sink = sink
+        self._log_path = log_path
+        self._engine: Any = None
+        self._inbox: queue.SimpleQueue[list[GenerationRequest] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._dead: str | None = None
+        self._stats = ReplicaStats(name=name)
+        self._params: dict[bool, Any] = {}
+        self.resolved_engine_args: dict[str, Any] = {}
+
+    def start(self) -> None:
+        if self._log_path is not None:
+            route_vllm_logs(self._log_path)
+        try:
+            with output_to(self._log_path):
+                from vllm import LLMEngine
+
+                on_cpu = running_on_cpu()
+                args = self.engine_config.to_engine_args(on_cpu=on_cpu)
+                self.resolved_engine_args = self.engine_config.engine_kwargs(on_cpu=on_cpu)
+                self._stats.devices = ["cpu"] if on_cpu else _cuda_devices(self.engine_config.tensor_parallel_size)
+                self._engine = LLMEngine.from_engine_args(args)
+        except HarnessError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - vLLM raises many types; all mean "did not start"
+            where = f" Full engine log: {self._log_path}." if self._log_path else ""
+            raise HarnessError(
+                f"the vLLM engine for model {self.engine_config.model} failed to start: "
+                f"{engine_failure_reason(self._log_path, exc)}.{where} If it ran out of "
+                "memory, lower --max-model-len or --max-num-seqs, or adjust "
+                "--gpu-memory-utilization."
+            ) from None
+        self._params = {
+            stream: self.generation.sampling_params(stream=stream) for stream in (False, True)
+        }
+        self._thread = threading.Thread(target=self._drive, name=f"{self.name}-driver", daemon=True)
+        self._thread.start()
+
+    def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:
+        """Runs on the caller's thread before the driver sees any request."""
+        done = threading.Event()
+        pending = set(range(len(prompts)))
+
+        class _WarmSink:
+            def first_token(self, request: GenerationRequest, token_id: int) -> None:
+                pass
+
+            def completed(self, results: Sequence[tuple[GenerationRequest, Sequence[int]]]) -> None:
+                for request, _ in results:
+                    pending.discard(request.sample_index)
+                if not pending:
+                    done.set()
+
+            def failed(self, requests: Sequence[GenerationRequest], reason: str) -> None:
+                done.set()
+
+        if not prompts:
+            return
+        real_sink, self._sink = self._sink, _WarmSink()
+        warm_params = self.generation.sampling_params(stream=True, max_new_tokens=max_new_tokens)
+        saved, self._params = self._params, {False: warm_params, True: warm_params}
+        try:
+            self.submit(
+                [GenerationRequest(-1 - i, i, list(p), stream=True) for i, p in enumerate(prompts)]
+            )
+            done.wait()
+        finally:
+            self._sink, self._params = real_sink, saved
+            self._stats = ReplicaStats(name=self.name, devices=self._stats.devices)
+        if self._dead:
+            raise HarnessError(f"the vLLM engine failed during warm-up: {self._dead}")
+
+    def submit(self, requests: Sequence[GenerationRequest]) -> None:
+        if self._dead is not None:
+            self._sink.failed(list(requests), self._dead)
+            return
+        self._inbox.put(list(requests))
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._inbox.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        if self._engine is not None:
+            core = getattr(self._engine, "engine_core", None)
+            if core is not None:
+                core.shutdown()
+            self._engine = None
+
+    def stats(self) -> ReplicaStats:
+        return self._stats
+
+    def _drive(self) -> None:
+        live: dict[str, _Live] = {}
+        busy_since = 0.0
+        try:
+            while True:
+                batches = self._take(block=not live)
+                if batches is _STOP:
+                    if live:
+                        self._fail([entry.request for entry in live.values()], "the replica was stopped")
+                    return
+                if not live and batches:
+                    busy_since = time.perf_counter()
+                for batch in batches:
+                    for request in batch:
+                        # Outputs carry this id; vLLM's return value is its internal,
+                        # randomised variant.
+                        key = str(request.response_id)
+                        self._engine.add_request(key, {"prompt_token_ids": request.prompt}, self._params[request.stream])
+                        live[key] = _Live(request)
+                if live:
+                    self._step(live)
+                    if live and not self._engine.has_unfinished_requests():
+                        # Never wait on an engine that has nothing left to say.
+                        self._fail([e.request for e in live.values()], "the engine dropped the request")
+                        live.clear()
+                    if not live:
+                        self._stats.busy_seconds += time.perf_counter() - busy_since
+        except BaseException as exc:  # noqa: BLE001 - any failure must answer every sample
+            self._dead = f"{type(exc).__name__}: {exc}".strip()
+            orphans = [entry.request for entry in live.values()]
+            while True:
+                try:
+                    batch = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if batch is not None:
+                    orphans.extend(batch)
+            self._fail(orphans, self._dead)
+
+    def _fail(self, requests: list[GenerationRequest], reason: str) -> None:
+        if requests:
+            self._stats.failed += len(requests)
+            self._sink.failed(requests, reason)
+
+    def _take(self, *, block: bool) -> list[list[GenerationRequest]] | None:
+        """Everything submitted so far; waits for something when the engine is idle."""
+        batches: list[list[GenerationRequest]] = []
+        try:
+            item = self._inbox.get(block=block)
+            while True:
+                if item is _STOP:
+                    return _STOP if not batches else self._requeue_stop(batches)
+                batches.append(item)
+                item = self._inbox.get_nowait()
+        except queue.Empty:
+            return batches
+
+    def _requeue_stop(self, batches: list[list[GenerationRequest]]) -> list[list[GenerationRequest]]:
+        # Requests that raced the stop still get served before the loop ends.
+        self._inbox.put(_STOP)
+        return batches
+
+    def _step(self, live: dict[str, _Live]) -> None:
+        finished: list[tuple[GenerationRequest, Sequence[int]]] = []
+        for output in self._engine.step():
+            entry = live.get(output.request_id)
+            if entry is None:
+                continue
+            delta = output.outputs[0].token_ids
+            if entry.request.stream and not entry.tokens and delta:
+                self._sink.first_token(entry.request, int(delta[0]))
+            entry.tokens.extend(delta)
+            if output.finished:
+                del live[output.request_id]
+                finished.append((entry.request, entry.tokens))
+                self._stats.samples += 1
+                self._stats.output_tokens += len(entry.tokens)
+        if finished:
+            self._sink.completed(finished)
+
+
+def _cuda_devices(count: int) -> list[str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = visible.split(",") if visible else [str(i) for i in range(count)]
+    return [f"cuda:{i}" for i in ids[:count]]
