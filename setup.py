@@ -7,8 +7,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["harness", "harness.*", "sut", "sut.*", "scenarios", "scenarios.*",
-                                    "accuracy", "accuracy.*"]),
+    packages=find_packages(
+        include=["harness", "harness.*", "sut", "sut.*", "scenarios", "scenarios.*", "accuracy", "accuracy.*"]
+    ),
     package_data={"harness": ["embedded/*.jsonl", "embedded/*.md", "embedded/tiny-llama/*"]},
     install_requires=[
         "mlcommons-loadgen>=5.1",

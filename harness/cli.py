@@ -34,25 +34,43 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run = p.add_argument_group("run")
-    run.add_argument("--scenario", choices=["Offline", "Server"], default="Offline",
-                     help="LoadGen scenario (default: Offline)")
-    run.add_argument("--mode", choices=["performance", "accuracy"], default="performance",
-                     help="performance measures speed; accuracy answers every sample once for scoring")
-    run.add_argument("--benchmark", default="llama2-70b",
-                     help="benchmark name whose mlperf.conf settings apply (default: llama2-70b)")
+    run.add_argument(
+        "--scenario", choices=["Offline", "Server"], default="Offline", help="LoadGen scenario (default: Offline)"
+    )
+    run.add_argument(
+        "--mode",
+        choices=["performance", "accuracy"],
+        default="performance",
+        help="performance measures speed; accuracy answers every sample once for scoring",
+    )
+    run.add_argument(
+        "--benchmark",
+        default="llama2-70b",
+        help="benchmark name whose mlperf.conf settings apply (default: llama2-70b)",
+    )
     run.add_argument("--output-dir", default="results", help="where run directories go (default: ./results)")
-    run.add_argument("--save-outputs", action="store_true",
-                     help="keep every sample's output token ids in samples.jsonl (always on in accuracy mode)")
-    run.add_argument("--warmup-samples", type=int, default=8,
-                     help="prompts generated before LoadGen starts, untimed (default: 8)")
+    run.add_argument(
+        "--save-outputs",
+        action="store_true",
+        help="keep every sample's output token ids in samples.jsonl (always on in accuracy mode)",
+    )
+    run.add_argument(
+        "--warmup-samples", type=int, default=8, help="prompts generated before LoadGen starts, untimed (default: 8)"
+    )
 
     data = p.add_argument_group("model and data")
     data.add_argument("--model", help="local Hugging Face model directory (default: the embedded tiny model)")
     data.add_argument("--tokenizer", help="tokenizer directory, if not the model's")
-    data.add_argument("--dataset", help="processed OpenOrca file: .parquet, .jsonl, or .pkl with --trust-pickle "
-                                        "(default: the bundled synthetic sample)")
-    data.add_argument("--trust-pickle", action="store_true",
-                      help="allow --dataset to be a pickle; pickles can run code, so only for files you trust")
+    data.add_argument(
+        "--dataset",
+        help="processed OpenOrca file: .parquet, .jsonl, or .pkl with --trust-pickle "
+        "(default: the bundled synthetic sample)",
+    )
+    data.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow --dataset to be a pickle; pickles can run code, so only for files you trust",
+    )
     data.add_argument("--dataset-sha256", help="the data set's expected sha256; a matching pickle is trusted")
 
     lg_opts = p.add_argument_group("LoadGen settings (overrides make the run non-compliant)")
@@ -71,15 +89,31 @@ def _parser() -> argparse.ArgumentParser:
     eng.add_argument("--max-model-len", type=int, help="longest prompt + output, in tokens")
     eng.add_argument("--max-num-seqs", type=int, help="most sequences in one engine step")
     eng.add_argument("--max-num-batched-tokens", type=int, help="most tokens in one engine step")
-    eng.add_argument("--gpu-memory-utilization", type=float,
-                     help="share of device memory vLLM may use (on CPU: of RAM; default there 0.2)")
-    eng.add_argument("--enable-chunked-prefill", action=argparse.BooleanOptionalAction, default=None,
-                     help="split long prefills across steps")
-    eng.add_argument("--enforce-eager", action="store_true", default=None,
-                     help="no graph capture / compilation (faster start, slower steps)")
-    eng.add_argument("--engine-arg", action="append", default=[], metavar="KEY=VALUE",
-                     help="any other vllm EngineArgs field, passed through as given (repeatable; "
-                          "values are JSON when they parse as JSON), e.g. --engine-arg swap_space=8")
+    eng.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        help="share of device memory vLLM may use (on CPU: of RAM; default there 0.2)",
+    )
+    eng.add_argument(
+        "--enable-chunked-prefill",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="split long prefills across steps",
+    )
+    eng.add_argument(
+        "--enforce-eager",
+        action="store_true",
+        default=None,
+        help="no graph capture / compilation (faster start, slower steps)",
+    )
+    eng.add_argument(
+        "--engine-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other vllm EngineArgs field, passed through as given (repeatable; "
+        "values are JSON when they parse as JSON), e.g. --engine-arg swap_space=8",
+    )
 
     gen = p.add_argument_group("generation (defaults: MLPerf llama2-70b, greedy)")
     gen.add_argument("--max-new-tokens", type=int, default=1024)
@@ -92,8 +126,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 ENGINE_FLAGS = (
-    "dtype", "quantization", "kv_cache_dtype", "tensor_parallel_size", "max_model_len", "max_num_seqs",
-    "max_num_batched_tokens", "gpu_memory_utilization", "enable_chunked_prefill", "enforce_eager",
+    "dtype",
+    "quantization",
+    "kv_cache_dtype",
+    "tensor_parallel_size",
+    "max_model_len",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "gpu_memory_utilization",
+    "enable_chunked_prefill",
+    "enforce_eager",
 )
 GENERATION_FLAGS = ("max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k", "seed")
 
@@ -101,7 +143,7 @@ GENERATION_FLAGS = ("max_new_tokens", "min_new_tokens", "temperature", "top_p", 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # A duplicate of stderr: engine start-up redirects fd 2 to the engine log for a while.
-    console = Console(file=open(os.dup(2), "w", buffering=1))  # noqa: SIM115 - lives as long as the process
+    console = Console(file=open(os.dup(2), "w", buffering=1))
     try:
         from harness.report import print_summary
         from harness.runner import run

@@ -53,8 +53,7 @@ class RunConfig:
 def redact(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            k: "***" if any(m in str(k).lower() for m in SECRET_MARKERS) and v else redact(v)
-            for k, v in value.items()
+            k: "***" if any(m in str(k).lower() for m in SECRET_MARKERS) and v else redact(v) for k, v in value.items()
         }
     if isinstance(value, list):
         return [redact(v) for v in value]
@@ -146,8 +145,10 @@ def build_config(
         enable_trace=enable_trace,
         demo=demo,
     )
-    for name, value in (("--max-new-tokens", generation_config.max_new_tokens),
-                        ("--warmup-samples", warmup_samples + 1)):
+    for name, value in (
+        ("--max-new-tokens", generation_config.max_new_tokens),
+        ("--warmup-samples", warmup_samples + 1),
+    ):
         if value < 1:
             raise HarnessError(f"{name} must be positive.")
     return RunConfig(

@@ -103,7 +103,7 @@ def tokenize_prompts(texts: Sequence[str], tokenizer: Any) -> list[list[int]]:
     extra = response_init_token(tokenizer)
     encoded = tokenizer(list(texts))["input_ids"]
     if extra is not None:
-        encoded = [ids + [extra] for ids in encoded]
+        encoded = [[*ids, extra] for ids in encoded]
     return [list(map(int, ids)) for ids in encoded]
 
 
@@ -141,7 +141,7 @@ def load_dataset(
                 "tokenizer: pass --model or --tokenizer."
             )
         system = frame["system_prompt"] if "system_prompt" in frame.columns else [""] * len(frame)
-        texts = [format_llama2_prompt(s, q) for s, q in zip(_texts(system), _texts(frame["question"]))]
+        texts = [format_llama2_prompt(s, q) for s, q in zip(_texts(system), _texts(frame["question"]), strict=True)]
         prompts = tokenize_prompts(texts, load_tokenizer(tokenizer_dir))
         references = _texts(frame["response"]) if "response" in frame.columns else None
     else:
@@ -179,15 +179,12 @@ def _read_frame(path: Path, *, trusted: bool) -> tuple[pd.DataFrame, str]:
             file_format = "jsonl" if suffix == ".jsonl" else "json"
         else:
             raise HarnessError(
-                f"dataset {path} has an unknown suffix {suffix!r}: use .parquet, .jsonl, "
-                ".json, or a trusted .pkl."
+                f"dataset {path} has an unknown suffix {suffix!r}: use .parquet, .jsonl, .json, or a trusted .pkl."
             )
     except HarnessError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad input file
-        raise HarnessError(
-            f"dataset {path} could not be read as {suffix.lstrip('.')}: {_first_line(exc)}"
-        ) from None
+    except Exception as exc:
+        raise HarnessError(f"dataset {path} could not be read as {suffix.lstrip('.')}: {_first_line(exc)}") from None
     if not isinstance(frame, pd.DataFrame):
         raise HarnessError(
             f"dataset {path} holds a {type(frame).__name__}, not a table of rows "
@@ -237,7 +234,7 @@ def processed_rows(raw_rows: Iterable[dict[str, str]], tokenizer: Any) -> list[d
             "tok_input_length": len(ti),
             "tok_output_length": len(to),
         }
-        for i, (r, text, ti, to) in enumerate(zip(rows, inputs, tok_inputs, tok_outputs))
+        for i, (r, text, ti, to) in enumerate(zip(rows, inputs, tok_inputs, tok_outputs, strict=True))
     ]
 
 
@@ -260,9 +257,7 @@ def convert(src: Path, dst: Path, *, trust_pickle: bool) -> int:
     """Re-save a data set (typically the reference pickle) in a safe format."""
     frame, _ = _read_frame(src, trusted=trust_pickle)
     if "tok_input" not in frame.columns and "question" not in frame.columns:
-        raise HarnessError(
-            f"dataset {src} has neither 'tok_input' nor 'question' columns: not OpenOrca."
-        )
+        raise HarnessError(f"dataset {src} has neither 'tok_input' nor 'question' columns: not OpenOrca.")
     rows = frame.to_dict(orient="records")
     for row in rows:
         for key, value in row.items():

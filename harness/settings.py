@@ -101,12 +101,13 @@ def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSetti
     warnings: list[str] = []
     settings = lg.TestSettings()
     settings.scenario = SCENARIOS[config.scenario]
-    # conf_type 0 loads only LoadGen's built-in mlperf.conf; 1 loads it and then user.conf.
-    if config.user_conf is not None:
+    # conf_type 0 loads LoadGen's built-in mlperf.conf; 2 then reads user.conf over it. That is
+    # what conf_type 1 does, minus its process-wide counter, which logs a "multiple conf files"
+    # error into every later run of the same process (a library must allow many runs).
+    status = settings.FromConfig("", config.benchmark, config.scenario, 0)
+    if status == 0 and config.user_conf is not None:
         warnings += check_user_conf(config.user_conf, config.benchmark)
-        status = settings.FromConfig(str(config.user_conf), config.benchmark, config.scenario, 1)
-    else:
-        status = settings.FromConfig("", config.benchmark, config.scenario, 0)
+        status = settings.FromConfig(str(config.user_conf), config.benchmark, config.scenario, 2)
     if status != 0:
         raise HarnessError(
             f"LoadGen rejected the configuration for {config.benchmark}/{config.scenario} "

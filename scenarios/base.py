@@ -27,10 +27,7 @@ class ScenarioDriver:
         self.responder = responder
 
     def issue_queries(self, query_samples: list[Any]) -> None:
-        requests = [
-            GenerationRequest(q.id, q.index, self.library.prompt(q.index), self.stream)
-            for q in query_samples
-        ]
+        requests = [GenerationRequest(q.id, q.index, self.library.prompt(q.index), self.stream) for q in query_samples]
         self.responder.issued(requests)
         self.replica.submit(requests)
 

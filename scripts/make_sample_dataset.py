@@ -17,10 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import synthetic_openorca  # noqa: E402
+import synthetic_openorca
 
-from harness import embedded  # noqa: E402
-from harness.dataset import load_tokenizer, processed_rows, write_rows  # noqa: E402
+from harness import embedded
+from harness.dataset import load_tokenizer, processed_rows, write_rows
 
 SAMPLE_SEED = 0
 

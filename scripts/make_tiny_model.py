@@ -28,9 +28,9 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import synthetic_openorca  # noqa: E402
+import synthetic_openorca
 
-from harness.dataset import format_llama2_prompt, tokenize_prompts  # noqa: E402
+from harness.dataset import format_llama2_prompt, tokenize_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "harness" / "embedded" / "tiny-llama"
@@ -48,8 +48,7 @@ def train_tokenizer(texts: list[str]) -> PreTrainedTokenizerFast:
         vocab_size=VOCAB_SIZE,
         special_tokens=["<unk>", "<s>", "</s>"],
         initial_alphabet=list(
-            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-            " .,;:!?'\"()[]{}<>/\\-_=+*&%$#@\n"
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?'\"()[]{}<>/\\-_=+*&%$#@\n"
         ),
         show_progress=False,
     )
@@ -70,7 +69,7 @@ def build_examples(rows: list[dict[str, str]], tokenizer: PreTrainedTokenizerFas
     """(prompt + response + eos, prompt length): the loss covers what follows the prompt."""
     prompts = tokenize_prompts([format_llama2_prompt(r["system_prompt"], r["question"]) for r in rows], tokenizer)
     answers = tokenizer([r["response"] for r in rows], add_special_tokens=False)["input_ids"]
-    return [(p + a + [tokenizer.eos_token_id], len(p)) for p, a in zip(prompts, answers)]
+    return [(p + a + [tokenizer.eos_token_id], len(p)) for p, a in zip(prompts, answers, strict=True)]
 
 
 def batches(examples: list[tuple[list[int], int]], size: int, rng: random.Random):

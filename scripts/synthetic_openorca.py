@@ -27,12 +27,36 @@ _ITEMS = ["soup", "room", "coffee", "service", "movie", "book", "bed", "pizza"]
 _GOOD = ["great", "delicious", "clean", "friendly", "wonderful", "warm"]
 _BAD = ["cold", "dirty", "slow", "rude", "awful", "boring"]
 _WORDS = [
-    "apple", "river", "stone", "cloud", "tiger", "candle", "garden", "mirror", "pencil",
-    "window", "forest", "silver", "rocket", "button", "jacket", "planet", "violin", "ladder",
+    "apple",
+    "river",
+    "stone",
+    "cloud",
+    "tiger",
+    "candle",
+    "garden",
+    "mirror",
+    "pencil",
+    "window",
+    "forest",
+    "silver",
+    "rocket",
+    "button",
+    "jacket",
+    "planet",
+    "violin",
+    "ladder",
 ]
 _OPPOSITES = {
-    "hot": "cold", "tall": "short", "fast": "slow", "happy": "sad", "early": "late",
-    "light": "dark", "open": "closed", "full": "empty", "strong": "weak", "new": "old",
+    "hot": "cold",
+    "tall": "short",
+    "fast": "slow",
+    "happy": "sad",
+    "early": "late",
+    "light": "dark",
+    "open": "closed",
+    "full": "empty",
+    "strong": "weak",
+    "new": "old",
 }
 
 
@@ -50,7 +74,9 @@ def _world() -> tuple[dict[str, str], dict[str, tuple[str, str, str]]]:
     people: dict[str, tuple[str, str, str]] = {}
     while len(people) < 24:
         people[_name(rng, 2) + " " + _name(rng, 3)] = (
-            rng.choice(_PROFESSIONS), rng.choice(cities), rng.choice(_THINGS)
+            rng.choice(_PROFESSIONS),
+            rng.choice(cities),
+            rng.choice(_THINGS),
         )
     return countries, people
 
@@ -82,8 +108,7 @@ def _addition(rng: random.Random) -> tuple[str, str]:
     a, b = rng.randint(1, 50), rng.randint(1, 50)
     return (
         f"What is {a} plus {b}? Explain your answer.",
-        f"To find the answer, add {a} and {b}. {a} plus {b} equals {a + b}. "
-        f"So the answer is {a + b}.",
+        f"To find the answer, add {a} and {b}. {a} plus {b} equals {a + b}. So the answer is {a + b}.",
     )
 
 
@@ -113,8 +138,7 @@ def _reading(rng: random.Random) -> tuple[str, str]:
     return (
         f"Read the text and answer the question.\n\nText: {person} moved to {city} in "
         f"{year} to work as a {job}.\n\nQuestion: When did {person} move to {city}?",
-        f"{person} moved to {city} in {year}. The text says that {person} went there "
-        f"to work as a {job}.",
+        f"{person} moved to {city} in {year}. The text says that {person} went there to work as a {job}.",
     )
 
 

