@@ -109,6 +109,9 @@ def engine_failure_reason(log_path: Path | None, exc: BaseException) -> str:
                 causes.append(text)
     if causes:
         return causes[-1]
+    errors = getattr(exc, "errors", None)
+    if callable(errors):  # pydantic's ValidationError: the first line only names the model
+        return "; ".join(str(e.get("msg", e)) for e in errors())
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
@@ -155,7 +158,7 @@ class VllmReplica:
             where = f" Full engine log: {self._log_path}." if self._log_path else ""
             raise HarnessError(
                 f"the vLLM engine for model {self.engine_config.model} failed to start: "
-                f"{engine_failure_reason(self._log_path, exc)}.{where} If it ran out of "
+                f"{engine_failure_reason(self._log_path, exc).rstrip('.')}.{where} If it ran out of "
                 "memory, lower --max-model-len or --max-num-seqs, or adjust "
                 "--gpu-memory-utilization."
             ) from None

@@ -47,7 +47,8 @@ def test_failed_samples_are_answered_so_the_run_ends_invalid_with_the_reason(tmp
     assert samples["issued"] == samples["completed"] + samples["failed"]
     assert samples["unanswered"] == 0 and samples["failed"] >= len(failing)
     assert not report.result.valid
-    assert any("samples failed (" in reason and "scripted failure" in reason for reason in report.result.invalid_reasons)
+    reasons = report.result.invalid_reasons
+    assert any("samples failed (" in reason and "scripted failure" in reason for reason in reasons)
     on_disk = json.loads((report.run_dir / "run.json").read_text())
     assert on_disk["result"]["valid"] is False
 

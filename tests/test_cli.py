@@ -1,0 +1,105 @@
+"""What a user sees from `python -m harness` when an input is wrong: one clear line, non-zero exit."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli
+
+
+def _assert_one_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def test_help_documents_every_option():
+    code, out, _ = run_cli("--help")
+    assert code == 0
+    for option in (
+        "--scenario",
+        "--mode",
+        "--model",
+        "--dataset",
+        "--output-dir",
+        "--user-conf",
+        "--target-qps",
+        "--min-duration",
+        "--min-query-count",
+        "--total-sample-count",
+        "--quantization",
+        "--kv-cache-dtype",
+        "--tensor-parallel-size",
+        "--engine-arg",
+        "--trust-pickle",
+    ):
+        assert option in out
+
+
+def test_unknown_scenario(tmp_path):
+    code, _, err = run_cli("--scenario", "Offlin", "--output-dir", str(tmp_path))
+    assert code == 2 and "invalid choice: 'Offlin'" in err and "Traceback" not in err
+
+
+def test_missing_model_dir(tmp_path):
+    code, _, err = run_cli("--model", str(tmp_path / "nope"), "--output-dir", str(tmp_path))
+    _assert_one_error(code, err, "does not exist", "--model")
+
+
+def test_model_dir_without_config(tmp_path):
+    (tmp_path / "model").mkdir()
+    code, _, err = run_cli("--model", str(tmp_path / "model"), "--output-dir", str(tmp_path))
+    _assert_one_error(code, err, "no config.json")
+
+
+def test_missing_dataset(tmp_path):
+    code, _, err = run_cli("--dataset", str(tmp_path / "orca.parquet"), "--output-dir", str(tmp_path))
+    _assert_one_error(code, err, "orca.parquet does not exist")
+
+
+def test_dataset_with_wrong_columns(tmp_path):
+    pd.DataFrame({"prompt": ["hi"], "answer": ["yo"]}).to_parquet(tmp_path / "x.parquet")
+    code, _, err = run_cli("--dataset", str(tmp_path / "x.parquet"), "--output-dir", str(tmp_path))
+    _assert_one_error(code, err, "x.parquet has columns ['answer', 'prompt']", "tok_input")
+
+
+def test_untrusted_pickle_dataset(tmp_path):
+    pd.DataFrame({"tok_input": [[1, 2, 3]]}).to_pickle(tmp_path / "x.pkl")
+    code, _, err = run_cli("--dataset", str(tmp_path / "x.pkl"), "--output-dir", str(tmp_path))
+    _assert_one_error(code, err, "--trust-pickle")
+
+
+def test_dataset_tokenized_for_another_model(tmp_path):
+    (tmp_path / "big.jsonl").write_text(json.dumps({"tok_input": [1, 31000, 29871]}) + "\n")
+    code, _, err = run_cli("--dataset", str(tmp_path / "big.jsonl"), "--output-dir", str(tmp_path))
+    _assert_one_error(code, err, "token id 31000", "tokenized for another model")
+
+
+def test_bad_user_conf(tmp_path):
+    (tmp_path / "user.conf").write_text("llama2-70b.Server.target_qsp = 2\n")
+    code, _, err = run_cli("--user-conf", str(tmp_path / "user.conf"), "--output-dir", str(tmp_path))
+    _assert_one_error(code, err, "line 1", "Did you mean 'target_qps'")
+
+
+@pytest.mark.engine
+def test_unknown_engine_arg(tmp_path):
+    code, _, err = run_cli("--engine-arg", "max_num_seq=4", "--output-dir", str(tmp_path))
+    _assert_one_error(code, err, "has no field 'max_num_seq'", "Did you mean 'max_num_seqs'")
+
+
+@pytest.mark.engine
+def test_engine_config_vllm_rejects(tmp_path):
+    code, _, err = run_cli("--max-model-len", "100000", "--output-dir", str(tmp_path))
+    _assert_one_error(code, err, "failed to start", "max_model_len")
+
+
+@pytest.mark.engine
+def test_engine_without_enough_memory_fails_cleanly(tmp_path):
+    code, _, err = run_cli("--engine-arg", "kv_cache_memory_bytes=4096", "--output-dir", str(tmp_path))
+    _assert_one_error(code, err, "failed to start", "engine.log")
