@@ -102,9 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     eng.add_argument(
         "--enforce-eager",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="no graph capture / compilation (faster start, slower steps)",
+        help="no graph capture / compilation: faster start, slower steps (the embedded model defaults to it)",
     )
     eng.add_argument(
         "--engine-arg",

@@ -149,7 +149,10 @@ def run(
 
     problems = []
     if responder.failed_count:
-        causes = "; ".join(f"{n} x {reason}" for reason, n in responder.failures.items())
+        kinds = sorted(responder.failures.items(), key=lambda item: -item[1])
+        causes = "; ".join(f"{n} x {reason}" for reason, n in kinds[:3])
+        if len(kinds) > 3:
+            causes += f"; and {len(kinds) - 3} other causes (see samples.jsonl)"
         problems.append(f"{responder.failed_count} samples failed ({causes})")
     if responder.duplicates:
         problems.append(f"{responder.duplicates} duplicate answers were dropped")

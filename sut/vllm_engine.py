@@ -138,6 +138,7 @@ class VllmReplica:
         self._dead: str | None = None
         self._stats = ReplicaStats(name=name)
         self._params: dict[bool, Any] = {}
+        self._rejections: tuple[type[Exception], ...] = (ValueError, TypeError)
         self.resolved_engine_args: dict[str, Any] = {}
 
     def start(self) -> None:
@@ -163,6 +164,7 @@ class VllmReplica:
                 "--gpu-memory-utilization."
             ) from None
         self._params = {stream: self.generation.sampling_params(stream=stream) for stream in (False, True)}
+        self._rejections = (ValueError, TypeError, *_client_errors())
         self._thread = threading.Thread(target=self._drive, name=f"{self.name}-driver", daemon=True)
         self._thread.start()
 
@@ -182,7 +184,7 @@ class VllmReplica:
                     done.set()
 
             def failed(self, requests: Sequence[GenerationRequest], reason: str) -> None:
-                done.set()
+                self.completed([(request, ()) for request in requests])
 
         if not prompts:
             return
@@ -236,7 +238,11 @@ class VllmReplica:
                         # randomised variant.
                         key = str(request.response_id)
                         prompt = {"prompt_token_ids": request.prompt}
-                        self._engine.add_request(key, prompt, self._params[request.stream])
+                        try:
+                            self._engine.add_request(key, prompt, self._params[request.stream])
+                        except self._rejections as exc:  # this prompt only, e.g. longer than max_model_len
+                            self._fail([request], f"vLLM rejected sample {request.sample_index}: {exc}")
+                            continue
                         live[key] = _Live(request)
                 if live:
                     self._step(live)
@@ -298,6 +304,15 @@ class VllmReplica:
                 self._stats.output_tokens += len(entry.tokens)
         if finished:
             self._sink.completed(finished)
+
+
+def _client_errors() -> tuple[type[Exception], ...]:
+    """vLLM's "this request is invalid" errors, where the installed version has them."""
+    try:
+        from vllm.exceptions import VLLMClientError
+    except ImportError:
+        return ()
+    return (VLLMClientError,)
 
 
 def _cuda_devices(count: int) -> list[str]:

@@ -89,3 +89,17 @@ def test_server_first_token_reported_equals_the_first_output_token(tmp_path):
         assert row["first_token"] == data[0]
         assert row["n_tokens"] == len(data) == len(row["output_token_ids"])
         assert 0 < row["ttft_ms"] <= row["latency_ms"]
+
+
+def test_a_prompt_the_engine_rejects_fails_alone_and_the_run_says_why(tmp_path, embedded_rows):
+    rows = [{"tok_input": r["tok_input"], "output": r["output"]} for r in embedded_rows[:20]]
+    rows.insert(7, {"tok_input": [5] * 2100, "output": "too long"})  # the engine's max_model_len is 2048
+    dataset = tmp_path / "with-a-long-prompt.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = _run(tmp_path, mode="accuracy", dataset=dataset)
+    samples = report.record["samples"]
+    assert samples["issued"] == 21 and samples["completed"] == 20 and samples["failed"] == 1
+    assert not report.result.valid
+    assert any("vLLM rejected sample 7" in reason for reason in report.result.invalid_reasons)
+    failed = [row for row in read_samples(report.run_dir) if "error" in row]
+    assert [row["qsl_idx"] for row in failed] == [7]
