@@ -79,17 +79,17 @@ def output_to(log_path: Path | None) -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     target = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.dup2(target, 1)
-        os.dup2(target, 2)
-        yield
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, target):
-            os.close(fd)
+    # Python-level writes too: a live display may have replaced sys.stderr with a proxy.
+    with open(log_path, "a", buffering=1) as text, contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+        try:
+            os.dup2(target, 1)
+            os.dup2(target, 2)
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in (*saved, target):
+                os.close(fd)
 
 
 def running_on_cpu() -> bool:
