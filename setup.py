@@ -10,7 +10,7 @@ setup(
     packages=find_packages(
         include=["harness", "harness.*", "sut", "sut.*", "scenarios", "scenarios.*", "accuracy", "accuracy.*"]
     ),
-    package_data={"harness": ["embedded/*.jsonl", "embedded/*.md", "embedded/tiny-llama/*"]},
+    package_data={"harness": ["embedded/*.jsonl", "embedded/*.json", "embedded/*.md", "embedded/tiny-llama/*"]},
     install_requires=[
         "mlcommons-loadgen>=5.1",
         "numpy",

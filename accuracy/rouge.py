@@ -66,17 +66,17 @@ def _match_masks(tokens: Sequence[str]) -> dict[str, int]:
     return masks
 
 
-def _lcs_rows(ref: Sequence[str], can: Sequence[str]) -> list[int]:
-    """Row i (after ref[:i]) of the LCS table as a bit vector over `can` positions.
+def _lcs_rows(ref: Sequence[str], can_masks: dict[str, int], can_length: int) -> list[int]:
+    """Row i (after ref[:i]) of the LCS table as a bit vector over the candidate's positions.
 
-    A 0 bit at position j means t[i][j+1] = t[i][j] + 1.
+    A 0 bit at position j means t[i][j+1] = t[i][j] + 1, so t[i][j] is j minus the
+    number of 1 bits below position j.
     """
-    masks = _match_masks(can)
-    full = (1 << len(can)) - 1
+    full = (1 << can_length) - 1
     row = full
     rows = [row]
     for token in ref:
-        match = row & masks.get(token, 0)
+        match = row & can_masks.get(token, 0)
         row = ((row + match) | (row - match)) & full
         rows.append(row)
     return rows
@@ -85,16 +85,12 @@ def _lcs_rows(ref: Sequence[str], can: Sequence[str]) -> list[int]:
 def lcs_length(ref: Sequence[str], can: Sequence[str]) -> int:
     if not ref or not can:
         return 0
-    return len(can) - _lcs_rows(ref, can)[-1].bit_count()
+    return len(can) - _lcs_rows(ref, _match_masks(can), len(can))[-1].bit_count()
 
 
-def lcs_indices(ref: Sequence[str], can: Sequence[str]) -> list[int]:
+def lcs_indices(ref: Sequence[str], can: Sequence[str], can_masks: dict[str, int] | None = None) -> list[int]:
     """The ref positions of the LCS that rouge_score's `_backtrack_norec` reads out."""
-    rows = _lcs_rows(ref, can)
-
-    def cell(i: int, j: int) -> int:
-        return j - (rows[i] & ((1 << j) - 1)).bit_count()
-
+    rows = _lcs_rows(ref, can_masks if can_masks is not None else _match_masks(can), len(can))
     i, j = len(ref), len(can)
     found: list[int] = []
     while i > 0 and j > 0:
@@ -102,7 +98,13 @@ def lcs_indices(ref: Sequence[str], can: Sequence[str]) -> list[int]:
             found.append(i - 1)
             i -= 1
             j -= 1
-        elif cell(i, j - 1) > cell(i - 1, j):
+            continue
+        # rouge_score: move left when t[i][j-1] > t[i-1][j], else up. With the bit rows,
+        # t[i][j-1] = j-1 - ones(rows[i] below j-1) and t[i-1][j] = j - ones(rows[i-1] below j).
+        below = (1 << (j - 1)) - 1
+        left = (rows[i] & below).bit_count()
+        up = (rows[i - 1] & (below << 1 | 1)).bit_count()
+        if up - left > 1:
             j -= 1
         else:
             i -= 1
@@ -131,14 +133,14 @@ def _summary_lcs_f(target_lines: list[list[str]], prediction_lines: list[list[st
         counts_r.update(line)
     for line in prediction_lines:
         counts_c.update(line)
+    candidates = [(can, _match_masks(can)) for can in prediction_lines if can]
     hits = 0
     for ref in target_lines:
-        vocabulary = set(ref)
         union: set[int] = set()
-        for can in prediction_lines:
-            if vocabulary.isdisjoint(can):
+        for can, masks in candidates:
+            if masks.keys().isdisjoint(ref):
                 continue
-            union.update(lcs_indices(ref, can))
+            union.update(lcs_indices(ref, can, masks))
         for token in (ref[i] for i in sorted(union)):
             if counts_c[token] > 0 and counts_r[token] > 0:
                 hits += 1

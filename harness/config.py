@@ -40,6 +40,9 @@ class RunConfig:
     warmup_tokens: int = 16
     save_outputs: bool = False
     """Keep every sample's output token ids in samples.jsonl (always done in accuracy mode)."""
+    accuracy_targets: str = "llama2-70b-99.9"
+    """What an accuracy-mode run is scored against: a benchmark name or a targets JSON file."""
+    scoring_workers: int | None = None
 
     @property
     def keeps_tokens(self) -> bool:
@@ -101,6 +104,8 @@ def build_config(
     generation: dict[str, Any] | None = None,
     warmup_samples: int = 8,
     save_outputs: bool = False,
+    accuracy_targets: str | Path | None = None,
+    scoring_workers: int | None = None,
 ) -> RunConfig:
     """Everything a run needs. Leaving out `model` selects the embedded tiny model,
     its bundled synthetic data set and short demo LoadGen settings (non-compliant)."""
@@ -164,4 +169,6 @@ def build_config(
         output_dir=Path(output_dir),
         warmup_samples=warmup_samples,
         save_outputs=save_outputs,
+        accuracy_targets=str(accuracy_targets or (embedded.ACCURACY_TARGETS if demo else "llama2-70b-99.9")),
+        scoring_workers=scoring_workers,
     )

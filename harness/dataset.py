@@ -78,11 +78,11 @@ def format_llama2_prompt(system_prompt: str | None, question: str) -> str:
     return LLAMA2_PROMPT_NO_SYSTEM.format(question)
 
 
-def load_tokenizer(tokenizer_dir: str | Path) -> Any:
+def load_tokenizer(tokenizer_dir: str | Path, **options: Any) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        return AutoTokenizer.from_pretrained(str(tokenizer_dir), **options)
     except (OSError, ValueError) as exc:
         raise HarnessError(
             f"cannot load a tokenizer from {tokenizer_dir}: {_first_line(exc)}. "

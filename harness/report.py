@@ -35,6 +35,11 @@ def print_summary(report: RunReport, console: Console) -> None:
         f"{samples['issued']} issued, {samples['completed']} answered, {samples['failed']} failed, "
         f"{samples['output_tokens']:,} output tokens",
     )
+    accuracy = record.get("accuracy")
+    if accuracy:
+        scores = ", ".join(f"{row['metric']} {row['value']}" for row in accuracy["checks"])
+        verdict = "[green]PASS" if accuracy["passed"] else "[red]FAIL"
+        table.add_row("accuracy", f"{verdict}[/] vs {accuracy['targets']['name']}: {scores}")
     table.add_row("data set", f"{record['dataset']['path']} ({record['dataset']['sample_count']} samples)")
     if record["non_compliant"]:
         table.add_row("[yellow]not compliant", "; ".join(record["non_compliant"]))

@@ -27,6 +27,8 @@ class RunResult:
     tpot_ms: dict[str, float] | None = None
     loadgen_validity: str | None = None
     invalid_reasons: list[str] = field(default_factory=list)
+    accuracy_passed: bool | None = None
+    """Accuracy mode: whether the scores met their targets (None when not scored)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,6 +19,9 @@ from typing import Any
 import mlperf_loadgen as lg
 from rich.console import Console
 
+from accuracy.report import score_log
+from accuracy.scoring import check_punkt
+from accuracy.targets import resolve_targets
 from harness.config import RunConfig, check_model_dir, redact
 from harness.dataset import Dataset, load_dataset
 from harness.errors import HarnessError
@@ -121,6 +124,10 @@ def run(
         expected_sha256=config.dataset.sha256,
     )
     check_vocabulary(dataset, config.engine.model)
+    targets = None
+    if config.loadgen.mode == "accuracy" and dataset.references is not None:
+        check_punkt()
+        targets = resolve_targets(config.accuracy_targets)
     built, warnings = build_settings(config.loadgen, len(dataset))
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}")
@@ -162,6 +169,17 @@ def run(
     result = summarize(detail, scenario=config.loadgen.scenario, mode=config.loadgen.mode, harness_problems=problems)
 
     _write_samples(run_dir / "samples.jsonl", responder)
+    accuracy = None
+    if targets is not None and responder.completed_count:
+        with console.status("scoring accuracy"):
+            accuracy = score_log(
+                run_dir / "mlperf_log_accuracy.json",
+                dataset,
+                config.engine.tokenizer or config.engine.model,
+                targets,
+                workers=config.scoring_workers,
+            )
+        result.accuracy_passed = accuracy.passed
     stats = replica.stats()
     record = {
         "benchmark": config.loadgen.benchmark,
@@ -205,6 +223,7 @@ def run(
             }
         ],
         "result": result.to_json(),
+        "accuracy": accuracy.to_json() if accuracy else None,
     }
     (run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     return RunReport(run_dir, result, record)

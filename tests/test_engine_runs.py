@@ -11,9 +11,10 @@ from rich.console import Console
 from transformers import AutoModelForCausalLM
 
 from accuracy.log import read_accuracy_log
+from accuracy.reference import reference_metrics
 from harness import embedded
 from harness.config import build_config
-from harness.dataset import load_dataset
+from harness.dataset import load_dataset, load_tokenizer
 from harness.runner import run
 from tests.conftest import read_samples, run_cli
 
@@ -52,6 +53,17 @@ def test_accuracy_run_logs_exactly_the_token_ids_the_engine_produced(tmp_path):
         assert data.tolist() == row["output_token_ids"]
         assert row["n_tokens"] == len(data)
         assert data[-1] == EOS or len(data) == 1024
+    # The run scored itself, exactly as the reference evaluator scores the same log.
+    accuracy = report.record["accuracy"]
+    assert accuracy["passed"] and report.result.accuracy_passed
+    expected, _ = reference_metrics(
+        report.run_dir / "mlperf_log_accuracy.json",
+        load_dataset(embedded.DATASET).references,
+        load_tokenizer(embedded.MODEL_DIR, use_fast=False),
+    )
+    assert accuracy["metrics"] == {k: (float(v) if isinstance(v, float) else int(v)) for k, v in expected.items()}
+    assert json.loads((report.run_dir / "accuracy.json").read_text())["passed"] is True
+    assert "accuracy: PASS" in (report.run_dir / "accuracy.txt").read_text()
 
 
 def test_engine_outputs_are_greedy_continuations_of_their_prompts(tmp_path):

@@ -1,0 +1,85 @@
+"""`python -m accuracy`: score an accuracy log, or compare two scored runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.errors import HarnessError
+
+
+def _score_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m accuracy",
+        description="Score mlperf_log_accuracy.json with ROUGE against the OpenOrca references, as the "
+        "MLCommons llama2-70b evaluator does. 'python -m accuracy compare RUN_A RUN_B' compares two runs.",
+    )
+    p.add_argument("--accuracy-log", required=True, type=Path, help="LoadGen's mlperf_log_accuracy.json")
+    p.add_argument("--dataset", required=True, type=Path, help="the data set the run used (.parquet, .jsonl, .pkl)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--model", help="model directory whose tokenizer detokenizes the outputs")
+    source.add_argument("--tokenizer", help="tokenizer directory (instead of --model)")
+    p.add_argument(
+        "--benchmark",
+        "--targets",
+        dest="targets",
+        default="llama2-70b-99.9",
+        help="llama2-70b-99, llama2-70b-99.9 (default), or a targets JSON file",
+    )
+    p.add_argument("--dtype", default="int32", choices=["int32", "int64", "float32"], help="token id dtype in the log")
+    p.add_argument("--workers", type=int, help="scoring processes (default: one per CPU)")
+    p.add_argument("--output-dir", type=Path, help="where the report files go (default: beside the log)")
+    p.add_argument("--trust-pickle", action="store_true", help="allow a pickle --dataset (only files you trust)")
+    return p
+
+
+def _compare_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m accuracy compare", description="Compare the accuracy of two scored runs (B against A)."
+    )
+    p.add_argument("run_a", type=Path)
+    p.add_argument("run_b", type=Path)
+    p.add_argument("--metric", default="rougeL", help="per-sample metric to rank drops by (default: rougeL)")
+    p.add_argument("--top", type=int, default=5, help="how many of the largest drops to show (default: 5)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    console = Console()
+    try:
+        if argv[:1] == ["compare"]:
+            from accuracy.compare import compare, print_comparison
+
+            args = _compare_parser().parse_args(argv[1:])
+            print_comparison(compare(args.run_a, args.run_b, metric=args.metric, top=args.top), console)
+            return 0
+        args = _score_parser().parse_args(argv)
+        from accuracy.report import print_report, score_log
+        from accuracy.targets import resolve_targets
+        from harness.dataset import load_dataset
+
+        tokenizer = args.tokenizer or args.model
+        if tokenizer is None:
+            raise HarnessError("pass --model or --tokenizer: the outputs are token ids and need detokenizing.")
+        targets = resolve_targets(args.targets)
+        dataset = load_dataset(args.dataset, tokenizer_dir=tokenizer, trust_pickle=args.trust_pickle)
+        out_dir = args.output_dir or args.accuracy_log.parent
+        out_dir.mkdir(parents=True, exist_ok=True)
+        report = score_log(
+            args.accuracy_log, dataset, tokenizer, targets, dtype=args.dtype, workers=args.workers, out_dir=out_dir
+        )
+    except HarnessError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    print_report(report, console)
+    console.print(f"reports: {out_dir}")
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Compare the accuracy of two runs: metric deltas, and the samples that dropped most."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from accuracy.report import ACCURACY_JSON, SAMPLES_JSONL
+from harness.dataset import load_dataset
+from harness.errors import HarnessError
+
+METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum", "tokens_per_sample", "gen_num")
+
+
+@dataclass
+class ScoredRun:
+    path: Path
+    report: dict[str, Any]
+    samples: dict[int, dict[str, Any]]
+
+
+@dataclass
+class Drop:
+    qsl_idx: int
+    a: dict[str, Any]
+    b: dict[str, Any]
+    delta: float
+    reference: str | None
+
+
+@dataclass
+class Comparison:
+    a: ScoredRun
+    b: ScoredRun
+    deltas: dict[str, tuple[float, float, float]]
+    drops: list[Drop]
+    metric: str
+    common: int
+
+
+def load_scored_run(path: str | Path) -> ScoredRun:
+    """A run directory (or its accuracy.json) that accuracy scoring has written to."""
+    path = Path(path)
+    directory = path.parent if path.is_file() else path
+    report_file, samples_file = directory / ACCURACY_JSON, directory / SAMPLES_JSONL
+    if not report_file.is_file() or not samples_file.is_file():
+        raise HarnessError(
+            f"{path} has no {ACCURACY_JSON} and {SAMPLES_JSONL}: pass a run directory of an accuracy-mode "
+            "run, or score its log first with 'python -m accuracy --accuracy-log ... --dataset ...'."
+        )
+    samples = {}
+    for line in samples_file.read_text().splitlines():
+        row = json.loads(line)
+        samples[row["qsl_idx"]] = row
+    return ScoredRun(directory, json.loads(report_file.read_text()), samples)
+
+
+def _references(run: ScoredRun) -> list[str] | None:
+    try:
+        return load_dataset(run.report["dataset"]["path"]).references
+    except (HarnessError, KeyError):
+        return None
+
+
+def compare(a: str | Path, b: str | Path, *, metric: str = "rougeL", top: int = 5) -> Comparison:
+    run_a, run_b = load_scored_run(a), load_scored_run(b)
+    if metric not in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+        raise HarnessError(f"--metric {metric!r}: use rouge1, rouge2, rougeL or rougeLsum.")
+    deltas = {}
+    for key in METRICS:
+        va, vb = run_a.report["metrics"][key], run_b.report["metrics"][key]
+        deltas[key] = (va, vb, vb - va)
+    common = sorted(set(run_a.samples) & set(run_b.samples))
+    references = _references(run_b)
+    ranked = sorted(common, key=lambda i: run_b.samples[i][metric] - run_a.samples[i][metric])
+    drops = [
+        Drop(
+            i,
+            run_a.samples[i],
+            run_b.samples[i],
+            run_b.samples[i][metric] - run_a.samples[i][metric],
+            references[i] if references and i < len(references) else None,
+        )
+        for i in ranked[:top]
+        if run_b.samples[i][metric] < run_a.samples[i][metric]
+    ]
+    return Comparison(run_a, run_b, deltas, drops, metric, len(common))
+
+
+def print_comparison(comparison: Comparison, console: Console) -> None:
+    table = Table(title=f"A: {comparison.a.path}\nB: {comparison.b.path}", title_justify="left")
+    for column in ("metric", "A", "B", "B - A"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    for key, (va, vb, delta) in comparison.deltas.items():
+        style = "red" if delta < 0 and key != "gen_num" else ""
+        table.add_row(key, f"{va}", f"{vb}", f"[{style}]{delta:+.4f}" if style else f"{delta:+.4f}")
+    console.print(table)
+    console.print(f"{comparison.common} samples in both runs")
+    if not comparison.drops:
+        console.print(f"no sample scores lower {comparison.metric} in B than in A")
+        return
+    console.print(f"\n[bold]largest {comparison.metric} drops from A to B[/]")
+    for drop in comparison.drops:
+        console.print(
+            f"\n[bold]sample {drop.qsl_idx}[/]: {comparison.metric} {drop.a[comparison.metric]:.4f} -> "
+            f"{drop.b[comparison.metric]:.4f} ({drop.delta:+.4f})"
+        )
+        if drop.reference is not None:
+            console.print(f"  [dim]reference:[/] {drop.reference!r}", highlight=False)
+        console.print(f"  [dim]A:[/] {drop.a['prediction']!r}", highlight=False)
+        console.print(f"  [dim]B:[/] {drop.b['prediction']!r}", highlight=False)
