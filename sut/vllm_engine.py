@@ -9,21 +9,18 @@ submitted request at once.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import queue
-import re
-import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
 from sut.engine_config import EngineConfig
+from sut.engine_logs import engine_failure_reason, output_to, route_vllm_logs, with_engine_logging
 from sut.generation import GenerationConfig
 from sut.replica import GenerationRequest, ReplicaStats, ResultSink
 
@@ -36,83 +33,10 @@ class _Live:
     tokens: list[int] = field(default_factory=list)
 
 
-def route_vllm_logs(log_path: Path) -> None:
-    """Send vLLM's logs (this process and its engine processes) to `log_path`.
-
-    Must run before vLLM is imported: vLLM reads the variable at import, and the
-    engine-core processes inherit it, so the console keeps only our display.
-    """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    config = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"}},
-        "handlers": {
-            "file": {
-                "class": "logging.FileHandler",
-                "filename": str(log_path),
-                "mode": "a",
-                "formatter": "plain",
-            }
-        },
-        "loggers": {"vllm": {"handlers": ["file"], "level": "INFO", "propagate": False}},
-    }
-    config_path = log_path.with_suffix(".logging.json")
-    config_path.write_text(json.dumps(config))
-    os.environ["VLLM_CONFIGURE_LOGGING"] = "1"
-    os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(config_path)
-
-
-@contextlib.contextmanager
-def output_to(log_path: Path | None) -> Iterator[None]:
-    """Point this process's stdout/stderr file descriptors at `log_path` for a while.
-
-    vLLM's engine processes start inside this window and keep the redirected
-    descriptors for life, so their progress bars, warnings and tracebacks land
-    in the engine log instead of over the harness display. (The CLI's console
-    writes to its own duplicate of stderr, which this leaves alone.)
-    """
-    if log_path is None:
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    target = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    # Python-level writes too: a live display may have replaced sys.stderr with a proxy.
-    with open(log_path, "a", buffering=1) as text, contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
-        try:
-            os.dup2(target, 1)
-            os.dup2(target, 2)
-            yield
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in (*saved, target):
-                os.close(fd)
-
-
 def running_on_cpu() -> bool:
     from vllm.platforms import current_platform
 
     return current_platform.is_cpu()
-
-
-def engine_failure_reason(log_path: Path | None, exc: BaseException) -> str:
-    """The root cause of an engine start failure, from its log when vLLM put it there."""
-    causes: list[str] = []
-    if log_path is not None and log_path.is_file():
-        pattern = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception): .+")
-        for line in log_path.read_text(errors="replace").splitlines():
-            text = line.strip()
-            if pattern.match(text) and "Engine core initialization failed" not in text:
-                causes.append(text)
-    if causes:
-        return causes[-1]
-    errors = getattr(exc, "errors", None)
-    if callable(errors):  # pydantic's ValidationError: the first line only names the model
-        return "; ".join(str(e.get("msg", e)) for e in errors())
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 class VllmReplica:
@@ -142,14 +66,15 @@ class VllmReplica:
         self.resolved_engine_args: dict[str, Any] = {}
 
     def start(self) -> None:
-        if self._log_path is not None:
-            route_vllm_logs(self._log_path)
+        logging_config = route_vllm_logs(self._log_path) if self._log_path is not None else None
         try:
             with output_to(self._log_path):
                 from vllm import LLMEngine
 
                 on_cpu = running_on_cpu()
                 args = self.engine_config.to_engine_args(on_cpu=on_cpu)
+                if logging_config is not None:
+                    args = with_engine_logging(args, logging_config)
                 self.resolved_engine_args = self.engine_config.engine_kwargs(on_cpu=on_cpu)
                 self._stats.devices = ["cpu"] if on_cpu else _cuda_devices(self.engine_config.tensor_parallel_size)
                 self._engine = LLMEngine.from_engine_args(args)

@@ -229,7 +229,7 @@ def test_cli_scores_a_log_and_compare_shows_the_drops(tmp_path, dataset, tokeniz
     entries = _perturbed_outputs(dataset, tokenizer, 100)
     write_log(good / "mlperf_log_accuracy.json", entries)
     worse = [
-        (index, [*ids[:len(ids) // 3], EOS]) if n % 10 == 0 else (index, ids) for n, (index, ids) in enumerate(entries)
+        (index, [*ids[: len(ids) // 3], EOS]) if n % 10 == 0 else (index, ids) for n, (index, ids) in enumerate(entries)
     ]
     write_log(bad / "mlperf_log_accuracy.json", worse)
     for run in (good, bad):

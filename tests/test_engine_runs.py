@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +19,7 @@ from harness import embedded
 from harness.config import build_config
 from harness.dataset import load_dataset, load_tokenizer
 from harness.runner import run
-from tests.conftest import read_samples, run_cli
+from tests.conftest import ROOT, read_samples, run_cli
 
 pytestmark = pytest.mark.engine
 EOS = 2
@@ -115,3 +118,27 @@ def test_a_prompt_the_engine_rejects_fails_alone_and_the_run_says_why(tmp_path, 
     assert any("vLLM rejected sample 7" in reason for reason in report.result.invalid_reasons)
     failed = [row for row in read_samples(report.run_dir) if "error" in row]
     assert [row["qsl_idx"] for row in failed] == [7]
+
+
+def test_engine_start_leaves_the_callers_logging_alone_and_logs_engine_processes(tmp_path):
+    """vLLM's dictConfig would close every handler (and absl's closes its stream): not in our process."""
+    script = f"""
+import io, logging, sys
+import absl.logging  # its handler closes its stream when closed
+stream = io.StringIO()
+handler = logging.StreamHandler(stream)
+logging.getLogger("caller").addHandler(handler)
+from rich.console import Console
+from harness.config import build_config
+from harness.runner import run
+if __name__ == "__main__":
+    report = run(build_config(output_dir={str(tmp_path)!r}, total_sample_count=50), console=Console(file=io.StringIO()))
+    logging.getLogger("caller").warning("still here")
+    assert not stream.closed and "still here" in stream.getvalue()
+    assert handler in logging.getLogger("caller").handlers
+    print("engine log:", report.run_dir / "engine.log")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = Path(proc.stdout.split("engine log:")[1].strip()).read_text()
+    assert "INFO EngineCore vllm" in log  # the engine process's own INFO lines reach the log
