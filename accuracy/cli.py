@@ -45,6 +45,7 @@ def _compare_parser() -> argparse.ArgumentParser:
     p.add_argument("run_b", type=Path)
     p.add_argument("--metric", default="rougeL", help="per-sample metric to rank drops by (default: rougeL)")
     p.add_argument("--top", type=int, default=5, help="how many of the largest drops to show (default: 5)")
+    p.add_argument("--plot", type=Path, help="where to write the PNG (default: RUN_B/accuracy_vs_<RUN_A>.png)")
     return p
 
 
@@ -53,10 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     try:
         if argv[:1] == ["compare"]:
-            from accuracy.compare import compare, print_comparison
+            from accuracy.compare import compare, plot_comparison, print_comparison
 
             args = _compare_parser().parse_args(argv[1:])
-            print_comparison(compare(args.run_a, args.run_b, metric=args.metric, top=args.top), console)
+            comparison = compare(args.run_a, args.run_b, metric=args.metric, top=args.top)
+            print_comparison(comparison, console)
+            plot = plot_comparison(
+                comparison, args.plot or comparison.b.path / f"accuracy_vs_{comparison.a.path.name}.png"
+            )
+            console.print(f"plot: {plot}")
             return 0
         args = _score_parser().parse_args(argv)
         from accuracy.report import print_report, score_log

@@ -92,6 +92,33 @@ def compare(a: str | Path, b: str | Path, *, metric: str = "rougeL", top: int = 
     return Comparison(run_a, run_b, deltas, drops, metric, len(common))
 
 
+def plot_comparison(comparison: Comparison, path: Path) -> Path:
+    """Per-sample scores of B against A, and the metric deltas, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = comparison.metric
+    common = sorted(set(comparison.a.samples) & set(comparison.b.samples))
+    xs = [comparison.a.samples[i][metric] for i in common]
+    ys = [comparison.b.samples[i][metric] for i in common]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    left.scatter(xs, ys, s=6, alpha=0.4)
+    left.plot([0, 1], [0, 1], color="grey", linewidth=1)
+    left.set(xlabel=f"A {metric}", ylabel=f"B {metric}", title=f"per sample ({len(common)} samples)")
+    names = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
+    deltas = [comparison.deltas[name][2] for name in names]
+    right.bar(names, deltas, color=["tab:red" if d < 0 else "tab:green" for d in deltas])
+    right.axhline(0, color="grey", linewidth=1)
+    right.set(ylabel="B - A (points)", title="metric change")
+    fig.suptitle(f"A: {comparison.a.path.name}   B: {comparison.b.path.name}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def print_comparison(comparison: Comparison, console: Console) -> None:
     table = Table(title=f"A: {comparison.a.path}\nB: {comparison.b.path}", title_justify="left")
     for column in ("metric", "A", "B", "B - A"):

@@ -125,9 +125,12 @@ def run(
     )
     check_vocabulary(dataset, config.engine.model)
     targets = None
-    if config.loadgen.mode == "accuracy" and dataset.references is not None:
-        check_punkt()
-        targets = resolve_targets(config.accuracy_targets)
+    if config.loadgen.mode == "accuracy":
+        if dataset.references is None:
+            console.print(f"[yellow]warning:[/] {dataset.path} has no reference outputs: accuracy will not be scored")
+        else:
+            check_punkt()
+            targets = resolve_targets(config.accuracy_targets)
     built, warnings = build_settings(config.loadgen, len(dataset))
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}")

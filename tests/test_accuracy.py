@@ -257,6 +257,7 @@ def test_cli_scores_a_log_and_compare_shows_the_drops(tmp_path, dataset, tokeniz
     assert accuracy_main(["compare", str(good), str(bad), "--top", "2"]) == 0
     out = capsys.readouterr().out
     assert "largest rougeL drops" in out and "reference:" in out
+    assert (bad / "accuracy_vs_a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_without_a_tokenizer_is_one_clear_error(tmp_path, capsys):
