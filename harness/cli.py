@@ -55,6 +55,18 @@ def _parser() -> argparse.ArgumentParser:
         help="keep every sample's output token ids in samples.jsonl (always on in accuracy mode)",
     )
     run.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="vLLM engines on this host; on GPUs replica i gets devices [i*TP, (i+1)*TP) (default: 1)",
+    )
+    run.add_argument(
+        "--dispatch",
+        choices=["round-robin", "least-requests", "least-tokens"],
+        default="round-robin",
+        help="how Server requests are spread over replicas (Offline always balances by pulls)",
+    )
+    run.add_argument(
         "--accuracy-targets",
         help="accuracy mode scores against these: llama2-70b-99, llama2-70b-99.9 (default), or a targets "
         "JSON file (the embedded model has its own)",
@@ -178,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             warmup_samples=args.warmup_samples,
             save_outputs=args.save_outputs,
             accuracy_targets=args.accuracy_targets,
+            replicas=args.replicas,
+            dispatch=args.dispatch,
         )
         report = run(config, console=console)
     except HarnessError as exc:

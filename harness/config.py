@@ -15,6 +15,7 @@ from typing import Any
 from harness import embedded
 from harness.errors import HarnessError
 from harness.settings import LoadGenConfig
+from sut.dispatch import POLICIES
 from sut.engine_config import EngineConfig
 from sut.generation import GenerationConfig
 
@@ -40,6 +41,9 @@ class RunConfig:
     warmup_tokens: int = 16
     save_outputs: bool = False
     """Keep every sample's output token ids in samples.jsonl (always done in accuracy mode)."""
+    replicas: int = 1
+    """Engines on this host; each gets tensor_parallel_size devices of its own."""
+    dispatch: str = "round-robin"
     accuracy_targets: str = "llama2-70b-99.9"
     """What an accuracy-mode run is scored against: a benchmark name or a targets JSON file."""
     scoring_workers: int | None = None
@@ -106,6 +110,8 @@ def build_config(
     save_outputs: bool = False,
     accuracy_targets: str | Path | None = None,
     scoring_workers: int | None = None,
+    replicas: int = 1,
+    dispatch: str = "round-robin",
 ) -> RunConfig:
     """Everything a run needs. Leaving out `model` selects the embedded tiny model,
     its bundled synthetic data set and short demo LoadGen settings (non-compliant)."""
@@ -153,9 +159,12 @@ def build_config(
     for name, value in (
         ("--max-new-tokens", generation_config.max_new_tokens),
         ("--warmup-samples", warmup_samples + 1),
+        ("--replicas", replicas),
     ):
         if value < 1:
             raise HarnessError(f"{name} must be positive.")
+    if dispatch not in POLICIES:
+        raise HarnessError(f"--dispatch {dispatch!r}: use one of {', '.join(POLICIES)}.")
     return RunConfig(
         loadgen=loadgen,
         engine=engine_config,
@@ -169,6 +178,8 @@ def build_config(
         output_dir=Path(output_dir),
         warmup_samples=warmup_samples,
         save_outputs=save_outputs,
+        replicas=replicas,
+        dispatch=dispatch,
         accuracy_targets=str(accuracy_targets or (embedded.ACCURACY_TARGETS if demo else "llama2-70b-99.9")),
         scoring_workers=scoring_workers,
     )

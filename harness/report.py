@@ -47,3 +47,20 @@ def print_summary(report: RunReport, console: Console) -> None:
         table.add_row("[red]why INVALID" if reason == result.invalid_reasons[0] else "", reason)
     table.add_row("logs", str(report.run_dir))
     console.print(table)
+    if len(record["replicas"]) > 1:
+        per_replica = Table(show_edge=False, title_justify="left")
+        for column in ("replica", "devices", "samples", "share", "output tokens", "tokens/s", "busy s"):
+            per_replica.add_column(column, justify="left" if column in ("replica", "devices") else "right")
+        for r in record["replicas"]:
+            per_replica.add_row(
+                r["name"],
+                ",".join(r["devices"]),
+                str(r["samples"]),
+                f"{r['share']:.0%}",
+                f"{r['output_tokens']:,}",
+                f"{r['tokens_per_second']:,.1f}",
+                f"{r['busy_seconds']:.1f}",
+            )
+        console.print(per_replica)
+        if record.get("offline_tail_seconds") is not None:
+            console.print(f"Offline tail (first to last replica finishing): {record['offline_tail_seconds']:.2f} s")

@@ -31,6 +31,7 @@ from harness.results import RunResult, read_detail_log, summarize
 from harness.settings import BuiltSettings, build_settings, describe, log_settings
 from scenarios import DRIVERS
 from scenarios.responder import LoadGenResponder
+from sut.dispatch import Dispatcher
 from sut.replica import Replica, ResultSink
 from sut.vllm_engine import VllmReplica
 
@@ -104,7 +105,25 @@ ReplicaFactory = Callable[[RunConfig, ResultSink, Path], Replica]
 
 
 def in_process_vllm(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica:
-    return VllmReplica(config.engine, config.generation, sink, log_path=run_dir / "engine.log")
+    """One vLLM engine, or `config.replicas` of them behind a dispatcher."""
+
+    def engine(slot: int, replica_sink: ResultSink) -> Replica:
+        return VllmReplica(
+            config.engine,
+            config.generation,
+            replica_sink,
+            name=f"replica-{slot}",
+            log_path=run_dir / "engine.log",
+            slot=slot,
+            replicas=config.replicas,
+        )
+
+    if config.replicas == 1:
+        return engine(0, sink)
+    # An engine batches up to max_num_seqs at once; a quarter more in hand covers the
+    # step it takes a finished request's replacement to arrive.
+    target = (config.engine.max_num_seqs or 256) * 5 // 4
+    return Dispatcher(engine, config.replicas, sink, policy=config.dispatch, target=target)
 
 
 def run(
@@ -183,7 +202,8 @@ def run(
                 workers=config.scoring_workers,
             )
         result.accuracy_passed = accuracy.passed
-    stats = replica.stats()
+    # A dispatcher stands for several replicas; report each of them.
+    members: list[Replica] = getattr(replica, "replicas", [replica])
     record = {
         "benchmark": config.loadgen.benchmark,
         "scenario": config.loadgen.scenario,
@@ -193,7 +213,7 @@ def run(
         "compliant": not built.non_compliant,
         "non_compliant": built.non_compliant,
         "config": config.to_json(),
-        "engine_args": redact(json.loads(json.dumps(getattr(replica, "resolved_engine_args", {}), default=str))),
+        "engine_args": redact(json.loads(json.dumps(getattr(members[0], "resolved_engine_args", {}), default=str))),
         "versions": package_versions(),
         "loadgen": {
             "seeds": {name: getattr(built.settings, name) for name in SEED_FIELDS},
@@ -214,22 +234,35 @@ def run(
             "unanswered": responder.unanswered,
             "output_tokens": responder.output_tokens,
         },
-        "replicas": [
-            {
-                "name": stats.name,
-                "devices": stats.devices,
-                "samples": stats.samples,
-                "output_tokens": stats.output_tokens,
-                "failed": stats.failed,
-                "busy_seconds": round(stats.busy_seconds, 3),
-                "tokens_per_second": round(stats.tokens_per_second, 3),
-            }
-        ],
+        "replicas": _replica_records(members),
+        "offline_tail_seconds": _rounded(getattr(replica, "finish_spread", lambda: None)()),
         "result": result.to_json(),
         "accuracy": accuracy.to_json() if accuracy else None,
     }
     (run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     return RunReport(run_dir, result, record)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _replica_records(members: list[Replica]) -> list[dict[str, Any]]:
+    stats = [member.stats() for member in members]
+    total = sum(s.samples for s in stats) or 1
+    return [
+        {
+            "name": s.name,
+            "devices": s.devices,
+            "samples": s.samples,
+            "share": round(s.samples / total, 4),
+            "output_tokens": s.output_tokens,
+            "failed": s.failed,
+            "busy_seconds": round(s.busy_seconds, 3),
+            "tokens_per_second": round(s.tokens_per_second, 3),
+        }
+        for s in stats
+    ]
 
 
 def _write_samples(path: Path, responder: LoadGenResponder) -> None:

@@ -9,11 +9,12 @@ submitted request at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,11 @@ class VllmReplica:
         *,
         name: str = "replica-0",
         log_path: Path | None = None,
+        slot: int = 0,
+        replicas: int = 1,
     ) -> None:
         self.name = name
+        self.slot, self.replicas = slot, replicas
         self.engine_config = engine_config
         self.generation = generation
         self._sink = sink
@@ -76,8 +80,13 @@ class VllmReplica:
                 if logging_config is not None:
                     args = with_engine_logging(args, logging_config)
                 self.resolved_engine_args = self.engine_config.engine_kwargs(on_cpu=on_cpu)
-                self._stats.devices = ["cpu"] if on_cpu else _cuda_devices(self.engine_config.tensor_parallel_size)
-                self._engine = LLMEngine.from_engine_args(args)
+                if on_cpu:
+                    self._stats.devices = ["cpu"]
+                    self._engine = LLMEngine.from_engine_args(args)
+                else:
+                    self._stats.devices = gpu_layout(self.slot, self.replicas, self.engine_config.tensor_parallel_size)
+                    with visible_devices(self._stats.devices):
+                        self._engine = LLMEngine.from_engine_args(args)
         except HarnessError:
             raise
         except Exception as exc:
@@ -240,7 +249,33 @@ def _client_errors() -> tuple[type[Exception], ...]:
     return (VLLMClientError,)
 
 
-def _cuda_devices(count: int) -> list[str]:
+def gpu_layout(slot: int, replicas: int, tensor_parallel: int) -> list[str]:
+    """Replica `slot`'s devices: [slot*TP, (slot+1)*TP) of the visible ones, as CUDA_VISIBLE_DEVICES ids."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = visible.split(",") if visible else [str(i) for i in range(count)]
-    return [f"cuda:{i}" for i in ids[:count]]
+    if visible is not None:
+        ids = [d.strip() for d in visible.split(",") if d.strip()]
+    else:
+        import torch
+
+        ids = [str(i) for i in range(torch.cuda.device_count())]
+    needed = replicas * tensor_parallel
+    if needed > len(ids):
+        raise HarnessError(
+            f"{replicas} replicas x tensor parallel {tensor_parallel} need {needed} GPUs, but {len(ids)} are "
+            f"visible ({','.join(ids) or 'none'}): lower --replicas or --tensor-parallel-size."
+        )
+    return ids[slot * tensor_parallel : (slot + 1) * tensor_parallel]
+
+
+@contextlib.contextmanager
+def visible_devices(ids: list[str]) -> Iterator[None]:
+    """The engine processes started meanwhile see only `ids` (they inherit the environment)."""
+    previous = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = previous

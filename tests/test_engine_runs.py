@@ -142,3 +142,27 @@ if __name__ == "__main__":
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = Path(proc.stdout.split("engine log:")[1].strip()).read_text()
     assert "INFO EngineCore vllm" in log  # the engine process's own INFO lines reach the log
+
+
+def test_two_real_replicas_share_offline_work_evenly(tmp_path):
+    report = _run(tmp_path, replicas=2)
+    assert report.result.valid, report.result.invalid_reasons
+    replicas = report.record["replicas"]
+    assert [r["name"] for r in replicas] == ["replica-0", "replica-1"]
+    assert all(r["samples"] > 0 for r in replicas)
+    assert sum(r["samples"] for r in replicas) == report.record["samples"]["completed"] == 600
+    assert report.record["offline_tail_seconds"] is not None
+
+
+def test_two_real_replicas_serve_a_valid_server_run(tmp_path):
+    report = _run(
+        tmp_path,
+        scenario="Server",
+        replicas=2,
+        dispatch="least-requests",
+        target_qps=25.0,
+        min_query_count=500,
+        min_duration_ms=5000,
+    )
+    assert report.result.valid, report.result.invalid_reasons
+    assert all(r["samples"] > 0 for r in report.record["replicas"])

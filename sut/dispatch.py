@@ -1,0 +1,189 @@
+"""Several replicas behind one `Replica`: a dispatch policy for streams, balanced pulls for Offline.
+
+Server requests (streams) go one by one to the replica a policy picks:
+
+* `round-robin`: in turn;
+* `least-requests`: the fewest outstanding requests;
+* `least-tokens`: the fewest outstanding tokens, prompt plus expected output
+  (the running mean of the outputs seen so far).
+
+Offline requests are not spread up front. They wait in one pool, longest prompt
+first; the replicas are filled in small round-robin chunks up to a target of
+outstanding requests (about what an engine batches at once), and each one pulls
+from the pool as its requests finish. No replica idles while another still has
+a queue, and the run ends with every replica finishing at nearly the same time.
+
+The dispatcher sees every result on its way to the real sink, which is how it
+knows what is outstanding; it adds no thread of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sut.replica import GenerationRequest, Replica, ReplicaStats, ResultSink
+
+POLICIES = ("round-robin", "least-requests", "least-tokens")
+# Before any output is seen, expect this many output tokens per request.
+INITIAL_EXPECTED_OUTPUT = 256
+# The first Offline fill goes round-robin in chunks this small, so replicas start even.
+FILL_CHUNK = 16
+
+
+@dataclass
+class _Load:
+    requests: int = 0
+    tokens: int = 0
+    last_finish: float | None = None
+    expected: dict[int, int] = field(default_factory=dict)
+
+
+class _ReplicaSink:
+    """The sink one replica reports to: accounts the result, then passes it on."""
+
+    def __init__(self, dispatcher: Dispatcher, slot: int) -> None:
+        self._dispatcher = dispatcher
+        self._slot = slot
+
+    def first_token(self, request: GenerationRequest, token_id: int) -> None:
+        self._dispatcher._sink.first_token(request, token_id)
+
+    def completed(self, results: Sequence[tuple[GenerationRequest, Sequence[int]]]) -> None:
+        self._dispatcher._settle(self._slot, [request for request, _ in results], [len(t) for _, t in results])
+        self._dispatcher._sink.completed(results)
+        self._dispatcher._refill(self._slot)
+
+    def failed(self, requests: Sequence[GenerationRequest], reason: str) -> None:
+        self._dispatcher._settle(self._slot, list(requests), None)
+        self._dispatcher._sink.failed(requests, reason)
+        self._dispatcher._refill(self._slot)
+
+
+class Dispatcher:
+    """A `Replica` made of several; see the module docstring for how work is placed."""
+
+    name = "dispatcher"
+
+    def __init__(
+        self,
+        build: Callable[[int, ResultSink], Replica],
+        count: int,
+        sink: ResultSink,
+        *,
+        policy: str = "round-robin",
+        target: int = 256,
+    ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown dispatch policy {policy!r}; use one of {', '.join(POLICIES)}")
+        if count < 1:
+            raise ValueError("a dispatcher needs at least one replica")
+        self.policy = policy
+        self.target = target
+        self._sink = sink
+        self._lock = threading.Lock()
+        self._loads = [_Load() for _ in range(count)]
+        self._turn = itertools.cycle(range(count))
+        self._pool: deque[GenerationRequest] = deque()
+        self._output_seen = [0, 0]  # tokens, samples
+        self.replicas = [build(slot, _ReplicaSink(self, slot)) for slot in range(count)]
+
+    # -- Replica -------------------------------------------------------------------------------
+    def start(self) -> None:
+        started: list[Replica] = []
+        try:
+            for replica in self.replicas:
+                replica.start()
+                started.append(replica)
+        except BaseException:
+            for replica in started:
+                replica.stop()
+            raise
+
+    def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:
+        for replica in self.replicas:
+            replica.warm_up(prompts, max_new_tokens)
+
+    def submit(self, requests: Sequence[GenerationRequest]) -> None:
+        streams = [r for r in requests if r.stream]
+        pooled = sorted((r for r in requests if not r.stream), key=lambda r: -len(r.prompt))
+        for request in streams:
+            with self._lock:
+                slot = self._pick(request)
+                self._assign(slot, [request])
+            self.replicas[slot].submit([request])
+        if pooled:
+            with self._lock:
+                self._pool.extend(pooled)
+            while any([self._refill(slot, limit=FILL_CHUNK) for slot in range(len(self.replicas))]):
+                pass
+
+    def stop(self) -> None:
+        for replica in self.replicas:
+            replica.stop()
+
+    def stats(self) -> ReplicaStats:
+        total = ReplicaStats(name=self.name)
+        for stats in self.replica_stats():
+            total.devices += stats.devices
+            total.samples += stats.samples
+            total.output_tokens += stats.output_tokens
+            total.failed += stats.failed
+            total.busy_seconds = max(total.busy_seconds, stats.busy_seconds)
+        return total
+
+    # -- what the runner reports ------------------------------------------------------------------
+    def replica_stats(self) -> list[ReplicaStats]:
+        return [replica.stats() for replica in self.replicas]
+
+    def finish_spread(self) -> float | None:
+        """Seconds between the first and the last replica finishing its last request."""
+        finishes = [load.last_finish for load in self._loads if load.last_finish is not None]
+        return max(finishes) - min(finishes) if len(finishes) > 1 else None
+
+    # -- placement --------------------------------------------------------------------------------
+    def _expected_output(self) -> int:
+        tokens, samples = self._output_seen
+        return round(tokens / samples) if samples else INITIAL_EXPECTED_OUTPUT
+
+    def _pick(self, request: GenerationRequest) -> int:
+        if self.policy == "round-robin":
+            return next(self._turn)
+        if self.policy == "least-requests":
+            return min(range(len(self._loads)), key=lambda slot: self._loads[slot].requests)
+        return min(range(len(self._loads)), key=lambda slot: self._loads[slot].tokens)
+
+    def _assign(self, slot: int, requests: Sequence[GenerationRequest]) -> None:
+        load = self._loads[slot]
+        for request in requests:
+            cost = len(request.prompt) + self._expected_output()
+            load.requests += 1
+            load.tokens += cost
+            load.expected[request.response_id] = cost
+
+    def _settle(self, slot: int, requests: Sequence[GenerationRequest], outputs: Sequence[int] | None) -> None:
+        with self._lock:
+            load = self._loads[slot]
+            for request in requests:
+                load.requests -= 1
+                load.tokens -= load.expected.pop(request.response_id, 0)
+            if outputs:
+                self._output_seen[0] += sum(outputs)
+                self._output_seen[1] += len(outputs)
+            load.last_finish = time.perf_counter()
+
+    def _refill(self, slot: int, limit: int | None = None) -> bool:
+        """Top the replica up from the Offline pool to the target; False when it took nothing."""
+        with self._lock:
+            room = self.target - self._loads[slot].requests
+            count = min(len(self._pool), room if limit is None else min(room, limit))
+            if count <= 0:
+                return False
+            chunk = [self._pool.popleft() for _ in range(count)]
+            self._assign(slot, chunk)
+        self.replicas[slot].submit(chunk)
+        return True

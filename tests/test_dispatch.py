@@ -1,0 +1,82 @@
+"""Dispatch over several replicas, on real LoadGen runs with scripted replicas (one of them slow)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from harness.config import build_config
+from harness.runner import run
+from sut.dispatch import Dispatcher
+from tests.scripted_replica import ScriptedReplica
+
+FAST, SLOW = 0.0005, 0.01
+
+
+def _dispatched(policy: str, delays: tuple[float, ...], holder: list[Dispatcher], **kwargs):
+    def factory(config, sink, run_dir):
+        dispatcher = Dispatcher(
+            lambda slot, replica_sink: ScriptedReplica(replica_sink, delay=delays[slot]),
+            len(delays),
+            sink,
+            policy=policy,
+            **kwargs,
+        )
+        holder.append(dispatcher)
+        return dispatcher
+
+    return factory
+
+
+def _server(tmp_path, policy, delays=(FAST, FAST)):
+    holder: list[Dispatcher] = []
+    config = build_config(
+        output_dir=tmp_path,
+        scenario="Server",
+        target_qps=150.0,
+        min_query_count=300,
+        min_duration_ms=0,
+        warmup_samples=0,
+    )
+    report = run(config, console=Console(file=io.StringIO()), replica_factory=_dispatched(policy, delays, holder))
+    return report, [stats.samples for stats in holder[0].replica_stats()]
+
+
+@pytest.mark.parametrize("policy", ["round-robin", "least-requests", "least-tokens"])
+def test_every_policy_answers_every_sample_once_and_uses_both_replicas(tmp_path, policy):
+    report, served = _server(tmp_path, policy)
+    samples = report.record["samples"]
+    assert samples["issued"] == samples["completed"] == sum(served)
+    assert samples["duplicates"] == 0 and samples["unanswered"] == 0
+    assert all(count > 0 for count in served)
+
+
+def test_round_robin_alternates(tmp_path):
+    _, served = _server(tmp_path, "round-robin")
+    assert abs(served[0] - served[1]) <= 1
+
+
+@pytest.mark.parametrize("policy", ["least-requests", "least-tokens"])
+def test_load_aware_policies_send_a_slow_replica_less_than_round_robin(tmp_path, policy):
+    _, even = _server(tmp_path / "rr", "round-robin", (SLOW, FAST))
+    _, aware = _server(tmp_path / policy, policy, (SLOW, FAST))
+    assert aware[0] < even[0]
+    assert aware[0] < aware[1]
+
+
+def test_offline_pool_lets_the_fast_replica_take_more(tmp_path):
+    holder: list[Dispatcher] = []
+    config = build_config(output_dir=tmp_path, min_query_count=400, min_duration_ms=0, warmup_samples=0)
+    factory = _dispatched("round-robin", (SLOW, FAST), holder, target=4)
+    report = run(config, console=Console(file=io.StringIO()), replica_factory=factory)
+    served = [stats.samples for stats in holder[0].replica_stats()]
+    assert report.record["samples"]["completed"] == sum(served) == report.record["samples"]["issued"]
+    assert served[1] > 3 * served[0]
+    assert [r["samples"] for r in report.record["replicas"]] == served
+
+
+def test_unknown_policy_is_an_error():
+    with pytest.raises(ValueError, match="unknown dispatch policy"):
+        Dispatcher(lambda slot, sink: None, 2, None, policy="fastest")
