@@ -177,6 +177,11 @@ def run(
         replica.stop()
 
     problems = []
+    replica_failures = getattr(replica, "replica_failures", dict)()
+    for failure in replica_failures.values():
+        problems.append(f"{failure['reason']} ({failure['moved']} unstarted samples moved to other replicas)")
+    if not replica_failures:
+        problems += [f"{reason}" for reason in dict.fromkeys(responder.replica_failures)]
     if responder.failed_count:
         kinds = sorted(responder.failures.items(), key=lambda item: -item[1])
         causes = "; ".join(f"{n} x {reason}" for reason, n in kinds[:3])
@@ -203,7 +208,7 @@ def run(
             )
         result.accuracy_passed = accuracy.passed
     # A dispatcher stands for several replicas; report each of them.
-    members: list[Replica] = getattr(replica, "replicas", [replica])
+    members: list[Replica] = getattr(replica, "members", [replica])
     record = {
         "benchmark": config.loadgen.benchmark,
         "scenario": config.loadgen.scenario,
@@ -236,6 +241,7 @@ def run(
         },
         "replicas": _replica_records(members),
         "offline_tail_seconds": _rounded(getattr(replica, "finish_spread", lambda: None)()),
+        "replica_failures": replica_failures or list(dict.fromkeys(responder.replica_failures)),
         "result": result.to_json(),
         "accuracy": accuracy.to_json() if accuracy else None,
     }

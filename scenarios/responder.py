@@ -46,6 +46,7 @@ class LoadGenResponder:
         self.output_tokens = 0
         self.duplicates = 0
         self.failures: dict[str, int] = {}
+        self.replica_failures: list[str] = []
 
     # -- issue side -------------------------------------------------------
     def issued(self, requests: Sequence[GenerationRequest]) -> None:
@@ -104,6 +105,12 @@ class LoadGenResponder:
                 responses.append(lg.QuerySampleResponse(request.response_id, 0, 0, 0))
         if responses:
             lg.QuerySamplesComplete(responses)
+
+    def replica_failed(self, unstarted: Sequence[GenerationRequest], reason: str) -> None:
+        """With no other replica to take them, unstarted requests fail too."""
+        with self._lock:
+            self.replica_failures.append(reason)
+        self.failed(unstarted, reason)
 
     def _close(self, response_id: int) -> bool:
         if response_id in self._open:

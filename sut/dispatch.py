@@ -41,6 +41,10 @@ class _Load:
     tokens: int = 0
     last_finish: float | None = None
     expected: dict[int, int] = field(default_factory=dict)
+    failure: str | None = None
+    """Why the replica stopped for good; it then gets no more work."""
+    moved: int = 0
+    """Unstarted requests it handed back when it failed."""
 
 
 class _ReplicaSink:
@@ -62,6 +66,9 @@ class _ReplicaSink:
         self._dispatcher._settle(self._slot, list(requests), None)
         self._dispatcher._sink.failed(requests, reason)
         self._dispatcher._refill(self._slot)
+
+    def replica_failed(self, unstarted: Sequence[GenerationRequest], reason: str) -> None:
+        self._dispatcher._lose(self._slot, list(unstarted), reason)
 
 
 class Dispatcher:
@@ -90,13 +97,13 @@ class Dispatcher:
         self._turn = itertools.cycle(range(count))
         self._pool: deque[GenerationRequest] = deque()
         self._output_seen = [0, 0]  # tokens, samples
-        self.replicas = [build(slot, _ReplicaSink(self, slot)) for slot in range(count)]
+        self.members = [build(slot, _ReplicaSink(self, slot)) for slot in range(count)]
 
     # -- Replica -------------------------------------------------------------------------------
     def start(self) -> None:
         started: list[Replica] = []
         try:
-            for replica in self.replicas:
+            for replica in self.members:
                 replica.start()
                 started.append(replica)
         except BaseException:
@@ -105,7 +112,7 @@ class Dispatcher:
             raise
 
     def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:
-        for replica in self.replicas:
+        for replica in self.members:
             replica.warm_up(prompts, max_new_tokens)
 
     def submit(self, requests: Sequence[GenerationRequest]) -> None:
@@ -114,16 +121,20 @@ class Dispatcher:
         for request in streams:
             with self._lock:
                 slot = self._pick(request)
-                self._assign(slot, [request])
-            self.replicas[slot].submit([request])
+                if slot is not None:
+                    self._assign(slot, [request])
+            if slot is None:
+                self._sink.failed([request], "every replica has failed")
+            else:
+                self.members[slot].submit([request])
         if pooled:
             with self._lock:
                 self._pool.extend(pooled)
-            while any([self._refill(slot, limit=FILL_CHUNK) for slot in range(len(self.replicas))]):
+            while any([self._refill(slot, limit=FILL_CHUNK) for slot in range(len(self.members))]):
                 pass
 
     def stop(self) -> None:
-        for replica in self.replicas:
+        for replica in self.members:
             replica.stop()
 
     def stats(self) -> ReplicaStats:
@@ -138,7 +149,15 @@ class Dispatcher:
 
     # -- what the runner reports ------------------------------------------------------------------
     def replica_stats(self) -> list[ReplicaStats]:
-        return [replica.stats() for replica in self.replicas]
+        return [replica.stats() for replica in self.members]
+
+    def replica_failures(self) -> dict[str, dict[str, object]]:
+        """Replicas that failed during the run: why, and how many unstarted requests moved on."""
+        return {
+            replica.name: {"reason": load.failure, "moved": load.moved}
+            for replica, load in zip(self.members, self._loads, strict=True)
+            if load.failure is not None
+        }
 
     def finish_spread(self) -> float | None:
         """Seconds between the first and the last replica finishing its last request."""
@@ -150,12 +169,41 @@ class Dispatcher:
         tokens, samples = self._output_seen
         return round(tokens / samples) if samples else INITIAL_EXPECTED_OUTPUT
 
-    def _pick(self, request: GenerationRequest) -> int:
+    def _pick(self, request: GenerationRequest) -> int | None:
+        """The policy's replica for `request`, among those still up; None when none is."""
+        live = [slot for slot, load in enumerate(self._loads) if load.failure is None]
+        if not live:
+            return None
         if self.policy == "round-robin":
-            return next(self._turn)
+            return next(slot for slot in self._turn if self._loads[slot].failure is None)
         if self.policy == "least-requests":
-            return min(range(len(self._loads)), key=lambda slot: self._loads[slot].requests)
-        return min(range(len(self._loads)), key=lambda slot: self._loads[slot].tokens)
+            return min(live, key=lambda slot: self._loads[slot].requests)
+        return min(live, key=lambda slot: self._loads[slot].tokens)
+
+    def _lose(self, slot: int, unstarted: list[GenerationRequest], reason: str) -> None:
+        """A replica failed for good: its unstarted work goes to the others (Offline: back to the pool)."""
+        with self._lock:
+            load = self._loads[slot]
+            first_report = load.failure is None
+            load.failure = reason
+            load.moved += len(unstarted)
+            for request in unstarted:
+                load.requests -= 1
+                load.tokens -= load.expected.pop(request.response_id, 0)
+            self._pool.extendleft(reversed([r for r in unstarted if not r.stream]))
+            stranded = not any(other.failure is None for other in self._loads)
+        if first_report or stranded:
+            # The responder records the failure (the run is then INVALID) and fails what nobody can take.
+            self._sink.replica_failed(self._drain_pool() if stranded else [], reason)
+        self.submit([r for r in unstarted if r.stream])
+        for other in range(len(self.members)):
+            self._refill(other)
+
+    def _drain_pool(self) -> list[GenerationRequest]:
+        with self._lock:
+            drained = list(self._pool)
+            self._pool.clear()
+        return drained
 
     def _assign(self, slot: int, requests: Sequence[GenerationRequest]) -> None:
         load = self._loads[slot]
@@ -179,11 +227,13 @@ class Dispatcher:
     def _refill(self, slot: int, limit: int | None = None) -> bool:
         """Top the replica up from the Offline pool to the target; False when it took nothing."""
         with self._lock:
+            if self._loads[slot].failure is not None:
+                return False
             room = self.target - self._loads[slot].requests
             count = min(len(self._pool), room if limit is None else min(room, limit))
             if count <= 0:
                 return False
             chunk = [self._pool.popleft() for _ in range(count)]
             self._assign(slot, chunk)
-        self.replicas[slot].submit(chunk)
+        self.members[slot].submit(chunk)
         return True

@@ -35,6 +35,9 @@ class ResultSink(Protocol):
 
     def failed(self, requests: Sequence[GenerationRequest], reason: str) -> None: ...
 
+    def replica_failed(self, unstarted: Sequence[GenerationRequest], reason: str) -> None:
+        """The replica is gone for good; `unstarted` never produced anything and may go elsewhere."""
+
 
 @dataclass
 class ReplicaStats:

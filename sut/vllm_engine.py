@@ -14,6 +14,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,7 @@ class VllmReplica:
         replicas: int = 1,
     ) -> None:
         self.name = name
-        self.slot, self.replicas = slot, replicas
+        self.slot, self.replica_count = slot, replicas
         self.engine_config = engine_config
         self.generation = generation
         self._sink = sink
@@ -64,6 +65,7 @@ class VllmReplica:
         self._inbox: queue.SimpleQueue[list[GenerationRequest] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._dead: str | None = None
+        self._death = threading.Lock()
         self._stats = ReplicaStats(name=name)
         self._params: dict[bool, Any] = {}
         self._rejections: tuple[type[Exception], ...] = (ValueError, TypeError)
@@ -84,7 +86,9 @@ class VllmReplica:
                     self._stats.devices = ["cpu"]
                     self._engine = LLMEngine.from_engine_args(args)
                 else:
-                    self._stats.devices = gpu_layout(self.slot, self.replicas, self.engine_config.tensor_parallel_size)
+                    self._stats.devices = gpu_layout(
+                        self.slot, self.replica_count, self.engine_config.tensor_parallel_size
+                    )
                     with visible_devices(self._stats.devices):
                         self._engine = LLMEngine.from_engine_args(args)
         except HarnessError:
@@ -120,6 +124,9 @@ class VllmReplica:
             def failed(self, requests: Sequence[GenerationRequest], reason: str) -> None:
                 self.completed([(request, ()) for request in requests])
 
+            def replica_failed(self, unstarted: Sequence[GenerationRequest], reason: str) -> None:
+                self.failed(unstarted, reason)
+
         if not prompts:
             return
         real_sink, self._sink = self._sink, _WarmSink()
@@ -135,10 +142,11 @@ class VllmReplica:
             raise HarnessError(f"the vLLM engine failed during warm-up: {self._dead}")
 
     def submit(self, requests: Sequence[GenerationRequest]) -> None:
-        if self._dead is not None:
-            self._sink.failed(list(requests), self._dead)
-            return
-        self._inbox.put(list(requests))
+        with self._death:
+            if self._dead is None:
+                self._inbox.put(list(requests))
+                return
+        self._sink.replica_failed(list(requests), self._dead)
 
     def stop(self) -> None:
         if self._thread is not None:
@@ -156,6 +164,7 @@ class VllmReplica:
 
     def _drive(self) -> None:
         live: dict[str, _Live] = {}
+        incoming: deque[GenerationRequest] = deque()  # taken from the inbox, not yet in the engine
         busy_since = 0.0
         try:
             while True:
@@ -166,18 +175,20 @@ class VllmReplica:
                     return
                 if not live and batches:
                     busy_since = time.perf_counter()
-                for batch in batches:
-                    for request in batch:
-                        # Outputs carry this id; vLLM's return value is its internal,
-                        # randomised variant.
-                        key = str(request.response_id)
-                        prompt = {"prompt_token_ids": request.prompt}
-                        try:
-                            self._engine.add_request(key, prompt, self._params[request.stream])
-                        except self._rejections as exc:  # this prompt only, e.g. longer than max_model_len
-                            self._fail([request], f"vLLM rejected sample {request.sample_index}: {exc}")
-                            continue
+                incoming.extend(request for batch in batches for request in batch)
+                while incoming:
+                    request = incoming[0]
+                    # Outputs carry this id; vLLM's return value is its internal, randomised variant.
+                    key = str(request.response_id)
+                    try:
+                        self._engine.add_request(
+                            key, {"prompt_token_ids": request.prompt}, self._params[request.stream]
+                        )
+                    except self._rejections as exc:  # this prompt only, e.g. longer than max_model_len
+                        self._fail([request], f"vLLM rejected sample {request.sample_index}: {exc}")
+                    else:
                         live[key] = _Live(request)
+                    incoming.popleft()
                 if live:
                     self._step(live)
                     if live and not self._engine.has_unfinished_requests():
@@ -187,16 +198,21 @@ class VllmReplica:
                     if not live:
                         self._stats.busy_seconds += time.perf_counter() - busy_since
         except BaseException as exc:
-            self._dead = f"{type(exc).__name__}: {exc}".strip()
-            orphans = [entry.request for entry in live.values()]
-            while True:
-                try:
-                    batch = self._inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if batch is not None:
-                    orphans.extend(batch)
-            self._fail(orphans, self._dead)
+            # A stream whose first token LoadGen has seen cannot move; anything else can.
+            started = [e.request for e in live.values() if e.request.stream and e.tokens]
+            unstarted = [e.request for e in live.values() if not (e.request.stream and e.tokens)]
+            unstarted += incoming
+            with self._death:  # from here on submit() hands requests straight back
+                self._dead = f"{self.name} failed: {type(exc).__name__}: {exc}".strip()
+                while True:
+                    try:
+                        batch = self._inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if batch is not None:
+                        unstarted.extend(batch)
+            self._fail(started, self._dead)
+            self._sink.replica_failed(unstarted, self._dead)
 
     def _fail(self, requests: list[GenerationRequest], reason: str) -> None:
         if requests:

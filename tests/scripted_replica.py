@@ -31,8 +31,12 @@ class ScriptedReplica:
         fail: set[int] = frozenset(),
         duplicate: set[int] = frozenset(),
         delay: float = 0.0005,
+        die_after: int | None = None,
     ) -> None:
         self._sink, self._fail, self._duplicate, self._delay = sink, fail, duplicate, delay
+        self._die_after = die_after
+        self._dead = False
+        self._lock = threading.Lock()
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stats = ReplicaStats(name=self.name, devices=["test"])
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -51,8 +55,12 @@ class ScriptedReplica:
         pass
 
     def submit(self, requests: Sequence[GenerationRequest]) -> None:
-        for request in requests:
-            self._inbox.put(request)
+        with self._lock:
+            if not self._dead:
+                for request in requests:
+                    self._inbox.put(request)
+                return
+        self._sink.replica_failed(list(requests), "scripted replica died")
 
     def stop(self) -> None:
         self._inbox.put(None)
@@ -66,6 +74,9 @@ class ScriptedReplica:
             tokens = tokens_for(request.sample_index)
             if request.stream:
                 self._sink.first_token(request, tokens[0])
+            if self._die_after is not None and self._stats.samples >= self._die_after:
+                self._die(request)
+                return
             time.sleep(self._delay)
             if request.sample_index in self._fail:
                 self._sink.failed([request], "scripted failure")
@@ -75,3 +86,18 @@ class ScriptedReplica:
             self._stats.output_tokens += len(tokens)
             if request.sample_index in self._duplicate:
                 self._sink.completed([(request, tokens)])
+
+    def _die(self, current: GenerationRequest) -> None:
+        """Like a crashed engine: the request in hand fails (its first token is out), the queue goes back."""
+        with self._lock:
+            self._dead = True
+            queued = []
+            while not self._inbox.empty():
+                item = self._inbox.get()
+                if item is not None:
+                    queued.append(item)
+        if current.stream:
+            self._sink.failed([current], "scripted replica died")
+        else:
+            queued.insert(0, current)
+        self._sink.replica_failed(queued, "scripted replica died")

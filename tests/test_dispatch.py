@@ -80,3 +80,35 @@ def test_offline_pool_lets_the_fast_replica_take_more(tmp_path):
 def test_unknown_policy_is_an_error():
     with pytest.raises(ValueError, match="unknown dispatch policy"):
         Dispatcher(lambda slot, sink: None, 2, None, policy="fastest")
+
+
+@pytest.mark.parametrize("scenario", ["Offline", "Server"])
+def test_a_replica_that_dies_mid_run_hands_its_unstarted_work_to_the_other(tmp_path, scenario):
+    holder: list[Dispatcher] = []
+
+    def factory(config, sink, run_dir):
+        dispatcher = Dispatcher(
+            lambda slot, replica_sink: ScriptedReplica(replica_sink, die_after=40 if slot == 1 else None),
+            2,
+            sink,
+            policy="least-requests",
+            target=8,
+        )
+        holder.append(dispatcher)
+        return dispatcher
+
+    options = {"target_qps": 200.0} if scenario == "Server" else {}
+    config = build_config(
+        output_dir=tmp_path, scenario=scenario, min_query_count=400, min_duration_ms=0, warmup_samples=0, **options
+    )
+    report = run(config, console=Console(file=io.StringIO()), replica_factory=factory)
+    samples = report.record["samples"]
+    assert samples["completed"] + samples["failed"] == samples["issued"]
+    assert samples["duplicates"] == 0 and samples["unanswered"] == 0
+    served = [r["samples"] for r in report.record["replicas"]]
+    assert served[1] == 40 and served[0] == samples["completed"] - 40
+    # Only a stream whose first token was out fails; everything else moved to replica-0.
+    assert samples["failed"] == (1 if scenario == "Server" else 0)
+    assert not report.result.valid
+    assert any("scripted replica died" in reason for reason in report.result.invalid_reasons)
+    assert "scripted" in report.record["replica_failures"]
