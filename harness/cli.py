@@ -61,6 +61,19 @@ def _parser() -> argparse.ArgumentParser:
         help="vLLM engines on this host; on GPUs replica i gets devices [i*TP, (i+1)*TP) (default: 1)",
     )
     run.add_argument(
+        "--devices",
+        action="append",
+        metavar="IDS",
+        help="GPUs of one replica, e.g. 0,1; give it once per replica (default: [i*TP, (i+1)*TP))",
+    )
+    run.add_argument(
+        "--cpu-bind",
+        action="append",
+        metavar="CORES",
+        help="cores of one replica's worker process: 0-15, 0,2,4 or node:1 (a NUMA node); once per replica "
+        "(default on CPU: the available cores split evenly)",
+    )
+    run.add_argument(
         "--dispatch",
         choices=["round-robin", "least-requests", "least-tokens"],
         default="round-robin",
@@ -192,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             accuracy_targets=args.accuracy_targets,
             replicas=args.replicas,
             dispatch=args.dispatch,
+            devices=args.devices,
+            cpu_bind=args.cpu_bind,
         )
         report = run(config, console=console)
     except HarnessError as exc:
@@ -200,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]")
         return 130
-    print_summary(report, Console())
+    # Piped to a file, rich would assume 80 columns and fold the per-replica table.
+    print_summary(report, Console(width=None if sys.stdout.isatty() else 120))
     return 0 if report.result.valid and report.result.accuracy_passed is not False else 1
 
 

@@ -44,6 +44,13 @@ class RunConfig:
     replicas: int = 1
     """Engines on this host; each gets tensor_parallel_size devices of its own."""
     dispatch: str = "round-robin"
+    devices: list[str] | None = None
+    """Explicit GPUs per replica (CUDA_VISIBLE_DEVICES ids, comma-separated), one entry per replica."""
+    cpu_bind: list[str] | None = None
+    """Cores per replica (`0-15`, `0,2,4`, `node:1`), one entry per replica."""
+    step_delays: dict[int, float] = dataclasses.field(default_factory=dict)
+    """Seconds a replica (by slot) sleeps after each engine step: emulates a slower device in tests and
+    benchmarks. Any delay makes the run non-compliant."""
     accuracy_targets: str = "llama2-70b-99.9"
     """What an accuracy-mode run is scored against: a benchmark name or a targets JSON file."""
     scoring_workers: int | None = None
@@ -112,6 +119,9 @@ def build_config(
     scoring_workers: int | None = None,
     replicas: int = 1,
     dispatch: str = "round-robin",
+    devices: list[str] | None = None,
+    cpu_bind: list[str] | None = None,
+    step_delays: dict[int, float] | None = None,
 ) -> RunConfig:
     """Everything a run needs. Leaving out `model` selects the embedded tiny model,
     its bundled synthetic data set and short demo LoadGen settings (non-compliant)."""
@@ -165,6 +175,13 @@ def build_config(
             raise HarnessError(f"{name} must be positive.")
     if dispatch not in POLICIES:
         raise HarnessError(f"--dispatch {dispatch!r}: use one of {', '.join(POLICIES)}.")
+    step_delays = dict(step_delays or {})
+    for slot, delay in step_delays.items():
+        if not 0 <= slot < replicas or delay < 0:
+            raise HarnessError(
+                f"step delay {delay} for replica {slot}: needs a replica slot below {replicas} "
+                "and a delay of 0 or more seconds."
+            )
     return RunConfig(
         loadgen=loadgen,
         engine=engine_config,
@@ -180,6 +197,9 @@ def build_config(
         save_outputs=save_outputs,
         replicas=replicas,
         dispatch=dispatch,
+        devices=list(devices) if devices else None,
+        cpu_bind=list(cpu_bind) if cpu_bind else None,
+        step_delays=step_delays,
         accuracy_targets=str(accuracy_targets or (embedded.ACCURACY_TARGETS if demo else "llama2-70b-99.9")),
         scoring_workers=scoring_workers,
     )

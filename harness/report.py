@@ -48,19 +48,38 @@ def print_summary(report: RunReport, console: Console) -> None:
     table.add_row("logs", str(report.run_dir))
     console.print(table)
     if len(record["replicas"]) > 1:
-        per_replica = Table(show_edge=False, title_justify="left")
-        for column in ("replica", "devices", "samples", "share", "output tokens", "tokens/s", "busy s"):
-            per_replica.add_column(column, justify="left" if column in ("replica", "devices") else "right")
-        for r in record["replicas"]:
-            per_replica.add_row(
-                r["name"],
-                ",".join(r["devices"]),
-                str(r["samples"]),
-                f"{r['share']:.0%}",
-                f"{r['output_tokens']:,}",
-                f"{r['tokens_per_second']:,.1f}",
-                f"{r['busy_seconds']:.1f}",
-            )
-        console.print(per_replica)
+        console.print(replica_table(record["replicas"]))
         if record.get("offline_tail_seconds") is not None:
             console.print(f"Offline tail (first to last replica finishing): {record['offline_tail_seconds']:.2f} s")
+
+
+def replica_table(replicas: list[dict]) -> Table:
+    """One row per replica: where it ran, what it did, and (Server) its own latencies."""
+    columns = {
+        "replica": lambda r: r["name"],
+        "runs on": _where,
+        "samples": lambda r: f"{r['samples']} ({r['share']:.0%})",
+        "failed": lambda r: str(r["failed"]),
+        "tokens": lambda r: f"{r['output_tokens']:,}",
+        "tok/s": lambda r: f"{r['tokens_per_second']:,.0f}",
+        "busy s": lambda r: f"{r['busy_seconds']:.1f}",
+    }
+    if any(r.get("ttft_ms") is not None for r in replicas):
+        columns["TTFT p50/p99"] = lambda r: _pair(r.get("ttft_ms"))
+        columns["TPOT p50/p99"] = lambda r: _pair(r.get("tpot_ms"))
+    table = Table(show_edge=False, caption="latencies in ms" if "TTFT p50/p99" in columns else None)
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("replica", "runs on") else "right", no_wrap=True)
+    for r in replicas:
+        table.add_row(*(cell(r) for cell in columns.values()))
+    return table
+
+
+def _where(replica: dict) -> str:
+    devices = ",".join(replica["devices"])
+    where = devices if devices == "cpu" else f"gpu {devices}"
+    return f"{where} {replica['cpus']}" if replica.get("cpus") else where
+
+
+def _pair(values: dict[str, float] | None) -> str:
+    return f"{values['p50']:.1f} / {values['p99']:.1f}" if values else "-"

@@ -30,10 +30,13 @@ from harness.qsl import SampleLibrary
 from harness.results import RunResult, read_detail_log, summarize
 from harness.settings import BuiltSettings, build_settings, describe, log_settings
 from scenarios import DRIVERS
-from scenarios.responder import LoadGenResponder
+from scenarios.responder import LoadGenResponder, SampleRecord, latency_percentiles
 from sut.dispatch import Dispatcher
+from sut.engine_logs import route_vllm_logs
+from sut.engine_replica import EngineReplica
+from sut.engine_worker import WorkerSpec
+from sut.layout import format_cpus, plan_layout, running_on_cpu
 from sut.replica import Replica, ResultSink
-from sut.vllm_engine import VllmReplica
 
 PACKAGES = (
     "mlperf-llm-sut",
@@ -104,19 +107,30 @@ def expected_queries(config: RunConfig, built: BuiltSettings) -> int | None:
 ReplicaFactory = Callable[[RunConfig, ResultSink, Path], Replica]
 
 
-def in_process_vllm(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica:
-    """One vLLM engine, or `config.replicas` of them behind a dispatcher."""
+def local_engines(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica:
+    """`config.replicas` vLLM engines on this host, each in a worker process; several go behind a dispatcher."""
+    log_path = run_dir / "engine.log"
+    route_vllm_logs(log_path)
+    on_cpu = running_on_cpu()
+    config.engine.to_engine_args(on_cpu=on_cpu)  # bad engine arguments fail here, before any process starts
+    placements = plan_layout(
+        config.replicas,
+        config.engine.tensor_parallel_size,
+        on_cpu=on_cpu,
+        devices=config.devices,
+        cpu_bind=config.cpu_bind,
+    )
 
     def engine(slot: int, replica_sink: ResultSink) -> Replica:
-        return VllmReplica(
-            config.engine,
-            config.generation,
-            replica_sink,
+        spec = WorkerSpec(
             name=f"replica-{slot}",
-            log_path=run_dir / "engine.log",
-            slot=slot,
-            replicas=config.replicas,
+            engine=config.engine,
+            generation=config.generation,
+            placement=placements[slot],
+            log_path=log_path,
+            step_delay=config.step_delays.get(slot, 0.0),
         )
+        return EngineReplica(spec, replica_sink)
 
     if config.replicas == 1:
         return engine(0, sink)
@@ -130,7 +144,7 @@ def run(
     config: RunConfig,
     *,
     console: Console | None = None,
-    replica_factory: ReplicaFactory = in_process_vllm,
+    replica_factory: ReplicaFactory = local_engines,
 ) -> RunReport:
     """Run LoadGen against the replica `replica_factory` builds; see `RunReport`."""
     console = console or Console(stderr=True)
@@ -151,6 +165,8 @@ def run(
             check_punkt()
             targets = resolve_targets(config.accuracy_targets)
     built, warnings = build_settings(config.loadgen, len(dataset))
+    if config.step_delays:
+        built.non_compliant.append(f"replicas slowed on purpose: step delays {config.step_delays}")
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     run_dir = new_run_dir(config)
@@ -195,7 +211,16 @@ def run(
     detail = read_detail_log(run_dir / "mlperf_log_detail.txt")
     result = summarize(detail, scenario=config.loadgen.scenario, mode=config.loadgen.mode, harness_problems=problems)
 
-    _write_samples(run_dir / "samples.jsonl", responder)
+    # A dispatcher stands for several replicas; report each of them.
+    members: list[Replica] = getattr(replica, "members", [replica])
+    records = responder.records()
+    assignments = getattr(replica, "assignments", None)
+    placed = assignments() if assignments else {r.response_id: replica.name for r in records}
+    by_replica: dict[str, list[SampleRecord]] = {member.name: [] for member in members}
+    for sample in records:
+        if sample.response_id in placed:
+            by_replica[placed[sample.response_id]].append(sample)
+    _write_samples(run_dir / "samples.jsonl", records, placed)
     accuracy = None
     if targets is not None and responder.completed_count:
         with console.status("scoring accuracy"):
@@ -207,8 +232,6 @@ def run(
                 workers=config.scoring_workers,
             )
         result.accuracy_passed = accuracy.passed
-    # A dispatcher stands for several replicas; report each of them.
-    members: list[Replica] = getattr(replica, "members", [replica])
     record = {
         "benchmark": config.loadgen.benchmark,
         "scenario": config.loadgen.scenario,
@@ -218,7 +241,7 @@ def run(
         "compliant": not built.non_compliant,
         "non_compliant": built.non_compliant,
         "config": config.to_json(),
-        "engine_args": redact(json.loads(json.dumps(getattr(members[0], "resolved_engine_args", {}), default=str))),
+        "engine_args": redact(json.loads(json.dumps(getattr(members[0], "engine_args", {}), default=str))),
         "versions": package_versions(),
         "loadgen": {
             "seeds": {name: getattr(built.settings, name) for name in SEED_FIELDS},
@@ -239,8 +262,10 @@ def run(
             "unanswered": responder.unanswered,
             "output_tokens": responder.output_tokens,
         },
-        "replicas": _replica_records(members),
-        "offline_tail_seconds": _rounded(getattr(replica, "finish_spread", lambda: None)()),
+        "replicas": _replica_records(members, by_replica if config.loadgen.scenario == "Server" else None),
+        "offline_tail_seconds": _rounded(getattr(replica, "finish_spread", lambda: None)())
+        if config.loadgen.scenario == "Offline"
+        else None,
         "replica_failures": replica_failures or list(dict.fromkeys(responder.replica_failures)),
         "result": result.to_json(),
         "accuracy": accuracy.to_json() if accuracy else None,
@@ -253,13 +278,15 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _replica_records(members: list[Replica]) -> list[dict[str, Any]]:
+def _replica_records(members: list[Replica], streams: dict[str, list[SampleRecord]] | None) -> list[dict[str, Any]]:
+    """Per-replica accounting; with `streams` (Server), also each replica's TTFT and TPOT percentiles."""
     stats = [member.stats() for member in members]
     total = sum(s.samples for s in stats) or 1
-    return [
+    rows = [
         {
             "name": s.name,
             "devices": s.devices,
+            "cpus": format_cpus(s.cpus) if s.cpus is not None else None,
             "samples": s.samples,
             "share": round(s.samples / total, 4),
             "output_tokens": s.output_tokens,
@@ -269,14 +296,19 @@ def _replica_records(members: list[Replica]) -> list[dict[str, Any]]:
         }
         for s in stats
     ]
+    if streams is not None:
+        for row in rows:
+            row.update(latency_percentiles(streams[row["name"]]))
+    return rows
 
 
-def _write_samples(path: Path, responder: LoadGenResponder) -> None:
-    """Per-sample timing (and token ids when kept), in issue order."""
+def _write_samples(path: Path, records: list[SampleRecord], placed: dict[int, str]) -> None:
+    """Per-sample timing, replica (and token ids when kept), in issue order."""
     with path.open("w") as f:
-        for record in responder.records():
+        for record in records:
             row: dict[str, Any] = {
                 "qsl_idx": record.sample_index,
+                "replica": placed.get(record.response_id),
                 "n_tokens": record.n_tokens,
                 "first_token": record.first_token,
             }

@@ -24,6 +24,7 @@ TOKEN_DTYPE = np.int32
 class SampleRecord:
     """One answered sample, for run.json statistics and the optional samples log."""
 
+    response_id: int
     sample_index: int
     issued_at: float
     first_token_at: float | None = None
@@ -53,7 +54,7 @@ class LoadGenResponder:
         now = time.perf_counter()
         with self._lock:
             for request in requests:
-                self._records[request.response_id] = SampleRecord(request.sample_index, now)
+                self._records[request.response_id] = SampleRecord(request.response_id, request.sample_index, now)
                 self._open.add(request.response_id)
 
     # -- ResultSink ---------------------------------------------------------
@@ -135,3 +136,24 @@ class LoadGenResponder:
     def records(self) -> list[SampleRecord]:
         with self._lock:
             return list(self._records.values())
+
+
+def latency_percentiles(records: Sequence[SampleRecord]) -> dict[str, dict[str, float] | None]:
+    """TTFT and TPOT percentiles (ms) of answered streams, from the harness's own clock.
+
+    TPOT per sample is LoadGen's: (completion - first token) / (output tokens - 1).
+    """
+    ttft = [r.first_token_at - r.issued_at for r in records if r.first_token_at is not None and r.error is None]
+    tpot = [
+        (r.completed_at - r.first_token_at) / (r.n_tokens - 1)
+        for r in records
+        if r.first_token_at is not None and r.completed_at is not None and r.n_tokens > 1
+    ]
+    return {"ttft_ms": _percentiles_ms(ttft), "tpot_ms": _percentiles_ms(tpot)}
+
+
+def _percentiles_ms(seconds: list[float]) -> dict[str, float] | None:
+    if not seconds:
+        return None
+    values = np.percentile(np.asarray(seconds) * 1e3, [50, 90, 99])
+    return {name: round(float(v), 3) for name, v in zip(("p50", "p90", "p99"), values, strict=True)}

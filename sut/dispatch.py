@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sut.replica import GenerationRequest, Replica, ReplicaStats, ResultSink
@@ -97,19 +98,20 @@ class Dispatcher:
         self._turn = itertools.cycle(range(count))
         self._pool: deque[GenerationRequest] = deque()
         self._output_seen = [0, 0]  # tokens, samples
+        self._placed: dict[int, int] = {}
         self.members = [build(slot, _ReplicaSink(self, slot)) for slot in range(count)]
 
     # -- Replica -------------------------------------------------------------------------------
     def start(self) -> None:
-        started: list[Replica] = []
-        try:
-            for replica in self.members:
-                replica.start()
-                started.append(replica)
-        except BaseException:
-            for replica in started:
-                replica.stop()
-            raise
+        """Start every replica at once (each loads its own weights); if one fails, stop the rest."""
+        with ThreadPoolExecutor(len(self.members)) as pool:
+            outcomes = list(pool.map(_start, self.members))
+        errors = [error for error in outcomes if error is not None]
+        if errors:
+            for replica, error in zip(self.members, outcomes, strict=True):
+                if error is None:
+                    replica.stop()
+            raise errors[0]
 
     def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:
         for replica in self.members:
@@ -159,6 +161,11 @@ class Dispatcher:
             if load.failure is not None
         }
 
+    def assignments(self) -> dict[int, str]:
+        """Which replica each request (by LoadGen response id) went to last."""
+        with self._lock:
+            return {response_id: self.members[slot].name for response_id, slot in self._placed.items()}
+
     def finish_spread(self) -> float | None:
         """Seconds between the first and the last replica finishing its last request."""
         finishes = [load.last_finish for load in self._loads if load.last_finish is not None]
@@ -174,11 +181,15 @@ class Dispatcher:
         live = [slot for slot, load in enumerate(self._loads) if load.failure is None]
         if not live:
             return None
+        # Every policy starts looking at the next replica in turn, so ties rotate instead of
+        # always going to replica 0 (at light load every replica has nothing outstanding).
+        start = next(self._turn)
+        ordered = sorted(live, key=lambda slot: (slot - start) % len(self._loads))
         if self.policy == "round-robin":
-            return next(slot for slot in self._turn if self._loads[slot].failure is None)
+            return ordered[0]
         if self.policy == "least-requests":
-            return min(live, key=lambda slot: self._loads[slot].requests)
-        return min(live, key=lambda slot: self._loads[slot].tokens)
+            return min(ordered, key=lambda slot: self._loads[slot].requests)
+        return min(ordered, key=lambda slot: self._loads[slot].tokens)
 
     def _lose(self, slot: int, unstarted: list[GenerationRequest], reason: str) -> None:
         """A replica failed for good: its unstarted work goes to the others (Offline: back to the pool)."""
@@ -208,6 +219,7 @@ class Dispatcher:
     def _assign(self, slot: int, requests: Sequence[GenerationRequest]) -> None:
         load = self._loads[slot]
         for request in requests:
+            self._placed[request.response_id] = slot
             cost = len(request.prompt) + self._expected_output()
             load.requests += 1
             load.tokens += cost
@@ -237,3 +249,11 @@ class Dispatcher:
             self._assign(slot, chunk)
         self.members[slot].submit(chunk)
         return True
+
+
+def _start(replica: Replica) -> BaseException | None:
+    try:
+        replica.start()
+    except BaseException as exc:
+        return exc
+    return None

@@ -45,6 +45,8 @@ class ReplicaStats:
 
     name: str
     devices: list[str] = field(default_factory=list)
+    cpus: list[int] | None = None
+    """The cores it ran on, where it was pinned."""
     samples: int = 0
     output_tokens: int = 0
     failed: int = 0

@@ -38,6 +38,10 @@ def test_help_documents_every_option():
         "--tensor-parallel-size",
         "--engine-arg",
         "--trust-pickle",
+        "--replicas",
+        "--dispatch",
+        "--devices",
+        "--cpu-bind",
     ):
         assert option in out
 
@@ -103,3 +107,19 @@ def test_engine_config_vllm_rejects(tmp_path):
 def test_engine_without_enough_memory_fails_cleanly(tmp_path):
     code, _, err = run_cli("--engine-arg", "kv_cache_memory_bytes=4096", "--output-dir", str(tmp_path))
     _assert_one_error(code, err, "failed to start", "engine.log")
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize(
+    ("options", "needles"),
+    [
+        (["--replicas", "2", "--devices", "0", "--devices", "1"], ["--devices maps GPUs", "use --cpu-bind"]),
+        (["--replicas", "2", "--cpu-bind", "0"], ["--cpu-bind was given 1 times for 2 replicas"]),
+        (["--cpu-bind", "zero"], ["--cpu-bind 'zero' is not a core list"]),
+    ],
+)
+def test_a_replica_layout_that_cannot_work_is_one_error_before_any_engine_starts(tmp_path, options, needles):
+    code, _, err = run_cli(*options, "--output-dir", str(tmp_path))
+    _assert_one_error(code, err, *needles)
+    (run_dir,) = tmp_path.iterdir()
+    assert "[replica-" not in (run_dir / "engine.log").read_text()  # no worker got as far as vLLM

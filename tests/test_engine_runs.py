@@ -42,7 +42,7 @@ def test_cli_offline_demo_run_is_valid_and_prints_a_summary(tmp_path):
     assert record["samples"]["issued"] == record["samples"]["completed"] == 600
     assert record["replicas"][0]["samples"] == 600
     # vLLM's own chatter went to the engine log, not over the display.
-    assert "EngineCore" in (run_dir / "engine.log").read_text()
+    assert "[replica-0]" in (run_dir / "engine.log").read_text()
 
 
 def test_accuracy_run_logs_exactly_the_token_ids_the_engine_produced(tmp_path):
@@ -121,7 +121,7 @@ def test_a_prompt_the_engine_rejects_fails_alone_and_the_run_says_why(tmp_path, 
 
 
 def test_engine_start_leaves_the_callers_logging_alone_and_logs_engine_processes(tmp_path):
-    """vLLM's dictConfig would close every handler (and absl's closes its stream): not in our process."""
+    """vLLM's dictConfig would close every handler (and absl's closes its stream): not in the caller's process."""
     script = f"""
 import io, logging, sys
 import absl.logging  # its handler closes its stream when closed
@@ -141,28 +141,4 @@ if __name__ == "__main__":
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = Path(proc.stdout.split("engine log:")[1].strip()).read_text()
-    assert "INFO EngineCore vllm" in log  # the engine process's own INFO lines reach the log
-
-
-def test_two_real_replicas_share_offline_work_evenly(tmp_path):
-    report = _run(tmp_path, replicas=2)
-    assert report.result.valid, report.result.invalid_reasons
-    replicas = report.record["replicas"]
-    assert [r["name"] for r in replicas] == ["replica-0", "replica-1"]
-    assert all(r["samples"] > 0 for r in replicas)
-    assert sum(r["samples"] for r in replicas) == report.record["samples"]["completed"] == 600
-    assert report.record["offline_tail_seconds"] is not None
-
-
-def test_two_real_replicas_serve_a_valid_server_run(tmp_path):
-    report = _run(
-        tmp_path,
-        scenario="Server",
-        replicas=2,
-        dispatch="least-requests",
-        target_qps=25.0,
-        min_query_count=500,
-        min_duration_ms=5000,
-    )
-    assert report.result.valid, report.result.invalid_reasons
-    assert all(r["samples"] > 0 for r in report.record["replicas"])
+    assert "[replica-0]" in log and " INFO " in log  # the engine worker's own INFO lines reach the log

@@ -1,0 +1,234 @@
+"""A vLLM engine in a worker process of its own, as a `Replica`.
+
+The harness side of `sut.engine_worker`: it starts the process with the
+replica's devices and cores, sends requests in batches, and turns the worker's
+step messages into sink calls on one receiver thread per replica (not per
+query). It keeps the requests the worker holds, so when the process dies, for
+whatever reason, it knows at once (the process sentinel fires) which samples
+had started streaming (those fail) and which can go to another replica.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from harness.errors import HarnessError
+from sut import engine_worker
+from sut.engine_worker import WorkerSpec
+from sut.replica import GenerationRequest, ReplicaStats, ResultSink
+from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Warmed, WarmUp
+
+STOP_GRACE_SECONDS = 30.0
+
+
+class EngineReplica:
+    """One engine worker process, seen from the harness."""
+
+    def __init__(self, spec: WorkerSpec, sink: ResultSink) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self._sink = sink
+        self._process: Any = None
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+        """Guards the pipe's sending end and the request table."""
+        self._held: dict[int, tuple[GenerationRequest, bool]] = {}
+        """Requests the worker has, and whether their first token went out."""
+        self._dead: str | None = None
+        self._receiver: threading.Thread | None = None
+        self._warmed = threading.Event()
+        self._busy_since: float | None = None
+        self._stopping = False
+        self._stats = ReplicaStats(name=spec.name, devices=list(spec.placement.devices))
+        self.pid: int | None = None
+
+    @property
+    def engine_args(self) -> dict[str, Any]:
+        """The `vllm.EngineArgs` this replica's engine is built with."""
+        return self.spec.engine.engine_kwargs(on_cpu=self.spec.placement.devices == ["cpu"])
+
+    # -- Replica ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, theirs = context.Pipe()
+        self._process = context.Process(target=engine_worker.main, args=(theirs, self.spec), name=f"{self.name}-worker")
+        self._process.start()
+        theirs.close()
+        try:
+            message = self._first_message()
+        except BaseException:
+            self._kill()
+            raise
+        if not isinstance(message, Ready):
+            self._kill()
+            where = f" Full engine log: {self.spec.log_path}." if self.spec.log_path else ""
+            raise HarnessError(
+                f"{self.name}: the vLLM engine for model {self.spec.engine.model} failed to start: "
+                f"{message.rstrip('.')}.{where} If it ran out of memory, lower --max-model-len or "
+                "--max-num-seqs, or adjust --gpu-memory-utilization."
+            )
+        self.pid = message.pid
+        if self.spec.placement.cpus is not None:
+            self._stats.cpus = message.cpus
+        self._receiver = threading.Thread(target=self._receive, name=f"{self.name}-receiver", daemon=True)
+        self._receiver.start()
+
+    def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:
+        if not prompts:
+            return
+        self._send(WarmUp([list(p) for p in prompts], max_new_tokens))
+        self._warmed.wait()
+        if self._dead:
+            raise HarnessError(f"the vLLM engine failed during warm-up: {self._dead}")
+
+    def submit(self, requests: Sequence[GenerationRequest]) -> None:
+        if not requests:
+            return
+        with self._lock:
+            dead = self._dead
+            if dead is None:
+                if not self._held:
+                    self._busy_since = time.perf_counter()
+                for request in requests:
+                    self._held[request.response_id] = (request, False)
+                try:
+                    self._send_locked(Submit.pack(requests))
+                except OSError:
+                    pass  # the worker is gone: the receiver sees it and hands these on with the rest
+                return
+        self._sink.replica_failed(list(requests), dead)
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._stopping = True
+        try:
+            self._send(Stop())
+        except OSError:
+            pass
+        self._process.join(STOP_GRACE_SECONDS)
+        self._kill()
+        if self._receiver is not None:
+            self._receiver.join()
+        with self._lock:
+            leftover = [request for request, _ in self._held.values()]
+            self._held.clear()
+        self._fail(leftover, "the replica was stopped")
+        self._process = None
+
+    def stats(self) -> ReplicaStats:
+        return self._stats
+
+    # -- the receiving thread -------------------------------------------------------------------------
+    def _first_message(self) -> Ready | str:
+        """The worker's Ready, or why it never came."""
+        assert self._conn is not None
+        ready = wait([self._conn, self._process.sentinel])
+        if self._conn in ready:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                message = None
+            if isinstance(message, Ready):
+                return message
+            if isinstance(message, StartFailed):
+                return message.reason
+        self._process.join(5)
+        return f"its worker process exited with code {self._process.exitcode} before the engine was up"
+
+    def _receive(self) -> None:
+        assert self._conn is not None
+        while True:
+            ready = wait([self._conn, self._process.sentinel])
+            if self._conn not in ready:
+                break
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            if isinstance(message, Step):
+                self._on_step(message)
+            elif isinstance(message, Warmed):
+                self._warmed.set()
+            elif isinstance(message, Died):
+                self._on_death(message.reason)
+                return
+        if not self._stopping:
+            self._process.join(5)
+            self._on_death(f"{self.name} failed: its worker process exited (code {self._process.exitcode})")
+
+    def _on_step(self, step: Step) -> None:
+        first: list[tuple[GenerationRequest, int]] = []
+        done: list[tuple[GenerationRequest, Any]] = []
+        failed: dict[str, list[GenerationRequest]] = {}
+        with self._lock:
+            # A request missing here was already answered for (the replica was stopped).
+            for response_id, token in step.first():
+                if response_id in self._held:
+                    request = self._held[response_id][0]
+                    self._held[response_id] = (request, True)
+                    first.append((request, token))
+            for response_id, tokens in step.done():
+                if response_id in self._held:
+                    done.append((self._held.pop(response_id)[0], tokens))
+            for response_id, reason in step.failed:
+                if response_id in self._held:
+                    failed.setdefault(reason, []).append(self._held.pop(response_id)[0])
+            self._account(done)
+        for request, token in first:
+            self._sink.first_token(request, token)
+        if done:
+            self._sink.completed(done)
+        for reason, requests in failed.items():
+            self._fail(requests, reason)
+
+    def _account(self, done: list[tuple[GenerationRequest, Any]]) -> None:
+        self._stats.samples += len(done)
+        self._stats.output_tokens += sum(len(tokens) for _, tokens in done)
+        if not self._held and self._busy_since is not None:
+            self._stats.busy_seconds += time.perf_counter() - self._busy_since
+            self._busy_since = None
+
+    def _on_death(self, reason: str) -> None:
+        """A stream whose first token LoadGen has seen cannot move; everything else can."""
+        with self._lock:
+            if self._dead is not None:
+                return
+            self._dead = reason
+            held = list(self._held.values())
+            self._held.clear()
+        self._warmed.set()
+        self._kill()
+        self._fail([request for request, started in held if started], reason)
+        self._sink.replica_failed([request for request, started in held if not started], reason)
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def _fail(self, requests: list[GenerationRequest], reason: str) -> None:
+        if requests:
+            self._stats.failed += len(requests)
+            self._sink.failed(requests, reason)
+
+    def _send(self, message: Any) -> None:
+        with self._lock:
+            self._send_locked(message)
+
+    def _send_locked(self, message: Any) -> None:
+        assert self._conn is not None
+        self._conn.send(message)
+
+    def _kill(self) -> None:
+        """End the worker and every engine process in its group."""
+        if self._process is None:
+            return
+        try:
+            os.killpg(self._process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group is gone already
+        self._process.join()

@@ -1,0 +1,240 @@
+"""Inside an engine worker process: one vLLM engine on its own devices, fed over a pipe.
+
+The harness starts one of these per replica (`sut.engine_replica`); vLLM's
+engine core runs inside it. The main thread drives the engine: it adds whatever arrived since the last step, steps,
+and sends one `Step` message with what that step produced. A reader thread
+moves incoming messages to a queue, so the harness never waits on a busy
+engine to take its requests. A watchdog thread notices what the engine loop
+cannot: a step that never returns, or, where the engine core is a process of
+its own (`VLLM_ENABLE_V1_MULTIPROCESSING=1`), that process dying (vLLM's
+synchronous client then waits forever).
+
+The worker leads its own process group, so the harness can stop it and every
+engine process under it at once; and it stops itself when the harness goes
+away (its end of the pipe closes).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from sut.engine_config import EngineConfig
+from sut.engine_logs import engine_failure_reason, redirect_output
+from sut.generation import GenerationConfig
+from sut.layout import Placement
+from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Warmed, WarmUp
+
+WATCH_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs; pickled to the new process."""
+
+    name: str
+    engine: EngineConfig
+    generation: GenerationConfig
+    placement: Placement
+    log_path: Path | None = None
+    step_delay: float = 0.0
+    """Seconds slept after each engine step: emulates a slower device (tests, benchmarks)."""
+    stall_timeout: float = 300.0
+    """An engine step that takes longer than this with requests in flight counts as a hung engine."""
+    engine_factory: Callable[[WorkerSpec], Any] | None = None
+    """Builds the engine in the worker; None is vLLM's `LLMEngine`. Anything with vLLM's
+    `add_request` / `step` / `has_unfinished_requests` will do (the protocol benchmark uses an echo)."""
+
+
+@dataclass
+class _Live:
+    response_id: int
+    stream: bool
+    tokens: list[int] = field(default_factory=list)
+
+
+def main(conn: Connection, spec: WorkerSpec) -> None:
+    """The worker process's entry point."""
+    os.setpgrp()
+    if spec.log_path is not None:
+        redirect_output(spec.log_path)
+    os.environ.update(spec.placement.env)
+    os.environ.setdefault("VLLM_LOGGING_PREFIX", f"[{spec.name}] ")
+    # The worker is the engine process: vLLM's engine core runs in it rather than in one more
+    # process behind a socket. Measured on the embedded model (2 CPU cores), Offline went from
+    # about 2,300 to 3,600 tokens/s; and a dead engine is simply a dead worker. Tensor-parallel
+    # ranks still run in processes of their own, started from here.
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    if spec.placement.cpus:
+        os.sched_setaffinity(0, spec.placement.cpus)
+    try:
+        engine = (spec.engine_factory or build_engine)(spec)
+        worker = _Worker(conn, engine, spec)
+    except BaseException as exc:
+        conn.send(StartFailed(engine_failure_reason(spec.log_path, exc)))
+        return
+    conn.send(Ready(os.getpid(), sorted(os.sched_getaffinity(0)), os.environ.get("CUDA_VISIBLE_DEVICES")))
+    worker.run()
+
+
+def build_engine(spec: WorkerSpec) -> Any:
+    from vllm import LLMEngine
+    from vllm.platforms import current_platform
+
+    args = spec.engine.to_engine_args(on_cpu=current_platform.is_cpu())
+    return LLMEngine.from_engine_args(args)
+
+
+class _Worker:
+    def __init__(self, conn: Connection, engine: Any, spec: WorkerSpec) -> None:
+        self._conn = conn
+        self._engine = engine
+        self._spec = spec
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._send_lock = threading.Lock()
+        self._params = {stream: spec.generation.sampling_params(stream=stream) for stream in (False, True)}
+        self._rejections: tuple[type[Exception], ...] = (ValueError, TypeError, *_client_errors())
+        self._stepping_since: float | None = None
+
+    def run(self) -> None:
+        threading.Thread(target=self._read, name="reader", daemon=True).start()
+        threading.Thread(target=self._watch, name="watchdog", daemon=True).start()
+        live: dict[str, _Live] = {}
+        try:
+            while True:
+                messages = self._take(block=not live)
+                failed: list[tuple[int, str]] = []
+                for message in messages:
+                    if isinstance(message, Submit):
+                        failed += self._add(message, live)
+                    elif isinstance(message, WarmUp):
+                        self._warm_up(message)
+                if any(isinstance(m, Stop) for m in messages):
+                    return
+                self._step(live, failed)
+        except BaseException as exc:
+            self._die(f"{type(exc).__name__}: {exc}".strip(": "))
+        finally:
+            self._shutdown()
+
+    # -- messages in --------------------------------------------------------------------------------
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):  # the harness is gone
+                message = Stop()
+            self._inbox.put(message)
+            if isinstance(message, Stop):
+                return
+
+    def _take(self, *, block: bool) -> list[Any]:
+        """Everything that arrived so far; waits for something when the engine is idle."""
+        messages = []
+        try:
+            messages.append(self._inbox.get(block=block))
+            while True:
+                messages.append(self._inbox.get_nowait())
+        except queue.Empty:
+            return messages
+
+    def _add(self, submit: Submit, live: dict[str, _Live]) -> list[tuple[int, str]]:
+        rejected = []
+        for request in submit.unpack():
+            # Outputs carry this id; vLLM's return value is its internal, randomised variant.
+            key = str(request.response_id)
+            try:
+                self._engine.add_request(key, {"prompt_token_ids": request.prompt}, self._params[request.stream])
+            except self._rejections as exc:  # this prompt only, e.g. longer than max_model_len
+                rejected.append((request.response_id, f"vLLM rejected sample {request.sample_index}: {exc}"))
+            else:
+                live[key] = _Live(request.response_id, request.stream)
+        return rejected
+
+    # -- the engine -------------------------------------------------------------------------------
+    def _step(self, live: dict[str, _Live], failed: list[tuple[int, str]]) -> None:
+        first: list[tuple[int, int]] = []
+        done: list[tuple[int, list[int]]] = []
+        if live:
+            self._stepping_since = time.monotonic()
+            outputs = self._engine.step()
+            if self._spec.step_delay:
+                time.sleep(self._spec.step_delay)
+            self._stepping_since = None
+            for output in outputs:
+                entry = live.get(output.request_id)
+                if entry is None:
+                    continue
+                delta = output.outputs[0].token_ids
+                if entry.stream and not entry.tokens and delta:
+                    first.append((entry.response_id, int(delta[0])))
+                entry.tokens.extend(delta)
+                if output.finished:
+                    del live[output.request_id]
+                    done.append((entry.response_id, entry.tokens))
+            if live and not self._engine.has_unfinished_requests():
+                # Never wait on an engine that has nothing left to say.
+                failed += [(entry.response_id, "the engine dropped the request") for entry in live.values()]
+                live.clear()
+        if first or done or failed:
+            self._send(Step.pack(first, done, failed))
+
+    def _warm_up(self, warm: WarmUp) -> None:
+        """Untimed generation before any real request; runs to completion here."""
+        params = self._spec.generation.sampling_params(stream=True, max_new_tokens=warm.max_new_tokens)
+        for i, prompt in enumerate(warm.prompts):
+            try:
+                self._engine.add_request(f"warm-up-{i}", {"prompt_token_ids": prompt}, params)
+            except self._rejections:
+                continue  # the timed run reports this prompt; warming up needs only the others
+        while self._engine.has_unfinished_requests():
+            self._stepping_since = time.monotonic()
+            self._engine.step()
+            self._stepping_since = None
+        self._send(Warmed())
+
+    # -- ending -----------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        resources = getattr(getattr(self._engine, "engine_core", None), "resources", None)
+        while True:
+            time.sleep(WATCH_INTERVAL)
+            if getattr(resources, "engine_dead", False):
+                self._die("the vLLM engine core process exited unexpectedly", hard=True)
+            since = self._stepping_since
+            if since is not None and time.monotonic() - since > self._spec.stall_timeout:
+                self._die(f"an engine step made no progress for {self._spec.stall_timeout:.0f} s", hard=True)
+
+    def _die(self, reason: str, *, hard: bool = False) -> None:
+        try:
+            self._send(Died(f"{self._spec.name} failed: {reason}"))
+        except OSError:
+            pass
+        if hard:
+            # The engine loop is stuck inside vLLM; end this process and its engine processes now.
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    def _send(self, message: Any) -> None:
+        with self._send_lock:
+            self._conn.send(message)
+
+    def _shutdown(self) -> None:
+        core = getattr(self._engine, "engine_core", None)
+        if core is not None:
+            core.shutdown()
+
+
+def _client_errors() -> tuple[type[Exception], ...]:
+    """vLLM's "this request is invalid" errors, where the installed version has them."""
+    try:
+        from vllm.exceptions import VLLMClientError
+    except ImportError:
+        return ()
+    return (VLLMClientError,)

@@ -1,0 +1,131 @@
+"""What the harness and an engine worker process say to each other, over one pipe.
+
+Messages are batches, never one per token and never one per sample where a
+batch will do:
+
+* harness -> worker: `Submit` (requests as packed int arrays), `WarmUp`, `Stop`;
+* worker -> harness: `Ready` or `StartFailed` once; then one `Step` per engine
+  step that produced something: the first tokens of streams that started in it
+  (Server only) and the finished samples with all their token ids; `Warmed`;
+  `Died` if the engine fails.
+
+Token ids travel as raw int32 bytes, so a message costs one pickle of a few
+byte strings however many tokens it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sut.replica import GenerationRequest
+
+IDS = np.int64
+TOKENS = np.int32
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    ids: bytes
+    sample_indices: bytes
+    streams: bytes
+    lengths: bytes
+    tokens: bytes
+
+    @classmethod
+    def pack(cls, requests: Sequence[GenerationRequest]) -> Submit:
+        return cls(
+            ids=np.fromiter((r.response_id for r in requests), IDS, len(requests)).tobytes(),
+            sample_indices=np.fromiter((r.sample_index for r in requests), IDS, len(requests)).tobytes(),
+            streams=np.fromiter((r.stream for r in requests), np.bool_, len(requests)).tobytes(),
+            lengths=np.fromiter((len(r.prompt) for r in requests), TOKENS, len(requests)).tobytes(),
+            tokens=np.concatenate([np.asarray(r.prompt, TOKENS) for r in requests]).tobytes() if requests else b"",
+        )
+
+    def unpack(self) -> list[GenerationRequest]:
+        ids = np.frombuffer(self.ids, IDS).tolist()
+        indices = np.frombuffer(self.sample_indices, IDS).tolist()
+        streams = np.frombuffer(self.streams, np.bool_).tolist()
+        prompts = [prompt.tolist() for prompt in split(self.tokens, self.lengths)]
+        return [GenerationRequest(*fields) for fields in zip(ids, indices, prompts, streams, strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class WarmUp:
+    prompts: list[list[int]]
+    max_new_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    pid: int
+    cpus: list[int]
+    """The cores the worker may run on, as the worker itself sees them."""
+    devices: str | None
+    """`CUDA_VISIBLE_DEVICES` as the worker sees it."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartFailed:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one engine step produced."""
+
+    first_ids: bytes = b""
+    first_tokens: bytes = b""
+    done_ids: bytes = b""
+    done_lengths: bytes = b""
+    done_tokens: bytes = b""
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    """Requests that ended without output (e.g. vLLM refused a prompt longer than max_model_len), with why."""
+
+    @classmethod
+    def pack(
+        cls,
+        first: Sequence[tuple[int, int]],
+        done: Sequence[tuple[int, Sequence[int]]],
+        failed: list[tuple[int, str]],
+    ) -> Step:
+        return cls(
+            first_ids=np.fromiter((i for i, _ in first), IDS, len(first)).tobytes(),
+            first_tokens=np.fromiter((t for _, t in first), TOKENS, len(first)).tobytes(),
+            done_ids=np.fromiter((i for i, _ in done), IDS, len(done)).tobytes(),
+            done_lengths=np.fromiter((len(t) for _, t in done), TOKENS, len(done)).tobytes(),
+            done_tokens=np.concatenate([np.asarray(t, TOKENS) for _, t in done]).tobytes() if done else b"",
+            failed=failed,
+        )
+
+    def first(self) -> list[tuple[int, int]]:
+        ids = np.frombuffer(self.first_ids, IDS).tolist()
+        return list(zip(ids, np.frombuffer(self.first_tokens, TOKENS).tolist(), strict=True))
+
+    def done(self) -> list[tuple[int, np.ndarray]]:
+        ids = np.frombuffer(self.done_ids, IDS).tolist()
+        return list(zip(ids, split(self.done_tokens, self.done_lengths), strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Warmed:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Died:
+    reason: str
+
+
+def split(tokens: bytes, lengths: bytes) -> list[np.ndarray]:
+    """Views into one int32 buffer: the responder hands them to LoadGen without a copy."""
+    flat = np.frombuffer(tokens, TOKENS)
+    bounds = np.cumsum(np.frombuffer(lengths, TOKENS), dtype=np.int64)
+    return np.split(flat, bounds[:-1]) if len(bounds) else []
