@@ -14,8 +14,10 @@ from rich.console import Console
 from harness import embedded
 from harness.config import build_config
 from harness.dataset import load_dataset
+from harness.errors import HarnessError
 from harness.report import print_summary
 from harness.runner import RunReport, local_engines, run
+from sut.dispatch import Dispatcher
 from sut.engine_config import EngineConfig
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
@@ -177,3 +179,32 @@ def test_a_hung_engine_step_is_caught_by_the_watchdog_and_its_requests_handed_ba
     ((kind, indices, reason),) = recorder.events
     assert (kind, indices) == ("replica_failed", [0])
     assert "an engine step made no progress for 1 s" in reason
+
+
+def _no_device(spec: WorkerSpec):
+    raise RuntimeError("CUDA error: no CUDA-capable device is detected")
+
+
+def test_a_replica_that_fails_to_start_stops_the_others_with_its_own_error(tmp_path):
+    config = build_config(output_dir=tmp_path, replicas=2)
+    started: list[EngineReplica] = []
+
+    def build(slot: int, sink):
+        spec = WorkerSpec(
+            name=f"replica-{slot}",
+            engine=config.engine,
+            generation=config.generation,
+            placement=Placement(devices=["cpu"]),
+            log_path=tmp_path / "engine.log",
+            engine_factory=_no_device if slot == 1 else None,
+        )
+        started.append(EngineReplica(spec, sink))
+        return started[-1]
+
+    dispatcher = Dispatcher(build, 2, _Recorder())
+    with pytest.raises(HarnessError, match=r"replica-1: the vLLM engine .* failed to start: .*CUDA error"):
+        dispatcher.start()
+    healthy = started[0]
+    assert healthy.pid is not None  # it did start, and was stopped again
+    with pytest.raises(ProcessLookupError):
+        os.kill(healthy.pid, 0)

@@ -1,0 +1,90 @@
+"""Real vLLM OpenAI servers on 127.0.0.1: they start, and generate what a local engine generates."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import pytest
+
+from harness import embedded
+from harness.config import build_config
+from harness.dataset import load_dataset
+from harness.errors import HarnessError
+from sut import local_servers
+from sut.engine_replica import EngineReplica
+from sut.engine_worker import WorkerSpec
+from sut.layout import Placement
+from sut.replica import GenerationRequest
+
+pytestmark = pytest.mark.engine
+PROMPTS = 6
+
+
+class _Collector:
+    def __init__(self, expected: int) -> None:
+        self.outputs: dict[int, list[int]] = {}
+        self.expected = expected
+        self.done = threading.Event()
+
+    def first_token(self, request, token_id):
+        pass
+
+    def completed(self, results):
+        for request, tokens in results:
+            self.outputs[request.sample_index] = list(tokens)
+        if len(self.outputs) == self.expected:
+            self.done.set()
+
+    def failed(self, requests, reason):
+        raise AssertionError(reason)
+
+    def replica_failed(self, unstarted, reason):
+        raise AssertionError(reason)
+
+
+def _streamed_token_ids(url: str, model: str, prompt: list[int], max_tokens: int) -> list[int]:
+    body = {
+        "model": model,
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "return_token_ids": True,
+    }
+    tokens: list[int] = []
+    with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=60) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                for choice in json.loads(line.removeprefix("data: "))["choices"]:
+                    tokens += choice.get("token_ids") or []
+    return tokens
+
+
+def test_local_servers_serve_the_embedded_model_and_match_a_local_engine(tmp_path):
+    prompts = load_dataset(embedded.DATASET).prompts[:PROMPTS]
+    with local_servers.start(1, served_model_name="tiny", base_port=18100, log_dir=tmp_path) as servers:
+        (url,) = servers.urls
+        models = httpx.get(f"{url}/v1/models", timeout=10).json()
+        assert [m["id"] for m in models["data"]] == ["tiny"]
+        served = {i: _streamed_token_ids(url, "tiny", prompt, 64) for i, prompt in enumerate(prompts)}
+
+    config = build_config(output_dir=tmp_path, generation={"max_new_tokens": 64})
+    collector = _Collector(PROMPTS)
+    spec = WorkerSpec("replica-0", config.engine, config.generation, Placement(devices=["cpu"]), tmp_path / "e.log")
+    replica = EngineReplica(spec, collector)
+    replica.start()
+    try:
+        replica.submit([GenerationRequest(i, i, prompt, stream=False) for i, prompt in enumerate(prompts)])
+        assert collector.done.wait(120)
+    finally:
+        replica.stop()
+    assert served == collector.outputs
+    assert all(served.values())
+
+
+def test_a_server_that_cannot_start_is_a_clear_error_with_its_log(tmp_path):
+    with pytest.raises(HarnessError, match=r"exited with code \d+ while starting; end of .*server-0\.log"):
+        local_servers.start(1, base_port=18200, log_dir=tmp_path, server_args=["--max-model-len", "not-a-number"])
