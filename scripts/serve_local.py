@@ -36,6 +36,8 @@ def main() -> int:
     parser.add_argument("--endpoints-file", type=Path, default=Path("endpoints.txt"))
     parser.add_argument("server_args", nargs="*", help="passed to every vLLM server as given (after --)")
     args = parser.parse_args()
+    if args.servers < 1:
+        parser.error("--servers must be at least 1")
     try:
         servers = local_servers.start(
             args.servers,
