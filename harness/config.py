@@ -18,8 +18,10 @@ from harness.settings import LoadGenConfig
 from sut.dispatch import POLICIES
 from sut.engine_config import EngineConfig
 from sut.generation import GenerationConfig
+from sut.remote_config import RemoteConfig, read_endpoints_file, redact_url
 
 SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey")
+SUTS = ("local", "remote")
 
 
 @dataclass
@@ -41,6 +43,9 @@ class RunConfig:
     warmup_tokens: int = 16
     save_outputs: bool = False
     """Keep every sample's output token ids in samples.jsonl (always done in accuracy mode)."""
+    sut: str = "local"
+    """`local`: vLLM engines in worker processes on this host; `remote`: inference servers (`remote`)."""
+    remote: RemoteConfig | None = None
     replicas: int = 1
     """Engines on this host; each gets tensor_parallel_size devices of its own."""
     dispatch: str = "round-robin"
@@ -61,14 +66,15 @@ class RunConfig:
 
     def to_json(self) -> dict[str, Any]:
         """The resolved configuration for run.json, with secrets redacted."""
-        return redact(json.loads(json.dumps(dataclasses.asdict(self), default=str)))
+        resolved = json.loads(json.dumps(dataclasses.asdict(self), default=str))
+        if resolved["remote"]:
+            resolved["remote"]["endpoints"] = [redact_url(url) for url in resolved["remote"]["endpoints"]]
+        return redact(resolved)
 
 
 def redact(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            k: "***" if any(m in str(k).lower() for m in SECRET_MARKERS) and v else redact(v) for k, v in value.items()
-        }
+        return {k: "***" if str(k).lower().endswith(SECRET_MARKERS) and v else redact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
@@ -122,9 +128,34 @@ def build_config(
     devices: list[str] | None = None,
     cpu_bind: list[str] | None = None,
     step_delays: dict[int, float] | None = None,
+    sut: str = "local",
+    remote: dict[str, Any] | None = None,
+    endpoints_file: str | Path | None = None,
 ) -> RunConfig:
     """Everything a run needs. Leaving out `model` selects the embedded tiny model,
-    its bundled synthetic data set and short demo LoadGen settings (non-compliant)."""
+    its bundled synthetic data set and short demo LoadGen settings (non-compliant).
+
+    With `sut="remote"`, `remote` holds `RemoteConfig` fields (endpoints and the
+    rest) and `model` (or `tokenizer`) is a local directory with the model's
+    tokenizer; the engine itself is the servers' business."""
+    if sut not in SUTS:
+        raise HarnessError(f"--sut {sut!r}: use one of {', '.join(SUTS)}.")
+    remote_config = _remote_config(sut, remote, endpoints_file)
+    if remote_config is not None:
+        local_only = {
+            "engine options (--dtype, --tensor-parallel-size, --engine-arg, ...)": bool(engine or engine_extra),
+            "--replicas": replicas != 1,
+            "--devices": bool(devices),
+            "--cpu-bind": bool(cpu_bind),
+            "step delays": bool(step_delays),
+        }
+        given = [name for name, used in local_only.items() if used]
+        if given:
+            raise HarnessError(
+                f"{', '.join(given)} configure local engines, not --sut remote: the servers run the model "
+                "(set engine options in their own arguments, e.g. the ServingRuntime), and each --endpoint "
+                "is one replica."
+            )
     demo = model is None
     engine_fields = dict(engine or {})
     if demo:
@@ -195,7 +226,9 @@ def build_config(
         output_dir=Path(output_dir),
         warmup_samples=warmup_samples,
         save_outputs=save_outputs,
-        replicas=replicas,
+        sut=sut,
+        remote=remote_config,
+        replicas=len(remote_config.endpoints) if remote_config else replicas,
         dispatch=dispatch,
         devices=list(devices) if devices else None,
         cpu_bind=list(cpu_bind) if cpu_bind else None,
@@ -203,3 +236,23 @@ def build_config(
         accuracy_targets=str(accuracy_targets or (embedded.ACCURACY_TARGETS if demo else "llama2-70b-99.9")),
         scoring_workers=scoring_workers,
     )
+
+
+def _remote_config(sut: str, fields: dict[str, Any] | None, endpoints_file: str | Path | None) -> RemoteConfig | None:
+    if sut != "remote":
+        if fields or endpoints_file:
+            raise HarnessError("--endpoint and the other remote options need --sut remote.")
+        return None
+    fields = dict(fields or {})
+    endpoints = list(fields.pop("endpoints", None) or [])
+    if endpoints_file:
+        endpoints += read_endpoints_file(Path(endpoints_file))
+    for name in ("token_file", "ca_bundle"):
+        if fields.get(name) is not None:
+            fields[name] = Path(fields[name])
+    try:
+        config = RemoteConfig(endpoints=endpoints, **fields)
+    except TypeError as exc:
+        raise HarnessError(f"unknown remote setting: {exc}") from None
+    config.check()
+    return config

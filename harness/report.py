@@ -47,8 +47,12 @@ def print_summary(report: RunReport, console: Console) -> None:
         table.add_row("[red]why INVALID" if reason == result.invalid_reasons[0] else "", reason)
     table.add_row("logs", str(report.run_dir))
     console.print(table)
-    if len(record["replicas"]) > 1:
-        console.print(replica_table(record["replicas"]))
+    replicas = record["replicas"]
+    if len(replicas) > 1 or any(r.get("errors") or r.get("ejections") for r in replicas):
+        console.print(replica_table(replicas))
+        for replica in replicas:
+            if replica.get("errors"):
+                console.print(_errors(replica), highlight=False)
         if record.get("offline_tail_seconds") is not None:
             console.print(f"Offline tail (first to last replica finishing): {record['offline_tail_seconds']:.2f} s")
 
@@ -76,9 +80,22 @@ def replica_table(replicas: list[dict]) -> Table:
 
 
 def _where(replica: dict) -> str:
+    if replica.get("endpoint"):
+        return replica["endpoint"].split("://", 1)[-1]
     devices = ",".join(replica["devices"])
     where = devices if devices == "cpu" else f"gpu {devices}"
     return f"{where} {replica['cpus']}" if replica.get("cpus") else where
+
+
+def _errors(replica: dict) -> str:
+    """`replica-0: 7 failed attempts (http_500 5, connect 2), 5 retried; out of dispatch 1 time`."""
+    kinds = sorted(replica["errors"].items(), key=lambda item: -item[1])
+    total = sum(n for _, n in kinds)
+    text = f"{replica['name']}: {total} failed attempts ({', '.join(f'{kind} {n}' for kind, n in kinds)})"
+    text += f", {replica['retries']} retried"
+    if replica["ejections"]:
+        text += f"; out of dispatch {replica['ejections']} time{'s' if replica['ejections'] > 1 else ''}"
+    return text
 
 
 def _pair(values: dict[str, float] | None) -> str:

@@ -11,7 +11,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,8 @@ from sut.engine_logs import route_vllm_logs
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
 from sut.layout import format_cpus, plan_layout, running_on_cpu
+from sut.output_ids import Retokenizer
+from sut.remote_replica import RemoteReplica
 from sut.replica import Replica, ResultSink
 
 PACKAGES = (
@@ -140,15 +142,50 @@ def local_engines(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica
     return Dispatcher(engine, config.replicas, sink, policy=config.dispatch, target=target)
 
 
+def remote_endpoints(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica:
+    """One `RemoteReplica` per endpoint; several go behind a dispatcher."""
+    from sut.apis import build_api
+
+    remote = config.remote
+    assert remote is not None
+    retokenizer = Retokenizer(config.engine.tokenizer or config.engine.model)
+
+    def endpoint(slot: int, replica_sink: ResultSink) -> Replica:
+        api = build_api(
+            remote.protocol,
+            remote.served_model_name,
+            config.generation,
+            retokenizer,
+            server_ids=remote.output_ids == "auto",
+        )
+        return RemoteReplica(
+            f"replica-{slot}",
+            remote.endpoints[slot],
+            api,
+            remote,
+            retokenizer,
+            config.generation.max_new_tokens,
+            replica_sink,
+        )
+
+    if len(remote.endpoints) == 1:
+        return endpoint(0, sink)
+    # Enough outstanding per server to keep its batch full while finished requests are replaced.
+    target = remote.max_in_flight * 5 // 4
+    return Dispatcher(endpoint, len(remote.endpoints), sink, policy=config.dispatch, target=target)
+
+
 def run(
     config: RunConfig,
     *,
     console: Console | None = None,
-    replica_factory: ReplicaFactory = local_engines,
+    replica_factory: ReplicaFactory | None = None,
 ) -> RunReport:
-    """Run LoadGen against the replica `replica_factory` builds; see `RunReport`."""
+    """Run LoadGen against the replica `replica_factory` builds (by default, what `config.sut` says)."""
+    if replica_factory is None:
+        replica_factory = remote_endpoints if config.sut == "remote" else local_engines
     console = console or Console(stderr=True)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     check_model_dir(config.engine.model)
     dataset = load_dataset(
         config.dataset.path,
@@ -173,7 +210,8 @@ def run(
 
     responder = LoadGenResponder(keep_tokens=config.keeps_tokens)
     replica = replica_factory(config, responder, run_dir)
-    with console.status(f"starting {replica.name} for {config.engine.model} (logs: {run_dir})"):
+    what = f"connecting to {config.replicas} endpoint(s)" if config.sut == "remote" else f"starting {replica.name}"
+    with console.status(f"{what} for {config.engine.model} (logs: {run_dir})"):
         replica.start()
     try:
         with console.status("warming up"):
@@ -181,17 +219,25 @@ def run(
         library = SampleLibrary(dataset, built.total_sample_count, built.performance_sample_count)
         driver = DRIVERS[config.loadgen.scenario](library, replica, responder)
         label = f"{config.loadgen.scenario} {config.loadgen.mode}"
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         with (
             library as qsl,
             driver as sut,
             RunProgress(responder, console, label=label, expected=expected_queries(config, built)),
         ):
             lg.StartTestWithLogSettings(sut, qsl, built.settings, log_settings(run_dir, config.loadgen.enable_trace))
-        wall = time.perf_counter() - t0
+        wall, harness_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     finally:
         replica.stop()
 
+    members: list[Replica] = getattr(replica, "members", [replica])
+    mismatches = sum(getattr(member.stats(), "count_mismatches", 0) for member in members)
+    if mismatches:
+        built.non_compliant.append(
+            f"{mismatches} answers re-tokenized from text differ in length from the server's own token count: "
+            "tokens/s and the logged ids are approximate (a server that streams token ids avoids this, e.g. "
+            "vLLM with --protocol openai)"
+        )
     problems = []
     replica_failures = getattr(replica, "replica_failures", dict)()
     for failure in replica_failures.values():
@@ -212,7 +258,6 @@ def run(
     result = summarize(detail, scenario=config.loadgen.scenario, mode=config.loadgen.mode, harness_problems=problems)
 
     # A dispatcher stands for several replicas; report each of them.
-    members: list[Replica] = getattr(replica, "members", [replica])
     records = responder.records()
     assignments = getattr(replica, "assignments", None)
     placed = assignments() if assignments else {r.response_id: replica.name for r in records}
@@ -238,8 +283,11 @@ def run(
         "mode": config.loadgen.mode,
         "started_at": started.isoformat(),
         "wall_seconds": round(wall, 3),
+        # CPU time of this process (LoadGen, drivers, replica clients; not engines or servers) during the test.
+        "harness_cpu_seconds": round(harness_cpu, 3),
         "compliant": not built.non_compliant,
         "non_compliant": built.non_compliant,
+        "sut": config.sut,
         "config": config.to_json(),
         "engine_args": redact(json.loads(json.dumps(getattr(members[0], "engine_args", {}), default=str))),
         "versions": package_versions(),
@@ -294,6 +342,7 @@ def _replica_records(members: list[Replica], streams: dict[str, list[SampleRecor
             "busy_seconds": round(s.busy_seconds, 3),
             "tokens_per_second": round(s.tokens_per_second, 3),
         }
+        | s.details()
         for s in stats
     ]
     if streams is not None:

@@ -113,6 +113,13 @@ class LoadGenResponder:
             self.replica_failures.append(reason)
         self.failed(unstarted, reason)
 
+    def replica_down(self, unstarted: Sequence[GenerationRequest], reason: str) -> Sequence[GenerationRequest]:
+        """A lone replica keeps its work while it is out: there is nowhere else to send it."""
+        return unstarted
+
+    def replica_up(self) -> None:
+        pass
+
     def _close(self, response_id: int) -> bool:
         if response_id in self._open:
             self._open.remove(response_id)

@@ -13,6 +13,10 @@ outstanding requests (about what an engine batches at once), and each one pulls
 from the pool as its requests finish. No replica idles while another still has
 a queue, and the run ends with every replica finishing at nearly the same time.
 
+A replica that is out for now (a remote one failing its health checks) gets no
+new work, and its unstarted work moves to the others; when it is back it pulls
+again. A replica that failed for good hands its unstarted work on for good.
+
 The dispatcher sees every result on its way to the real sink, which is how it
 knows what is outstanding; it adds no thread of its own.
 """
@@ -27,6 +31,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from harness.errors import HarnessError
 from sut.replica import GenerationRequest, Replica, ReplicaStats, ResultSink
 
 POLICIES = ("round-robin", "least-requests", "least-tokens")
@@ -44,6 +49,8 @@ class _Load:
     expected: dict[int, int] = field(default_factory=dict)
     failure: str | None = None
     """Why the replica stopped for good; it then gets no more work."""
+    out: bool = False
+    """Out for now (a remote replica failing health); it gets work again when it is back."""
     moved: int = 0
     """Unstarted requests it handed back when it failed."""
 
@@ -70,6 +77,12 @@ class _ReplicaSink:
 
     def replica_failed(self, unstarted: Sequence[GenerationRequest], reason: str) -> None:
         self._dispatcher._lose(self._slot, list(unstarted), reason)
+
+    def replica_down(self, unstarted: Sequence[GenerationRequest], reason: str) -> Sequence[GenerationRequest]:
+        return self._dispatcher._set_aside(self._slot, list(unstarted))
+
+    def replica_up(self) -> None:
+        self._dispatcher._back(self._slot)
 
 
 class Dispatcher:
@@ -111,6 +124,9 @@ class Dispatcher:
             for replica, error in zip(self.members, outcomes, strict=True):
                 if error is None:
                     replica.stop()
+            if len(errors) > 1 and all(isinstance(error, HarnessError) for error in errors):
+                # Every replica that cannot start says so, on a line of its own.
+                raise HarnessError("\n".join(str(error) for error in errors))
             raise errors[0]
 
     def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:
@@ -177,10 +193,13 @@ class Dispatcher:
         return round(tokens / samples) if samples else INITIAL_EXPECTED_OUTPUT
 
     def _pick(self, request: GenerationRequest) -> int | None:
-        """The policy's replica for `request`, among those still up; None when none is."""
+        """The policy's replica for `request`, among those up; None when every one has failed.
+
+        When every live replica is out, one of them keeps the request until it is back."""
         live = [slot for slot, load in enumerate(self._loads) if load.failure is None]
         if not live:
             return None
+        live = [slot for slot in live if not self._loads[slot].out] or live
         # Every policy starts looking at the next replica in turn, so ties rotate instead of
         # always going to replica 0 (at light load every replica has nothing outstanding).
         start = next(self._turn)
@@ -209,6 +228,27 @@ class Dispatcher:
         self.submit([r for r in unstarted if r.stream])
         for other in range(len(self.members)):
             self._refill(other)
+
+    def _set_aside(self, slot: int, unstarted: list[GenerationRequest]) -> list[GenerationRequest]:
+        """A replica is out for now: its unstarted work moves on, unless no replica is in to take it."""
+        with self._lock:
+            load = self._loads[slot]
+            load.out = True
+            if not any(other.failure is None and not other.out for other in self._loads):
+                return unstarted
+            for request in unstarted:
+                load.requests -= 1
+                load.tokens -= load.expected.pop(request.response_id, 0)
+            self._pool.extendleft(reversed([r for r in unstarted if not r.stream]))
+        self.submit([r for r in unstarted if r.stream])
+        for other in range(len(self.members)):
+            self._refill(other)
+        return []
+
+    def _back(self, slot: int) -> None:
+        with self._lock:
+            self._loads[slot].out = False
+        self._refill(slot)
 
     def _drain_pool(self) -> list[GenerationRequest]:
         with self._lock:
@@ -239,7 +279,7 @@ class Dispatcher:
     def _refill(self, slot: int, limit: int | None = None) -> bool:
         """Top the replica up from the Offline pool to the target; False when it took nothing."""
         with self._lock:
-            if self._loads[slot].failure is not None:
+            if self._loads[slot].failure is not None or self._loads[slot].out:
                 return False
             room = self.target - self._loads[slot].requests
             count = min(len(self._pool), room if limit is None else min(room, limit))

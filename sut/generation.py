@@ -36,3 +36,18 @@ class GenerationConfig:
             detokenize=False,
             output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
         )
+
+    def request_fields(self, max_tokens: int) -> dict[str, Any]:
+        """The same settings for a server's HTTP API, under vLLM's names.
+
+        vLLM's extensions (`min_tokens`, `top_k`, `seed`) go only when they are not
+        the defaults: servers that hold to the OpenAI schema reject unknown fields.
+        """
+        fields: dict[str, Any] = {"max_tokens": max_tokens, "temperature": self.temperature, "top_p": self.top_p}
+        if self.min_new_tokens > 1:
+            fields["min_tokens"] = min(self.min_new_tokens, max_tokens)
+        if self.top_k > 0:
+            fields["top_k"] = self.top_k
+        if self.seed is not None:
+            fields["seed"] = self.seed
+        return fields

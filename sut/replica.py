@@ -3,7 +3,8 @@
 A replica takes token-id prompts, reports each stream's first token the moment
 it exists, and reports every finished sample's output token ids. An in-process
 vLLM engine is one implementation; a new backend is one new module that
-implements `Replica`.
+implements `Replica`: `sut.engine_replica` (a local engine) and
+`sut.remote_replica` (an inference server) are the two there are.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ class ResultSink(Protocol):
     def replica_failed(self, unstarted: Sequence[GenerationRequest], reason: str) -> None:
         """The replica is gone for good; `unstarted` never produced anything and may go elsewhere."""
 
+    def replica_down(self, unstarted: Sequence[GenerationRequest], reason: str) -> Sequence[GenerationRequest]:
+        """The replica is out for now (`replica_up` follows if it comes back). `unstarted` may go
+        elsewhere; the requests returned had nowhere else to go, and the replica keeps them."""
+
+    def replica_up(self) -> None:
+        """The replica that was down takes work again."""
+
 
 @dataclass
 class ReplicaStats:
@@ -55,6 +63,10 @@ class ReplicaStats:
     @property
     def tokens_per_second(self) -> float:
         return self.output_tokens / self.busy_seconds if self.busy_seconds else 0.0
+
+    def details(self) -> dict[str, object]:
+        """What a kind of replica adds to its run.json row."""
+        return {}
 
 
 class Replica(Protocol):

@@ -42,6 +42,18 @@ def test_help_documents_every_option():
         "--dispatch",
         "--devices",
         "--cpu-bind",
+        "--sut",
+        "--endpoint",
+        "--endpoints-file",
+        "--protocol",
+        "--served-model-name",
+        "--token-env",
+        "--token-file",
+        "--ca-bundle",
+        "--max-in-flight",
+        "--first-token-timeout",
+        "--retries",
+        "--eject-after",
     ):
         assert option in out
 
@@ -123,3 +135,38 @@ def test_a_replica_layout_that_cannot_work_is_one_error_before_any_engine_starts
     _assert_one_error(code, err, *needles)
     (run_dir,) = tmp_path.iterdir()
     assert "[replica-" not in (run_dir / "engine.log").read_text()  # no worker got as far as vLLM
+
+
+CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+
+@pytest.mark.parametrize(
+    ("options", "needles"),
+    [
+        (["--endpoint", CLOSED], ["need --sut remote"]),
+        (["--sut", "remote"], ["needs at least one --endpoint"]),
+        (["--sut", "remote", "--endpoint", "127.0.0.1:8000"], ["is not an http(s) URL", "http://10.0.0.5:8000"]),
+        (["--sut", "remote", "--endpoint", CLOSED, "--replicas", "2"], ["--replicas configure local engines"]),
+        (
+            ["--sut", "remote", "--endpoint", CLOSED, "--tensor-parallel-size", "2"],
+            ["engine options", "ServingRuntime"],
+        ),
+        (["--sut", "remote", "--endpoint", CLOSED, "--token-env", "NO_SUCH_VAR_7"], ["NO_SUCH_VAR_7", "not set"]),
+        (["--sut", "remote", "--endpoints-file", "no-such-file.txt"], ["--endpoints-file", "cannot read it"]),
+        (["--sut", "remote", "--endpoint", CLOSED, "--ca-bundle", "nope.pem"], ["--ca-bundle nope.pem is not a file"]),
+        (["--sut", "remote", "--endpoint", CLOSED, "--max-in-flight", "0"], ["--max-in-flight must be positive"]),
+    ],
+)
+def test_remote_options_that_cannot_work_are_one_error_before_anything_connects(tmp_path, options, needles):
+    code, _, err = run_cli(*options, "--output-dir", str(tmp_path))
+    _assert_one_error(code, err, *needles)
+
+
+def test_each_unreachable_endpoint_is_an_error_line_of_its_own(tmp_path):
+    other = "http://127.0.0.1:7"
+    code, _, err = run_cli("--sut", "remote", "--endpoint", CLOSED, "--endpoint", other, "--output-dir", str(tmp_path))
+    assert code == 2 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2, err
+    for line, url in zip(errors, (CLOSED, other), strict=True):
+        assert f"({url}): cannot connect" in line and "Is the server up and the URL right?" in line

@@ -1,0 +1,112 @@
+"""Wire protocols of remote replicas: how a request is written and a streamed answer read.
+
+One module per protocol (`openai`, `kserve_v2`), each a `StreamAPI`: the replica
+(`sut.remote_replica`) owns the connection, timeouts, retries and health; the API
+only knows paths, bodies and the shape of each server-sent event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from sut.generation import GenerationConfig
+from sut.output_ids import Retokenizer
+from sut.replica import GenerationRequest
+
+
+@dataclass(slots=True)
+class Delta:
+    """What one server-sent event adds to an answer."""
+
+    text: str = ""
+    token_ids: list[int] | None = None
+    """None: the server sent text without token ids."""
+    finished: bool = False
+    completion_tokens: int | None = None
+    """The server's own count of output tokens (`usage`), when this event carries it."""
+
+
+class EndpointProblem(Exception):
+    """Why an endpoint cannot serve the run, in words for the user."""
+
+
+class StreamError(Exception):
+    """The server reported an error inside an open stream."""
+
+
+class StreamAPI(Protocol):
+    model: str | None
+    """The served model name; `check` fills it in when the user gave none."""
+    end_on_eof: bool
+    """Whether a stream that simply ends is complete (no end marker in the protocol)."""
+    needs_tokenizer: bool
+    """Whether prompts or outputs always pass through the local tokenizer."""
+
+    def path(self, stream: bool) -> str:
+        """Where generation requests go, relative to the endpoint's base URL."""
+
+    def body(self, request: GenerationRequest, max_tokens: int, stream: bool) -> dict[str, Any]: ...
+
+    def parse(self, payload: str) -> Delta | None:
+        """One event's data, or a whole non-streamed answer; None is the protocol's end-of-stream marker."""
+
+    async def check(self, client: httpx.AsyncClient) -> None:
+        """Raise `EndpointProblem` unless the endpoint is up and serves the model."""
+
+
+def build_api(
+    protocol: str, model: str | None, generation: GenerationConfig, retokenizer: Retokenizer, *, server_ids: bool
+) -> StreamAPI:
+    """The `StreamAPI` for `protocol` (one of `sut.remote_config.PROTOCOLS`)."""
+    if protocol == "openai":
+        from sut.apis.openai import OpenAICompletions
+
+        return OpenAICompletions(model, generation, server_ids=server_ids)
+    from sut.apis.kserve_v2 import KServeV2Generate
+
+    return KServeV2Generate(model, generation, retokenizer)
+
+
+async def get(client: httpx.AsyncClient, path: str, *, not_found: str | None = None) -> httpx.Response:
+    """GET `path`, expecting 200; a refusal becomes an `EndpointProblem` that says what to do."""
+    response = await client.get(path)
+    if response.status_code in (401, 403):
+        given = "Authorization" in client.headers
+        raise EndpointProblem(
+            f"{path} answered HTTP {response.status_code}: "
+            + (
+                "the server rejected the bearer token; check the token given by --token-env / --token-file."
+                if given
+                else "the server wants a bearer token; pass it with --token-env VAR or --token-file FILE."
+            )
+        )
+    if response.status_code == 404 and not_found:
+        raise EndpointProblem(not_found)
+    if response.status_code != 200:
+        raise EndpointProblem(f"{path} answered HTTP {response.status_code} {error_message(response.content)}")
+    return response
+
+
+async def get_json(client: httpx.AsyncClient, path: str, *, what: str) -> Any:
+    """GET `path` as JSON; anything else means the endpoint is not `what`."""
+    response = await get(client, path, not_found=f"{path} does not exist there: is this {what}?")
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise EndpointProblem(f"{path} did not answer with JSON: is this {what}?") from None
+
+
+def error_message(content: bytes) -> str:
+    """The server's own error text: OpenAI's `{"error": {"message"}}`, KServe's `{"error": "..."}`, or raw."""
+    try:
+        body = json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return content[:200].decode(errors="replace").strip()
+    error = body.get("error", body.get("detail", body)) if isinstance(body, dict) else body
+    if isinstance(error, dict):
+        error = error.get("message", error)
+    return str(error)[:300]

@@ -1,0 +1,78 @@
+"""OpenAI-compatible `/v1/completions` (vLLM's server): token-id prompts in, token ids streamed back.
+
+The prompt goes as a list of token ids, so the server runs exactly the prompt
+LoadGen issued. vLLM returns each chunk's token ids with `return_token_ids`;
+other servers ignore the field and send text, which `sut.output_ids` then
+re-tokenizes. `usage` (in streams: `stream_options.include_usage`) gives the
+server's token count, the cross-check for that fallback. A non-streamed answer
+has the same fields as one streamed event, so one `parse` reads both.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from sut.apis import Delta, EndpointProblem, StreamError, get_json
+from sut.generation import GenerationConfig
+from sut.replica import GenerationRequest
+
+
+class OpenAICompletions:
+    end_on_eof = False
+    needs_tokenizer = False
+
+    def __init__(self, model: str | None, generation: GenerationConfig, *, server_ids: bool = True) -> None:
+        self.model = model
+        self.generation = generation
+        self.server_ids = server_ids
+
+    def path(self, stream: bool) -> str:
+        return "/v1/completions"
+
+    def body(self, request: GenerationRequest, max_tokens: int, stream: bool) -> dict[str, Any]:
+        body = {"model": self.model, "prompt": request.prompt, **self.generation.request_fields(max_tokens)}
+        if stream:
+            body |= {"stream": True, "stream_options": {"include_usage": True}}
+        if self.server_ids:
+            body["return_token_ids"] = True  # vLLM's; others ignore it or (strict ones) need --output-ids text
+        return body
+
+    def parse(self, payload: str) -> Delta | None:
+        if payload == "[DONE]":
+            return None
+        event = json.loads(payload)
+        if "error" in event:
+            error = event["error"]
+            raise StreamError(error.get("message", str(error)) if isinstance(error, dict) else str(error))
+        delta = Delta(token_ids=[])
+        for choice in event.get("choices") or ():  # one choice: n is never set
+            delta.text += choice.get("text") or ""
+            ids = choice.get("token_ids") if self.server_ids else None
+            if ids is None:
+                delta.token_ids = None
+            elif delta.token_ids is not None:
+                delta.token_ids += ids
+            delta.finished = delta.finished or bool(choice.get("finish_reason"))
+        usage = event.get("usage")
+        if usage and usage.get("completion_tokens") is not None:
+            delta.completion_tokens = int(usage["completion_tokens"])
+        return delta
+
+    async def check(self, client: httpx.AsyncClient) -> None:
+        listing = await get_json(client, "/v1/models", what="an OpenAI-compatible server (try --protocol kserve-v2)")
+        served = [m.get("id") for m in listing.get("data", [])] if isinstance(listing, dict) else []
+        if self.model is None:
+            if len(served) != 1:
+                raise EndpointProblem(
+                    f"it serves {len(served)} models ({', '.join(map(str, served)) or 'none'}); "
+                    "name the one to use with --served-model-name."
+                )
+            self.model = served[0]
+        elif self.model not in served:
+            raise EndpointProblem(
+                f"it does not serve model {self.model!r}; it serves: {', '.join(map(str, served)) or 'none'}. "
+                "Fix --served-model-name."
+            )

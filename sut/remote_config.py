@@ -1,0 +1,130 @@
+"""Settings for remote replicas: where they are, how to talk to them, and when to give up.
+
+The bearer token itself is never part of the configuration: only the name of the
+environment variable or the path of the file that holds it, so that writing the
+configuration to run.json can never leak it. `bearer_token()` reads it when the
+clients are built.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from harness.errors import HarnessError
+
+PROTOCOLS = ("openai", "kserve-v2")
+OUTPUT_IDS = ("auto", "text")
+
+
+@dataclass
+class RemoteConfig:
+    endpoints: list[str] = field(default_factory=list)
+    """Base URLs, one per replica (`http://host:port`, no `/v1`)."""
+    protocol: str = "openai"
+    served_model_name: str | None = None
+    """The model name the servers know; None: the only model an endpoint lists."""
+    token_env: str | None = None
+    """Environment variable that holds the bearer token."""
+    token_file: Path | None = None
+    """File that holds the bearer token."""
+    ca_bundle: Path | None = None
+    """CA certificates to verify TLS with; verification is on either way."""
+    max_in_flight: int = 256
+    """Requests in flight per replica; more wait in the replica's queue (backpressure)."""
+    connect_timeout: float = 10.0
+    first_token_timeout: float = 600.0
+    """Seconds from sending a request to its first token (queueing in the server included)."""
+    request_timeout: float = 3600.0
+    """Seconds from sending a request to its last token."""
+    retries: int = 2
+    """Attempts after the first, only while LoadGen has seen no token of the sample."""
+    eject_after: int = 3
+    """Consecutive errors that take a replica out of dispatch until its health probe passes."""
+    probe_interval: float = 2.0
+    down_timeout: float = 120.0
+    """Seconds a replica may stay out before it is failed for good."""
+    output_ids: str = "auto"
+    """`auto`: the server's token ids where it returns them, else the text re-tokenized; `text`: always re-tokenize."""
+
+    def check(self) -> None:
+        """Every mistake in the remote settings, as one clear error, before anything connects."""
+        if not self.endpoints:
+            raise HarnessError("--sut remote needs at least one --endpoint URL (or an --endpoints-file).")
+        for url in self.endpoints:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise HarnessError(
+                    f"endpoint {redact_url(url)!r} is not an http(s) URL; give the server's base URL, "
+                    "e.g. http://10.0.0.5:8000 or https://llama-0.apps.example.com."
+                )
+        if len(set(self.endpoints)) != len(self.endpoints):
+            raise HarnessError("the same endpoint is listed twice; give each replica's URL once.")
+        if self.protocol not in PROTOCOLS:
+            raise HarnessError(f"--protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}.")
+        if self.output_ids not in OUTPUT_IDS:
+            raise HarnessError(f"--output-ids {self.output_ids!r}: use one of {', '.join(OUTPUT_IDS)}.")
+        if self.token_env and self.token_file:
+            raise HarnessError("give the bearer token by --token-env or by --token-file, not both.")
+        if self.ca_bundle is not None and not self.ca_bundle.is_file():
+            raise HarnessError(f"--ca-bundle {self.ca_bundle} is not a file; give a PEM file of CA certificates.")
+        for name, value in (
+            ("--max-in-flight", self.max_in_flight),
+            ("--connect-timeout", self.connect_timeout),
+            ("--first-token-timeout", self.first_token_timeout),
+            ("--request-timeout", self.request_timeout),
+            ("--eject-after", self.eject_after),
+            ("--probe-interval", self.probe_interval),
+            ("--down-timeout", self.down_timeout),
+        ):
+            if value <= 0:
+                raise HarnessError(f"{name} must be positive.")
+        if self.retries < 0:
+            raise HarnessError("--retries must be 0 or more.")
+        self.bearer_token()
+
+    def bearer_token(self) -> str | None:
+        """The token from the environment or the file; an error names the source, never the value."""
+        if self.token_env:
+            token = os.environ.get(self.token_env, "").strip()
+            if not token:
+                raise HarnessError(
+                    f"--token-env {self.token_env}: that environment variable is not set or empty; "
+                    f"export {self.token_env} with the bearer token."
+                )
+            return token
+        if self.token_file:
+            try:
+                token = self.token_file.read_text().strip()
+            except OSError as exc:
+                raise HarnessError(f"--token-file {self.token_file}: cannot read it ({exc.strerror}).") from None
+            if not token:
+                raise HarnessError(f"--token-file {self.token_file} is empty; put the bearer token in it.")
+            return token
+        return None
+
+
+def read_endpoints_file(path: Path) -> list[str]:
+    """One URL a line; blank lines and `#` comments are skipped."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise HarnessError(f"--endpoints-file {path}: cannot read it ({exc.strerror}).") from None
+    urls = [line.split("#", 1)[0].strip() for line in lines]
+    urls = [url for url in urls if url]
+    if not urls:
+        raise HarnessError(f"--endpoints-file {path} lists no endpoint; put one base URL on each line.")
+    return urls
+
+
+def redact_url(url: str) -> str:
+    """The URL without any user:password part, for logs and results."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

@@ -1,0 +1,468 @@
+"""A remote inference server (one KServe InferenceService, one vLLM OpenAI server) as a `Replica`.
+
+Every request is a coroutine on the replica's one event-loop thread, sharing one
+pooled httpx client, so a thousand streams cost a thousand sockets and no
+threads. At most `max_in_flight` requests are on the wire; the rest wait in the
+replica's queue, which is the backpressure: a dispatcher keeps only a bounded
+amount of work here, and a lone replica simply holds LoadGen's queue.
+
+Faults, in the order they are handled:
+
+* An attempt that fails before LoadGen has seen a token of its sample (connect
+  error, HTTP 429/5xx, a timeout, a cut stream) is retried, up to `retries`
+  times, after a short backoff (or the server's Retry-After). An answer whose
+  first token went out cannot be retried: its sample fails.
+* `eject_after` consecutive errors take the replica out: its queue goes back to
+  the dispatcher (`ResultSink.replica_down`), and a probe checks the endpoint
+  every `probe_interval`; when it passes, the replica is back (`replica_up`).
+* A replica out for `down_timeout` is failed for good (`replica_failed`).
+
+Each sample is answered exactly once: `_held` is the one table of what this
+replica owes, and only `_answer` takes from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from harness.errors import HarnessError
+from sut.apis import Delta, EndpointProblem, StreamAPI, StreamError, error_message
+from sut.output_ids import OutputAssembler, Retokenizer
+from sut.remote_config import RemoteConfig, redact_url
+from sut.replica import GenerationRequest, ReplicaStats, ResultSink
+
+# httpx logs every request at INFO, URL included: thousands of lines a second, and any
+# user:password in an endpoint URL with them.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+T = TypeVar("T")
+RETRIABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+MAX_BACKOFF_SECONDS = 10.0
+CLIENT_SLOTS = 8
+"""Requests in flight per pooled httpx client."""
+STOP_SECONDS = 30.0
+
+
+@dataclass
+class RemoteStats(ReplicaStats):
+    endpoint: str = ""
+    errors: dict[str, int] = field(default_factory=dict)
+    """Failed attempts by kind (`http_500`, `connect`, `stream_cut`, `first_token_timeout`, ...)."""
+    first_errors: dict[str, str] = field(default_factory=dict)
+    """The first message of each kind, to tell what happened."""
+    retries: int = 0
+    ejections: int = 0
+    text_outputs: int = 0
+    """Answers whose ids were re-tokenized from text."""
+    count_mismatches: int = 0
+    """Re-tokenized answers whose length differs from the server's own count."""
+
+    def details(self) -> dict[str, object]:
+        return {
+            "endpoint": self.endpoint,
+            "errors": dict(sorted(self.errors.items())),
+            "first_errors": dict(sorted(self.first_errors.items())),
+            "retries": self.retries,
+            "ejections": self.ejections,
+            "text_outputs": self.text_outputs,
+            "count_mismatches": self.count_mismatches,
+        }
+
+
+class AttemptError(Exception):
+    """One attempt failed; `kind` is how it is counted, `retriable` whether another attempt may help."""
+
+    def __init__(self, kind: str, message: str, *, retriable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retriable = retriable
+        self.retry_after = retry_after
+
+
+class RemoteReplica:
+    """One endpoint, seen from the harness."""
+
+    def __init__(
+        self,
+        name: str,
+        endpoint: str,
+        api: StreamAPI,
+        settings: RemoteConfig,
+        retokenizer: Retokenizer,
+        max_new_tokens: int,
+        sink: ResultSink,
+    ) -> None:
+        self.name = name
+        self.endpoint = endpoint.rstrip("/")
+        self.api = api
+        self.settings = settings
+        self._retokenizer = retokenizer
+        self._max_new_tokens = max_new_tokens
+        self._sink = sink
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        """Each serves CLIENT_SLOTS requests in flight; `_client` (the first) also does checks and probes."""
+        self._free_slots: list[int] = []
+        # Everything below is touched on the loop thread only.
+        self._held: dict[int, GenerationRequest] = {}
+        self._queue: deque[GenerationRequest] = deque()
+        self._attempts: dict[int, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._consecutive_errors = 0
+        self._out_since: float | None = None
+        self._out_reason = ""
+        self._dead: str | None = None
+        self._closing = False
+        self._busy_since: float | None = None
+        self._stats = RemoteStats(name=name, devices=["remote"], endpoint=redact_url(self.endpoint))
+
+    @property
+    def where(self) -> str:
+        return f"{self.name} ({redact_url(self.endpoint)})"
+
+    # -- Replica ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"{self.name}-loop", daemon=True)
+        self._thread.start()
+        try:
+            self._run(self._open())
+        except BaseException:
+            self.stop()
+            raise
+
+    def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:
+        requests = [GenerationRequest(-1 - i, -1, list(p), stream=False) for i, p in enumerate(prompts)]
+        try:
+            self._run(self._warm(requests, max_new_tokens))
+        except AttemptError as exc:
+            hint = ""
+            if "return_token_ids" in str(exc):
+                hint = " The server does not take vLLM's return_token_ids: run with --output-ids text."
+            raise HarnessError(f"{self.where}: a warm-up request failed: {exc}.{hint}") from None
+
+    def submit(self, requests: Sequence[GenerationRequest]) -> None:
+        if requests:
+            self._loop.call_soon_threadsafe(self._accept, list(requests))
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        if self._loop.is_running():
+            try:
+                self._run(self._close(), timeout=STOP_SECONDS)
+            except (TimeoutError, RuntimeError):
+                pass  # a stuck close still must not keep the harness from finishing
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._thread = None
+        self._loop.close()
+
+    def stats(self) -> RemoteStats:
+        return self._stats
+
+    # -- on the loop: requests in and out --------------------------------------------------------------
+    def _accept(self, requests: list[GenerationRequest]) -> None:
+        if self._dead is not None or self._closing:
+            self._sink.replica_failed(requests, self._dead or f"{self.name} was stopped")
+            return
+        if self._out_since is not None:
+            # Sent while this replica was out: every replica is out, or this one just left.
+            requests = list(self._sink.replica_down(requests, self._out_reason))
+        self._queue.extend(self._keep(requests))
+        self._pump()
+
+    def _pump(self) -> None:
+        while self._queue and self._free_slots and self._out_since is None:
+            request = self._queue.popleft()
+            self._spawn(self._serve(request, self._free_slots.pop()))
+
+    async def _serve(self, request: GenerationRequest, slot: int) -> None:
+        try:
+            ids = await self._attempt(request, self._max_new_tokens, self._clients[slot // CLIENT_SLOTS])
+        except AttemptError as exc:
+            self._on_error(request, exc)
+        except Exception as exc:  # a bug must cost one sample, not hang the run
+            self._answer(request, None, f"{self.name}: {type(exc).__name__}: {exc}")
+        else:
+            self._consecutive_errors = 0
+            self._answer(request, ids)
+        finally:
+            self._free_slots.append(slot)
+            self._pump()
+
+    def _answer(self, request: GenerationRequest, ids: list[int] | None, reason: str = "") -> None:
+        """The one way a held sample leaves: completed with `ids`, or failed with `reason`."""
+        if self._held.pop(request.response_id, None) is None:
+            return
+        self._attempts.pop(request.response_id, None)
+        if ids is None:
+            self._stats.failed += 1
+            self._sink.failed([request], reason)
+        else:
+            self._stats.samples += 1
+            self._stats.output_tokens += len(ids)
+            self._sink.completed([(request, ids)])
+        self._settle_busy()
+
+    def _release(self, requests: Sequence[GenerationRequest]) -> list[GenerationRequest]:
+        """Stop holding `requests` (they go to another replica); returns those that were held."""
+        released = [r for r in requests if self._held.pop(r.response_id, None) is not None]
+        for request in released:
+            self._attempts.pop(request.response_id, None)
+        self._settle_busy()
+        return released
+
+    def _settle_busy(self) -> None:
+        if not self._held and self._busy_since is not None:
+            self._stats.busy_seconds += time.perf_counter() - self._busy_since
+            self._busy_since = None
+
+    # -- one attempt --------------------------------------------------------------------------------
+    async def _attempt(self, request: GenerationRequest, max_tokens: int, client: httpx.AsyncClient) -> list[int]:
+        """Send once, read the answer; raises `AttemptError` saying what went wrong.
+
+        Streams (Server) are read event by event, and the first token goes to LoadGen
+        as soon as it is here. Offline answers come whole: nobody waits for their
+        first token, and one response instead of an event per token saves the
+        client and the server CPU time for every token.
+        """
+        assembler = OutputAssembler(self._retokenizer, force_text=self.settings.output_ids == "text")
+        stream = request.stream
+        sent = self._loop.time()
+        body = self.api.body(request, max_tokens, stream)
+        http = client.build_request("POST", self.api.path(stream), json=body)
+        # One deadline, moved once: first the first token's, then the whole answer's. (A timeout per
+        # read would run each read in a task of its own, which costs time and upsets the connection pool.)
+        limit = asyncio.timeout_at(
+            sent + (self.settings.first_token_timeout if stream else self.settings.request_timeout)
+        )
+        try:
+            async with limit:
+                response = await client.send(http, stream=stream)
+                try:
+                    await self._check_status(response)
+                    if not stream:
+                        whole = self.api.parse(response.text)
+                        if whole is None:
+                            raise ValueError("an end-of-stream marker instead of an answer")
+                        whole.finished = True
+                        assembler.add(whole)
+                    else:
+                        async for delta in _deltas(self.api, response):
+                            if assembler.add(delta) is None:
+                                continue
+                            limit.reschedule(sent + self.settings.request_timeout)
+                            if request.response_id in self._held:
+                                self._sink.first_token(request, assembler.first)
+                finally:
+                    await response.aclose()
+            if not assembler.finished and not (self.api.end_on_eof and assembler.started):
+                raise AttemptError("stream_cut", "the stream ended before the answer was complete", retriable=True)
+        except AttemptError as exc:
+            # Once LoadGen has seen the first token, the sample cannot start over.
+            exc.retriable = exc.retriable and not (request.stream and assembler.started)
+            raise
+        except TimeoutError:
+            if stream and not assembler.started:
+                raise AttemptError("first_token_timeout", "no first token in time", retriable=True) from None
+            retriable = not (stream and assembler.started)
+            raise AttemptError("timeout", "the answer was not complete in time", retriable=retriable) from None
+        except httpx.ConnectError as exc:
+            raise AttemptError("connect", f"cannot connect: {exc}", retriable=True) from None
+        except httpx.TimeoutException:
+            raise AttemptError("connect", "timed out connecting", retriable=True) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            retriable = not (request.stream and assembler.started)
+            why = str(exc) or type(exc).__name__
+            raise AttemptError("stream_cut", f"the connection broke mid-answer: {why}", retriable=retriable) from None
+        except StreamError as exc:
+            retriable = not (request.stream and assembler.started)
+            raise AttemptError("server_error", f"the server reported: {exc}", retriable=retriable) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AttemptError("protocol", f"an answer the client cannot read: {exc}", retriable=False) from None
+        ids, mismatch = assembler.token_ids()
+        if not ids:
+            raise AttemptError("no_output", "the server returned no output tokens", retriable=False)
+        if assembler.from_text:
+            self._stats.text_outputs += 1
+            self._stats.count_mismatches += mismatch
+        return ids
+
+    async def _check_status(self, response: httpx.Response) -> None:
+        if response.status_code == 200:
+            return
+        body = await response.aread()
+        status = response.status_code
+        retry_after = _seconds(response.headers.get("retry-after"))
+        raise AttemptError(
+            f"http_{status}",
+            f"HTTP {status}: {error_message(body)}",
+            retriable=status in RETRIABLE_STATUS,
+            retry_after=retry_after,
+        )
+
+    # -- on the loop: errors, ejection, probes ----------------------------------------------------------
+    def _on_error(self, request: GenerationRequest, exc: AttemptError) -> None:
+        self._stats.errors[exc.kind] = self._stats.errors.get(exc.kind, 0) + 1
+        self._stats.first_errors.setdefault(exc.kind, str(exc))
+        if not exc.retriable:
+            self._answer(request, None, f"{self.name}: {exc}")
+            return
+        self._consecutive_errors += 1
+        attempt = self._attempts.get(request.response_id, 0) + 1
+        if attempt > self.settings.retries or self._closing:
+            self._answer(request, None, f"{self.name}: {exc} (after {attempt} attempts)")
+        else:
+            self._attempts[request.response_id] = attempt
+            self._stats.retries += 1
+            delay = exc.retry_after if exc.retry_after is not None else 0.05 * 2**attempt
+            self._loop.call_later(min(delay, MAX_BACKOFF_SECONDS), self._retry, request)
+        if self._consecutive_errors >= self.settings.eject_after and self._out_since is None and self._dead is None:
+            self._eject(f"{self.where} had {self._consecutive_errors} errors in a row, the last: {exc}")
+
+    def _retry(self, request: GenerationRequest) -> None:
+        if request.response_id not in self._held:
+            return  # answered meanwhile (the replica was stopped)
+        if self._dead is not None:
+            self._sink.replica_failed(self._release([request]), self._dead)
+        elif self._out_since is not None:
+            self._queue.extend(self._keep(self._sink.replica_down(self._release([request]), self._out_reason)))
+        else:
+            self._queue.appendleft(request)
+            self._pump()
+
+    def _keep(self, requests: Sequence[GenerationRequest]) -> list[GenerationRequest]:
+        """Take back what the dispatcher could not place elsewhere."""
+        for request in requests:
+            self._held[request.response_id] = request
+        if self._held and self._busy_since is None:
+            self._busy_since = time.perf_counter()
+        return list(requests)
+
+    def _eject(self, reason: str) -> None:
+        self._out_since = time.monotonic()
+        self._out_reason = reason
+        self._stats.ejections += 1
+        unstarted = list(self._queue)
+        self._queue.clear()
+        self._queue.extend(self._keep(self._sink.replica_down(self._release(unstarted), reason)))
+        self._spawn(self._probe())
+
+    async def _probe(self) -> None:
+        """While out: check the endpoint until it passes (back in) or `down_timeout` runs out (failed)."""
+        assert self._out_since is not None
+        while not self._closing:
+            await asyncio.sleep(self.settings.probe_interval)
+            try:
+                await asyncio.wait_for(self.api.check(self._clients[0]), self.settings.connect_timeout)
+            except (EndpointProblem, httpx.HTTPError, TimeoutError, ValueError):
+                if time.monotonic() - self._out_since < self.settings.down_timeout:
+                    continue
+                self._dead = f"{self.where} stayed out for {self.settings.down_timeout:.0f} s: {self._out_reason}"
+                unstarted = self._release(list(self._queue))
+                self._queue.clear()
+                self._sink.replica_failed(unstarted, self._dead)
+                return
+            self._out_since = None
+            self._consecutive_errors = 0
+            self._sink.replica_up()
+            self._pump()
+            return
+
+    # -- start and stop -------------------------------------------------------------------------------
+    async def _open(self) -> None:
+        s = self.settings
+        verify: ssl.SSLContext | bool = True
+        if s.ca_bundle is not None:
+            verify = ssl.create_default_context(cafile=str(s.ca_bundle))
+        token = s.bearer_token()
+        # user:password in the URL is Basic auth, which httpx would send instead of the bearer token.
+        parts = httpx.URL(self.endpoint)
+        basic = httpx.BasicAuth(parts.username, parts.password) if parts.username and not token else None
+        # httpx's pool looks at every connection it has for every request it places, so one
+        # pool of 256 spends most of the client's CPU there (measured: 3.5 of 6.1 s). Several
+        # small pools, one connection per request slot (+1 for checks), all kept alive, do not.
+        for _ in range(math.ceil(s.max_in_flight / CLIENT_SLOTS)):
+            self._clients.append(
+                httpx.AsyncClient(
+                    base_url=redact_url(self.endpoint),
+                    auth=basic,
+                    headers={"Authorization": f"Bearer {token}"} if token else None,
+                    verify=verify,
+                    # Our own deadlines cover first token and answer; httpx's read timeout would cut long prefills.
+                    timeout=httpx.Timeout(connect=s.connect_timeout, read=None, write=s.connect_timeout, pool=None),
+                    limits=httpx.Limits(max_connections=CLIENT_SLOTS + 1, max_keepalive_connections=CLIENT_SLOTS + 1),
+                )
+            )
+        self._free_slots = list(reversed(range(s.max_in_flight)))
+        try:
+            await asyncio.wait_for(self.api.check(self._clients[0]), s.connect_timeout * 3)
+        except EndpointProblem as exc:
+            raise HarnessError(f"{self.where}: {exc}") from None
+        except httpx.ConnectError as exc:
+            hint = "pass --ca-bundle with the CA that signed it" if "CERTIFICATE" in str(exc).upper() else None
+            raise HarnessError(
+                f"{self.where}: cannot connect ({exc}). "
+                + (f"TLS verification failed: {hint}." if hint else "Is the server up and the URL right?")
+            ) from None
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise HarnessError(f"{self.where}: no answer to the start-up check ({exc or 'timed out'}).") from None
+        if self.api.needs_tokenizer or s.output_ids == "text":
+            self._retokenizer.load()
+
+    async def _warm(self, requests: list[GenerationRequest], max_new_tokens: int) -> None:
+        await asyncio.gather(*(self._attempt(r, max_new_tokens, self._clients[0]) for r in requests))
+
+    async def _close(self) -> None:
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        leftover = list(self._held.values())
+        for request in leftover:
+            self._answer(request, None, f"{self.name} was stopped")
+        for client in self._clients:
+            await client.aclose()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run on the loop from another thread, and wait."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+
+async def _deltas(api: StreamAPI, response: httpx.Response) -> AsyncIterator[Delta]:
+    """The answer's events, up to the protocol's end marker or the end of the stream."""
+    lines = response.aiter_lines()
+    async for line in lines:
+        if not line.startswith("data:"):
+            continue  # SSE comments (keep-alives), `event:` lines, blank separators
+        delta = api.parse(line[5:].strip())
+        if delta is None:
+            # Read to the end of the body, so the connection goes back to the pool instead of being closed.
+            async for _ in lines:
+                pass
+            return
+        yield delta
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

