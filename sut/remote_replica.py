@@ -184,7 +184,7 @@ class RemoteReplica:
         self._pump()
 
     def _pump(self) -> None:
-        while self._queue and self._free_slots and self._out_since is None:
+        while self._queue and self._free_slots and self._out_since is None and not self._closing:
             request = self._queue.popleft()
             self._spawn(self._serve(request, self._free_slots.pop()))
 

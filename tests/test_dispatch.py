@@ -10,6 +10,7 @@ from rich.console import Console
 from harness.config import build_config
 from harness.runner import run
 from sut.dispatch import Dispatcher
+from sut.replica import GenerationRequest
 from tests.scripted_replica import ScriptedReplica
 
 FAST, SLOW = 0.0005, 0.01
@@ -112,3 +113,50 @@ def test_a_replica_that_dies_mid_run_hands_its_unstarted_work_to_the_other(tmp_p
     assert not report.result.valid
     assert any("scripted replica died" in reason for reason in report.result.invalid_reasons)
     assert "scripted" in report.record["replica_failures"]
+
+
+class _Holding:
+    """A replica that only keeps what it is given: the test decides when it is out or back."""
+
+    def __init__(self, slot: int, sink) -> None:
+        self.name, self.sink, self.got = f"replica-{slot}", sink, []
+
+    def submit(self, requests) -> None:
+        self.got += requests
+
+
+def _requests(first: int, count: int, *, stream: bool) -> list[GenerationRequest]:
+    return [GenerationRequest(i, i, [1, 2, 3], stream=stream) for i in range(first, first + count)]
+
+
+def test_a_replica_that_is_out_gets_no_work_and_its_unstarted_work_moves_until_it_is_back():
+    dispatcher = Dispatcher(_Holding, 2, sink=None, policy="round-robin", target=10)  # nothing reaches the sink
+    out, other = dispatcher.members
+    dispatcher.submit(_requests(0, 4, stream=True))
+    assert [r.response_id for r in out.got] == [0, 2]
+
+    kept = out.sink.replica_down(out.got, "5 errors in a row")
+    assert kept == []
+    assert [r.response_id for r in other.got] == [1, 3, 0, 2]
+    dispatcher.submit(_requests(4, 2, stream=True))
+    assert [r.response_id for r in other.got][-2:] == [4, 5]
+
+    dispatcher.submit(_requests(10, 6, stream=False))  # Offline: the pool tops up only the replica that is in
+    assert len([r for r in other.got if not r.stream]) == 4  # its 6 outstanding + 4 = the target
+    assert not [r for r in out.got if not r.stream]
+
+    out.sink.replica_up()
+    assert len([r for r in out.got if not r.stream]) == 2  # back: it pulls the rest of the pool at once
+    dispatcher.submit(_requests(20, 2, stream=True))
+    assert {r.response_id for r in out.got} & {20, 21}
+
+
+def test_when_every_replica_is_out_they_keep_their_work_for_when_they_are_back():
+    dispatcher = Dispatcher(_Holding, 2, sink=None, policy="least-requests")
+    first, second = dispatcher.members
+    assert first.sink.replica_down(_requests(0, 1, stream=True), "down") == []
+    dispatcher.submit(_requests(1, 1, stream=True))
+    kept = second.sink.replica_down(second.got, "down")
+    assert [r.response_id for r in kept] == [0, 1]  # no one is in: the replica keeps them
+    dispatcher.submit(_requests(2, 1, stream=True))  # and new work still goes to a replica that may come back
+    assert len(first.got + second.got) == 3
