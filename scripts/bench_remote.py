@@ -108,18 +108,29 @@ def main() -> None:
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Offline: tokens/s per SUT. Server (its tokens/s is the offered load): TTFT p50 and p99 per SUT."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    for ax, scenario in zip(axes, ("Offline", "Server"), strict=True):
-        rows = [r for r in results if r["scenario"] == scenario]
-        bars = ax.bar([r["sut"] for r in rows], [r["tokens_per_second"] for r in rows], color=["tab:blue", "tab:green"])
-        ax.bar_label(bars, fmt="%.0f")
-        ax.set(ylabel="tokens/s", title=f"{scenario}: in-process vs remote")
-        ax.set_ylim(0, max(r["tokens_per_second"] for r in rows) * 1.25)
+    fig, (offline, server) = plt.subplots(1, 2, figsize=(10, 3.4))
+    rows = [r for r in results if r["scenario"] == "Offline"]
+    bars = offline.bar(
+        [r["sut"] for r in rows], [r["tokens_per_second"] for r in rows], color=["tab:blue", "tab:green"]
+    )
+    offline.bar_label(bars, fmt="%.0f")
+    offline.set(
+        ylabel="tokens/s", title="Offline throughput", ylim=(0, max(r["tokens_per_second"] for r in rows) * 1.25)
+    )
+    rows = [r for r in results if r["scenario"] == "Server"]
+    width = 0.38
+    for offset, key in ((-width / 2, "p50"), (width / 2, "p99")):
+        bars = server.bar([i + offset for i in range(len(rows))], [r["ttft_ms"][key] for r in rows], width, label=key)
+        server.bar_label(bars, fmt="%.0f")
+    server.set_xticks(range(len(rows)), [r["sut"] for r in rows])
+    server.set(ylabel="ms", title="Server TTFT", ylim=(0, max(r["ttft_ms"]["p99"] for r in rows) * 1.3))
+    server.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
