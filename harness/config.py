@@ -80,18 +80,23 @@ def redact(value: Any) -> Any:
     return value
 
 
-def check_model_dir(model: str) -> None:
+def check_model_dir(model: str, *, remote: bool = False) -> None:
+    """`remote`: the servers hold the weights; the directory only needs config.json and the tokenizer."""
     path = Path(model)
+    holds = (
+        "config.json and tokenizer; no weights needed: the servers have them"
+        if remote
+        else ("config.json, weights, tokenizer")
+    )
     if not path.exists():
         raise HarnessError(
             f"model {model} does not exist. Pass --model with a local Hugging Face model "
-            "directory (config.json, weights, tokenizer), or leave it out for the embedded "
-            "tiny model."
+            f"directory ({holds}), or leave it out for the embedded tiny model."
         )
     if not (path / "config.json").is_file():
         raise HarnessError(
             f"model {model} is not a Hugging Face model directory: it has no config.json. "
-            "Point --model at the directory that holds config.json and the weights."
+            f"Point --model at the directory that holds {holds}."
         )
     try:
         json.loads((path / "config.json").read_text())

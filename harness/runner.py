@@ -186,7 +186,7 @@ def run(
         replica_factory = remote_endpoints if config.sut == "remote" else local_engines
     console = console or Console(stderr=True)
     started = datetime.now(UTC)
-    check_model_dir(config.engine.model)
+    check_model_dir(config.engine.model, remote=config.sut == "remote")
     dataset = load_dataset(
         config.dataset.path,
         tokenizer_dir=config.engine.tokenizer or config.engine.model,

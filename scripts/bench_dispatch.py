@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.config import build_config
 from harness.runner import run
+from scripts.plots import side_by_side
 from sut.dispatch import POLICIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,19 +121,10 @@ def plot(results: dict[str, dict[str, Any]], path: Path, subtitle: str) -> None:
 
     policies = list(results)
     fig, (latency, share) = plt.subplots(1, 2, figsize=(10, 3.4))
-    width = 0.38
-    for offset, key in ((-width / 2, "p50"), (width / 2, "p99")):
-        bars = latency.bar(
-            [i + offset for i in range(len(policies))],
-            [results[p]["ttft_ms"][key] for p in policies],
-            width,
-            label=f"TTFT {key}",
-        )
-        latency.bar_label(bars, fmt="%.0f")
+    ttft = {f"TTFT {key}": [results[p]["ttft_ms"][key] for p in policies] for key in ("p50", "p99")}
+    side_by_side(latency, policies, ttft, "%.0f")
     latency.set_ylim(0, max(results[p]["ttft_ms"]["p99"] for p in policies) * 1.3)
-    latency.set_xticks(range(len(policies)), policies)
     latency.set(ylabel="ms", title=f"TTFT per policy ({subtitle})")
-    latency.legend()
     bars = share.bar(policies, [results[p]["slow_share"] * 100 for p in policies], color="tab:red")
     share.bar_label(bars, fmt="%.0f%%")
     share.set(ylabel="% of samples", title="the slowed replica's share", ylim=(0, 100))

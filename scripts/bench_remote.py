@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.config import build_config
 from harness.runner import run
+from scripts.plots import side_by_side
 from sut import local_servers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,13 +125,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         ylabel="tokens/s", title="Offline throughput", ylim=(0, max(r["tokens_per_second"] for r in rows) * 1.25)
     )
     rows = [r for r in results if r["scenario"] == "Server"]
-    width = 0.38
-    for offset, key in ((-width / 2, "p50"), (width / 2, "p99")):
-        bars = server.bar([i + offset for i in range(len(rows))], [r["ttft_ms"][key] for r in rows], width, label=key)
-        server.bar_label(bars, fmt="%.0f")
-    server.set_xticks(range(len(rows)), [r["sut"] for r in rows])
+    ttft = {key: [r["ttft_ms"][key] for r in rows] for key in ("p50", "p99")}
+    side_by_side(server, [r["sut"] for r in rows], ttft, "%.0f")
     server.set(ylabel="ms", title="Server TTFT", ylim=(0, max(r["ttft_ms"]["p99"] for r in rows) * 1.3))
-    server.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -33,6 +33,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scripts.plots import side_by_side
 from sut.engine_config import EngineConfig
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
@@ -183,15 +184,11 @@ def plot(results: dict[str, dict[str, float]], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 2.8))
     names = list(results)
-    width = 0.38
-    for offset, key, label in (
-        (-width / 2, "wall_us_per_sample", "wall"),
-        (width / 2, "harness_cpu_us_per_sample", "harness CPU"),
-    ):
-        values = [results[name][key] for name in names]
-        bars = ax.barh([i + offset for i in range(len(names))], values, height=width, label=label)
-        ax.bar_label(bars, fmt="%.1f µs")
-    ax.set_yticks(range(len(names)), names)
+    series = {
+        "wall": [results[name]["wall_us_per_sample"] for name in names],
+        "harness CPU": [results[name]["harness_cpu_us_per_sample"] for name in names],
+    }
+    side_by_side(ax, names, series, "%.1f µs", horizontal=True)
     ax.set(xlabel="µs per sample", title="harness <-> worker protocol cost")
     ax.legend(loc="lower right")
     ax.invert_yaxis()

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError
+from harness.dataset import load_tokenizer
 
 if TYPE_CHECKING:
     from sut.apis import Delta
@@ -30,15 +30,7 @@ class Retokenizer:
     def load(self) -> Any:
         with self._lock:
             if self._tokenizer is None:
-                from transformers import AutoTokenizer
-
-                try:
-                    self._tokenizer = AutoTokenizer.from_pretrained(self.directory)
-                except (OSError, ValueError) as exc:
-                    raise HarnessError(
-                        f"cannot load the tokenizer from {self.directory}: {exc}. Remote replicas need the "
-                        "model's tokenizer locally: point --tokenizer (or --model) at its directory."
-                    ) from None
+                self._tokenizer = load_tokenizer(self.directory)
             return self._tokenizer
 
     def encode(self, text: str) -> list[int]:

@@ -9,6 +9,7 @@ clients are built.
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -54,22 +55,35 @@ class RemoteConfig:
         if not self.endpoints:
             raise HarnessError("--sut remote needs at least one --endpoint URL (or an --endpoints-file).")
         for url in self.endpoints:
-            parts = urlsplit(url)
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018 - parsing it is the check
+            except ValueError as exc:
+                raise HarnessError(
+                    f"endpoint {url!r} is not a valid URL ({exc}); give the server's base URL, "
+                    "e.g. http://10.0.0.5:8000 (ports are 1 to 65535)."
+                ) from None
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise HarnessError(
                     f"endpoint {redact_url(url)!r} is not an http(s) URL; give the server's base URL, "
                     "e.g. http://10.0.0.5:8000 or https://llama-0.apps.example.com."
                 )
+            if parts.path.rstrip("/").endswith(("/v1", "/v2")):
+                raise HarnessError(
+                    f"endpoint {redact_url(url)!r} ends with the API version; give the base URL without it "
+                    f"({redact_url(url).rstrip('/').rsplit('/', 1)[0]}): the protocol adds /v1 or /v2 itself."
+                )
         if len(set(self.endpoints)) != len(self.endpoints):
             raise HarnessError("the same endpoint is listed twice; give each replica's URL once.")
         if self.protocol not in PROTOCOLS:
             raise HarnessError(f"--protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}.")
+        if self.protocol == "kserve-v2" and not self.served_model_name:
+            raise HarnessError("--protocol kserve-v2 has no model listing: name the model with --served-model-name.")
         if self.output_ids not in OUTPUT_IDS:
             raise HarnessError(f"--output-ids {self.output_ids!r}: use one of {', '.join(OUTPUT_IDS)}.")
         if self.token_env and self.token_file:
             raise HarnessError("give the bearer token by --token-env or by --token-file, not both.")
-        if self.ca_bundle is not None and not self.ca_bundle.is_file():
-            raise HarnessError(f"--ca-bundle {self.ca_bundle} is not a file; give a PEM file of CA certificates.")
+        self.tls_verify()
         for name, value in (
             ("--max-in-flight", self.max_in_flight),
             ("--connect-timeout", self.connect_timeout),
@@ -84,6 +98,20 @@ class RemoteConfig:
         if self.retries < 0:
             raise HarnessError("--retries must be 0 or more.")
         self.bearer_token()
+
+    def tls_verify(self) -> ssl.SSLContext | bool:
+        """What httpx verifies servers with: the system's CAs, or `ca_bundle`'s."""
+        if self.ca_bundle is None:
+            return True
+        if not self.ca_bundle.is_file():
+            raise HarnessError(f"--ca-bundle {self.ca_bundle} is not a file; give a PEM file of CA certificates.")
+        try:
+            return ssl.create_default_context(cafile=str(self.ca_bundle))
+        except ssl.SSLError as exc:
+            raise HarnessError(
+                f"--ca-bundle {self.ca_bundle} holds no usable CA certificate ({exc.reason or exc}); "
+                "give a PEM file with the CA that signed the servers' certificates."
+            ) from None
 
     def bearer_token(self) -> str | None:
         """The token from the environment or the file; an error names the source, never the value."""

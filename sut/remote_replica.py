@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import ssl
 import threading
 import time
 from collections import deque
@@ -384,9 +383,7 @@ class RemoteReplica:
     # -- start and stop -------------------------------------------------------------------------------
     async def _open(self) -> None:
         s = self.settings
-        verify: ssl.SSLContext | bool = True
-        if s.ca_bundle is not None:
-            verify = ssl.create_default_context(cafile=str(s.ca_bundle))
+        verify = s.tls_verify()
         token = s.bearer_token()
         # user:password in the URL is Basic auth, which httpx would send instead of the bearer token.
         parts = httpx.URL(self.endpoint)

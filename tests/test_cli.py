@@ -155,6 +155,10 @@ CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
         (["--sut", "remote", "--endpoints-file", "no-such-file.txt"], ["--endpoints-file", "cannot read it"]),
         (["--sut", "remote", "--endpoint", CLOSED, "--ca-bundle", "nope.pem"], ["--ca-bundle nope.pem is not a file"]),
         (["--sut", "remote", "--endpoint", CLOSED, "--max-in-flight", "0"], ["--max-in-flight must be positive"]),
+        (["--sut", "remote", "--endpoint", "http://127.0.0.1:99999"], ["is not a valid URL", "ports are 1 to 65535"]),
+        (["--sut", "remote", "--endpoint", "http://[::1"], ["'http://[::1' is not a valid URL"]),
+        (["--sut", "remote", "--endpoint", "http://10.0.0.5:8000/v1/"], ["without it (http://10.0.0.5:8000)"]),
+        (["--sut", "remote", "--endpoint", CLOSED, "--protocol", "kserve-v2"], ["--served-model-name"]),
     ],
 )
 def test_remote_options_that_cannot_work_are_one_error_before_anything_connects(tmp_path, options, needles):
@@ -170,3 +174,12 @@ def test_each_unreachable_endpoint_is_an_error_line_of_its_own(tmp_path):
     assert len(errors) == 2, err
     for line, url in zip(errors, (CLOSED, other), strict=True):
         assert f"({url}): cannot connect" in line and "Is the server up and the URL right?" in line
+
+
+def test_a_ca_bundle_without_a_certificate_is_one_error_naming_it(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not a certificate\n")
+    code, _, err = run_cli(
+        "--sut", "remote", "--endpoint", CLOSED, "--ca-bundle", str(bundle), "--output-dir", str(tmp_path)
+    )
+    _assert_one_error(code, err, f"--ca-bundle {bundle} holds no usable CA certificate")

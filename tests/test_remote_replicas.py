@@ -109,7 +109,7 @@ def test_the_cli_runs_against_the_servers_with_the_model_name_found_by_itself(se
     code, out, err = run_cli(
         *("--sut", "remote", "--endpoints-file", str(endpoints), "--token-env", TOKEN_ENV),
         *("--output-dir", str(tmp_path), "--total-sample-count", "100", "--max-new-tokens", "32"),
-        *("--min-query-count", "100"),
+        *("--min-query-count", "100", "--min-duration", "0"),
     )
     assert code == 0, err
     assert "VALID" in out

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
-from sut.apis import Delta, EndpointProblem, StreamError, get
+from sut.apis import Delta, StreamError, get
 from sut.generation import GenerationConfig
 from sut.output_ids import Retokenizer
 from sut.replica import GenerationRequest
@@ -46,8 +46,7 @@ class KServeV2Generate:
         return Delta(text=event.get("text_output") or "", finished=bool(event.get("finish_reason")))
 
     async def check(self, client: httpx.AsyncClient) -> None:
-        if self.model is None:
-            raise EndpointProblem("KServe v2 has no model listing: name the model with --served-model-name.")
+        assert self.model is not None, "RemoteConfig.check requires a served model name for KServe v2"
         what = "a KServe v2 (Open Inference Protocol) server (try --protocol openai)"
         await get(client, "/v2/health/ready", not_found=f"/v2/health/ready does not exist there: is this {what}?")
         await get(
