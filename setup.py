@@ -8,7 +8,20 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(
-        include=["harness", "harness.*", "sut", "sut.*", "scenarios", "scenarios.*", "accuracy", "accuracy.*"]
+        include=[
+            "common",
+            "common.*",
+            "benchmarks",
+            "benchmarks.*",
+            "harness",
+            "harness.*",
+            "sut",
+            "sut.*",
+            "scenarios",
+            "scenarios.*",
+            "accuracy",
+            "accuracy.*",
+        ]
     ),
     package_data={"harness": ["embedded/*.jsonl", "embedded/*.json", "embedded/*.md", "embedded/tiny-llama/*"]},
     install_requires=[

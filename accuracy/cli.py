@@ -9,7 +9,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.errors import HarnessError
+from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
+from common.errors import HarnessError
 
 
 def _score_parser() -> argparse.ArgumentParser:
@@ -25,11 +26,10 @@ def _score_parser() -> argparse.ArgumentParser:
     source.add_argument("--tokenizer", help="tokenizer directory (instead of --model)")
     p.add_argument(
         "--benchmark",
-        "--targets",
-        dest="targets",
-        default="llama2-70b-99.9",
-        help="llama2-70b-99, llama2-70b-99.9 (default), or a targets JSON file",
+        default=DEFAULT_BENCHMARK,
+        help=f"whose accuracy targets apply: {', '.join(BENCHMARKS)} (default: {DEFAULT_BENCHMARK})",
     )
+    p.add_argument("--targets", type=Path, help="a targets JSON file instead, for other models (see accuracy.targets)")
     p.add_argument("--dtype", default="int32", choices=["int32", "int64", "float32"], help="token id dtype in the log")
     p.add_argument("--workers", type=int, help="scoring processes (default: one per CPU)")
     p.add_argument("--output-dir", type=Path, help="where the report files go (default: beside the log)")
@@ -67,12 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _score_parser().parse_args(argv)
         from accuracy.report import print_report, score_log
         from accuracy.targets import resolve_targets
-        from harness.dataset import load_dataset
+        from common.dataset import load_dataset
 
+        targets = resolve_targets(args.targets or get_benchmark(args.benchmark).name, option="--targets")
         tokenizer = args.tokenizer or args.model
         if tokenizer is None:
             raise HarnessError("pass --model or --tokenizer: the outputs are token ids and need detokenizing.")
-        targets = resolve_targets(args.targets)
         dataset = load_dataset(args.dataset, tokenizer_dir=tokenizer, trust_pickle=args.trust_pickle)
         out_dir = args.output_dir or args.accuracy_log.parent
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from accuracy.report import ACCURACY_JSON, SAMPLES_JSONL
-from harness.dataset import load_dataset
-from harness.errors import HarnessError
+from common.dataset import load_dataset
+from common.errors import HarnessError
 
 METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum", "tokens_per_sample", "gen_num")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import HarnessError
+from common.errors import HarnessError
 
 
 def read_accuracy_log(path: Path, dtype: str = "int32") -> dict[int, np.ndarray]:

@@ -21,9 +21,9 @@ from rich.table import Table
 
 from accuracy.log import read_accuracy_log
 from accuracy.scoring import AccuracyResult, evaluate
-from accuracy.targets import Targets
-from harness.dataset import Dataset, load_tokenizer, sha256_of
-from harness.errors import HarnessError
+from benchmarks import Targets
+from common.dataset import Dataset, load_tokenizer, sha256_of
+from common.errors import HarnessError
 
 ACCURACY_TXT = "accuracy.txt"
 ACCURACY_JSON = "accuracy.json"

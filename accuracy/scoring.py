@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from accuracy import rouge
-from harness.errors import HarnessError
+from common.errors import HarnessError
 
 PUNKT_HELP = (
     "NLTK's Punkt sentence splitter data (punkt_tab) is missing: install it with "

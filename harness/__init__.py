@@ -15,10 +15,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Resolved on first use, so that `sut` and `scenarios` can import `harness.errors`
-# without pulling in the whole runner.
+# Resolved on first use: importing `harness` (e.g. for `python -m harness.dataset`) does not pull in
+# the whole runner.
 _EXPORTS = {
-    "HarnessError": "harness.errors",
+    "HarnessError": "common.errors",
     "RunConfig": "harness.config",
     "build_config": "harness.config",
     "RunResult": "harness.results",

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
+from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, LOADGEN_SCENARIOS
+from common.errors import HarnessError
 from harness.config import build_config
-from harness.errors import HarnessError
 from sut.engine_config import parse_engine_arg
 
 EPILOG = """\
@@ -36,13 +37,17 @@ and samples.jsonl.
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m harness",
-        description="Run MLPerf LoadGen (Offline or Server) against vLLM.",
+        description="Run MLPerf LoadGen (Offline, Server or Interactive) against vLLM.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run = p.add_argument_group("run")
     run.add_argument(
-        "--scenario", choices=["Offline", "Server"], default="Offline", help="LoadGen scenario (default: Offline)"
+        "--scenario",
+        choices=list(LOADGEN_SCENARIOS),
+        default="Offline",
+        help="Offline, Server, or Interactive (LoadGen's Server under the benchmark's interactive latency limits) "
+        "(default: Offline)",
     )
     run.add_argument(
         "--mode",
@@ -52,8 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--benchmark",
-        default="llama2-70b",
-        help="benchmark name whose mlperf.conf settings apply (default: llama2-70b)",
+        default=DEFAULT_BENCHMARK,
+        help=f"the MLPerf benchmark whose rules, LoadGen settings and accuracy targets apply: {', '.join(BENCHMARKS)} "
+        f"(default: {DEFAULT_BENCHMARK})",
+    )
+    run.add_argument(
+        "--compliance",
+        choices=["TEST06"],
+        help="run the benchmark's official audit instead of a plain run: its audit.config is written to the run "
+        "directory and applied, the outputs are verified as compliance/TEST06/run_verification.py does, and the "
+        "exit code is the audit's verdict",
     )
     run.add_argument("--output-dir", default="results", help="where run directories go (default: ./results)")
     run.add_argument(
@@ -88,8 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--accuracy-targets",
-        help="accuracy mode scores against these: llama2-70b-99, llama2-70b-99.9 (default), or a targets "
-        "JSON file (the embedded model has its own)",
+        help="accuracy mode scores against these: a benchmark name or a targets JSON file (default: the "
+        "benchmark's own; the embedded model has its own)",
     )
     run.add_argument(
         "--warmup-samples", type=int, default=8, help="prompts generated before LoadGen starts, untimed (default: 8)"
@@ -262,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scenario=args.scenario,
             mode=args.mode,
             benchmark=args.benchmark,
+            compliance=args.compliance,
             model=args.model,
             tokenizer=args.tokenizer,
             dataset=args.dataset,
@@ -298,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     # Piped to a file, rich would assume 80 columns and fold the per-replica table.
     print_summary(report, Console(width=None if sys.stdout.isatty() else 120))
-    return 0 if report.result.valid and report.result.accuracy_passed is not False else 1
+    return 0 if report.result.passed else 1
 
 
 if __name__ == "__main__":

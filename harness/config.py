@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import DEFAULT_BENCHMARK, get_benchmark
+from common.errors import HarnessError
 from harness import embedded
-from harness.errors import HarnessError
 from harness.settings import LoadGenConfig
 from sut.dispatch import POLICIES
 from sut.engine_config import EngineConfig
@@ -56,7 +57,7 @@ class RunConfig:
     step_delays: dict[int, float] = dataclasses.field(default_factory=dict)
     """Seconds a replica (by slot) sleeps after each engine step: emulates a slower device in tests and
     benchmarks. Any delay makes the run non-compliant."""
-    accuracy_targets: str = "llama2-70b-99.9"
+    accuracy_targets: str = DEFAULT_BENCHMARK
     """What an accuracy-mode run is scored against: a benchmark name or a targets JSON file."""
     scoring_workers: int | None = None
 
@@ -108,7 +109,8 @@ def build_config(
     *,
     scenario: str = "Offline",
     mode: str = "performance",
-    benchmark: str = "llama2-70b",
+    benchmark: str = DEFAULT_BENCHMARK,
+    compliance: str | None = None,
     model: str | Path | None = None,
     tokenizer: str | Path | None = None,
     dataset: str | Path | None = None,
@@ -145,6 +147,13 @@ def build_config(
     tokenizer; the engine itself is the servers' business."""
     if sut not in SUTS:
         raise HarnessError(f"--sut {sut!r}: use one of {', '.join(SUTS)}.")
+    # A wrong benchmark, scenario or audit is an error now, before anything is loaded.
+    chosen = get_benchmark(benchmark)
+    chosen.rules(scenario)
+    if compliance is not None:
+        chosen.compliance_test(compliance)
+        if mode != "performance":
+            raise HarnessError(f"--compliance {compliance} sets its own mode: leave out --mode {mode}.")
     remote_config = _remote_config(sut, remote, endpoints_file)
     if remote_config is not None:
         local_only = {
@@ -201,6 +210,7 @@ def build_config(
         total_sample_count=total_sample_count,
         enable_trace=enable_trace,
         demo=demo,
+        compliance=compliance,
     )
     for name, value in (
         ("--max-new-tokens", generation_config.max_new_tokens),
@@ -238,7 +248,7 @@ def build_config(
         devices=list(devices) if devices else None,
         cpu_bind=list(cpu_bind) if cpu_bind else None,
         step_delays=step_delays,
-        accuracy_targets=str(accuracy_targets or (embedded.ACCURACY_TARGETS if demo else "llama2-70b-99.9")),
+        accuracy_targets=str(accuracy_targets or (embedded.ACCURACY_TARGETS if demo else benchmark)),
         scoring_workers=scoring_workers,
     )
 

@@ -26,4 +26,5 @@ KV_CACHE_BYTES = 256 << 20
 DEMO_LOADGEN: dict[str, dict[str, Any]] = {
     "Offline": {"min_query_count": 600, "min_duration_ms": 1000, "target_qps": 100.0},
     "Server": {"min_query_count": 500, "min_duration_ms": 10000, "target_qps": 10.0},
+    "Interactive": {"min_query_count": 500, "min_duration_ms": 10000, "target_qps": 10.0},
 }

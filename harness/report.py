@@ -7,6 +7,8 @@ from rich.table import Table
 
 from harness.runner import RunReport
 
+MAX_REASONS = 3
+
 
 def _ms(values: dict[str, float] | None) -> str:
     if not values:
@@ -16,8 +18,13 @@ def _ms(values: dict[str, float] | None) -> str:
 
 def print_summary(report: RunReport, console: Console) -> None:
     record, result = report.record, report.result
-    verdict = "[bold green]VALID" if result.valid else "[bold red]INVALID"
-    title = f"{record['benchmark']} · {record['scenario']} · {record['mode']} · {verdict}"
+    compliance = record.get("compliance")
+    if compliance:
+        verdict = "[bold green]PASS" if compliance["passed"] else "[bold red]FAIL"
+        title = f"{record['benchmark']} · {record['scenario']} · {compliance['test']} · {verdict}"
+    else:
+        verdict = "[bold green]VALID" if result.valid else "[bold red]INVALID"
+        title = f"{record['benchmark']} · {record['scenario']} · {record['mode']} · {verdict}"
     table = Table(title=title, show_header=False, box=None, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -26,7 +33,7 @@ def print_summary(report: RunReport, console: Console) -> None:
             table.add_row("tokens/s", f"{result.tokens_per_second:,.1f}")
         if result.samples_per_second is not None:
             table.add_row("samples/s", f"{result.samples_per_second:,.2f}")
-        if record["scenario"] == "Server":
+        if result.ttft_ms is not None:
             table.add_row("TTFT p50/p90/p99", _ms(result.ttft_ms))
             table.add_row("TPOT p50/p90/p99", _ms(result.tpot_ms))
     samples = record["samples"]
@@ -40,9 +47,19 @@ def print_summary(report: RunReport, console: Console) -> None:
         scores = ", ".join(f"{row['metric']} {row['value']}" for row in accuracy["checks"])
         verdict = "[green]PASS" if accuracy["passed"] else "[red]FAIL"
         table.add_row("accuracy", f"{verdict}[/] vs {accuracy['targets']['name']}: {scores}")
+    if compliance:
+        table.add_row(compliance["test"], _compliance(compliance))
     table.add_row("data set", f"{record['dataset']['path']} ({record['dataset']['sample_count']} samples)")
-    if record["non_compliant"]:
-        table.add_row("[yellow]not compliant", "; ".join(record["non_compliant"]))
+    effective = record["loadgen"].get("effective")
+    if effective:
+        table.add_row("LoadGen used", _effective(effective))
+    shown = record["non_compliant"][:MAX_REASONS]
+    for reason in shown:
+        table.add_row("[yellow]not compliant" if reason == shown[0] else "", reason)
+    if len(record["non_compliant"]) > len(shown):
+        table.add_row("", f"and {len(record['non_compliant']) - len(shown)} more reasons (run.json: non_compliant)")
+    if compliance is None and not record["non_compliant"]:
+        table.add_row("[green]compliant", f"the {record['benchmark']} rules hold for these settings")
     for reason in result.invalid_reasons:
         table.add_row("[red]why INVALID" if reason == result.invalid_reasons[0] else "", reason)
     table.add_row("logs", str(report.run_dir))
@@ -96,6 +113,32 @@ def _errors(replica: dict) -> str:
     if replica["ejections"]:
         text += f"; out of dispatch {replica['ejections']} time{'s' if replica['ejections'] > 1 else ''}"
     return text
+
+
+def _effective(effective: dict) -> str:
+    """The settings people check first, as LoadGen used them."""
+    parts = [
+        f"min duration {effective.get('min_duration_ms', 0) / 1000:g} s",
+        f"performance samples {effective.get('performance_sample_count')}",
+    ]
+    if effective.get("scenario") == "Offline":
+        parts.append(f"samples in the query {effective.get('samples_per_query')}")
+    else:
+        parts += [f"target QPS {effective.get('target_qps')}", f"min queries {effective.get('min_query_count')}"]
+    if effective.get("accuracy_log_sampling_target"):
+        parts.append(f"accuracy log sampling {effective['accuracy_log_sampling_target']}")
+    return ", ".join(parts)
+
+
+def _compliance(compliance: dict) -> str:
+    first = compliance["first_token_pass"]
+    checks = [
+        f"first token {'skipped (Offline)' if first is None else ('pass' if first else 'FAIL')}",
+        f"EOS {'pass' if compliance['eos_pass'] else 'FAIL'}",
+        f"sample length {'pass' if compliance['length_pass'] else 'FAIL'}",
+    ]
+    text = f"{', '.join(checks)} ({compliance['samples']} samples logged)"
+    return "; ".join([text, *compliance["failures"]])
 
 
 def _pair(values: dict[str, float] | None) -> str:

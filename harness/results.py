@@ -18,6 +18,12 @@ class DetailLog:
     warnings: list[str] = field(default_factory=list)
 
 
+def effective_settings(log: DetailLog) -> dict[str, Any]:
+    """The settings LoadGen actually ran with (its `effective_*` keys, without the prefix)."""
+    prefix = "effective_"
+    return {key[len(prefix) :]: value for key, value in log.values.items() if key.startswith(prefix)}
+
+
 @dataclass
 class RunResult:
     valid: bool
@@ -29,6 +35,15 @@ class RunResult:
     invalid_reasons: list[str] = field(default_factory=list)
     accuracy_passed: bool | None = None
     """Accuracy mode: whether the scores met their targets (None when not scored)."""
+    compliance_passed: bool | None = None
+    """A compliance run (TEST06): whether the audit's checks passed."""
+
+    @property
+    def passed(self) -> bool:
+        """What the exit code says: a compliance run by its audit, any other by validity and accuracy."""
+        if self.compliance_passed is not None:
+            return self.compliance_passed
+        return self.valid and self.accuracy_passed is not False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +82,7 @@ def _percentiles_ms(values: dict[str, Any], stem: str, suffix: str) -> dict[str,
 def summarize(
     log: DetailLog,
     *,
-    scenario: str,
+    streams: bool,
     mode: str,
     harness_problems: list[str],
 ) -> RunResult:
@@ -97,7 +112,7 @@ def summarize(
     if validity == "INVALID" and len(reasons) == len(harness_problems):
         reasons.append("LoadGen marked the run INVALID")
 
-    if scenario == "Server":
+    if streams:
         tokens, samples = v.get("result_completed_tokens_per_second"), v.get("result_completed_samples_per_sec")
         ttft = _percentiles_ms(v, "result_first_token_", "_percentile_latency_ns")
         tpot = _percentiles_ms(v, "result_time_per_output_token_", "_percentile_ns")

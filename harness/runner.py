@@ -19,17 +19,18 @@ from typing import Any
 import mlperf_loadgen as lg
 from rich.console import Console
 
+from accuracy.compliance import verify_test06, write_verification
 from accuracy.report import score_log
 from accuracy.scoring import check_punkt
 from accuracy.targets import resolve_targets
+from common.dataset import Dataset, load_dataset
+from common.errors import HarnessError
 from harness.config import RunConfig, check_model_dir, redact
-from harness.dataset import Dataset, load_dataset
-from harness.errors import HarnessError
 from harness.progress import RunProgress
-from harness.qsl import SampleLibrary
-from harness.results import RunResult, read_detail_log, summarize
+from harness.results import RunResult, effective_settings, read_detail_log, summarize
 from harness.settings import BuiltSettings, build_settings, describe, log_settings
 from scenarios import DRIVERS
+from scenarios.qsl import SampleLibrary
 from scenarios.responder import LoadGenResponder, SampleRecord, latency_percentiles
 from sut.dispatch import Dispatcher
 from sut.engine_logs import route_vllm_logs
@@ -73,7 +74,8 @@ def package_versions() -> dict[str, str]:
 
 def new_run_dir(config: RunConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = config.output_dir / f"{config.loadgen.benchmark}-{config.loadgen.scenario}-{config.loadgen.mode}-{stamp}"
+    mode = config.loadgen.compliance or config.loadgen.mode
+    base = config.output_dir / f"{config.loadgen.benchmark}-{config.loadgen.scenario}-{mode}-{stamp}"
     run_dir, n = base, 1
     while run_dir.exists():
         n += 1
@@ -101,7 +103,9 @@ def expected_queries(config: RunConfig, built: BuiltSettings) -> int | None:
     s = built.settings
     if config.loadgen.mode == "accuracy":
         return built.total_sample_count
-    if config.loadgen.scenario == "Server":
+    if built.audit is not None:
+        return None
+    if built.rules.streams:
         return max(s.min_query_count, math.ceil(s.server_target_qps * s.min_duration_ms / 1000))
     return None
 
@@ -207,6 +211,7 @@ def run(
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     run_dir = new_run_dir(config)
+    audit_path = write_audit_config(built, run_dir, console)
 
     responder = LoadGenResponder(keep_tokens=config.keeps_tokens)
     replica = replica_factory(config, responder, run_dir)
@@ -217,7 +222,7 @@ def run(
         with console.status("warming up"):
             replica.warm_up(dataset.prompts[: config.warmup_samples], config.warmup_tokens)
         library = SampleLibrary(dataset, built.total_sample_count, built.performance_sample_count)
-        driver = DRIVERS[config.loadgen.scenario](library, replica, responder)
+        driver = DRIVERS[built.rules.loadgen_scenario](library, replica, responder)
         label = f"{config.loadgen.scenario} {config.loadgen.mode}"
         t0, cpu0 = time.perf_counter(), time.process_time()
         with (
@@ -225,7 +230,9 @@ def run(
             driver as sut,
             RunProgress(responder, console, label=label, expected=expected_queries(config, built)),
         ):
-            lg.StartTestWithLogSettings(sut, qsl, built.settings, log_settings(run_dir, config.loadgen.enable_trace))
+            lg.StartTestWithLogSettings(
+                sut, qsl, built.settings, log_settings(run_dir, config.loadgen.enable_trace), str(audit_path)
+            )
         wall, harness_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     finally:
         replica.stop()
@@ -255,7 +262,20 @@ def run(
     if responder.unanswered:
         problems.append(f"{responder.unanswered} samples were never answered")
     detail = read_detail_log(run_dir / "mlperf_log_detail.txt")
-    result = summarize(detail, scenario=config.loadgen.scenario, mode=config.loadgen.mode, harness_problems=problems)
+    result = summarize(detail, streams=built.rules.streams, mode=config.loadgen.mode, harness_problems=problems)
+    effective = effective_settings(detail)
+    if built.audit is None:
+        built.non_compliant += built.benchmark.check_effective(config.loadgen.scenario, config.loadgen.mode, effective)
+    compliance = None
+    if built.audit is not None:
+        compliance = verify_test06(
+            run_dir / "mlperf_log_accuracy.json",
+            first_token_reported=built.rules.streams,
+            eos_token_id=built.audit.eos_token_id,
+            dtype=built.benchmark.token_dtype,
+        )
+        write_verification(compliance, run_dir)
+        result.compliance_passed = compliance.passed
 
     # A dispatcher stands for several replicas; report each of them.
     records = responder.records()
@@ -281,6 +301,8 @@ def run(
         "benchmark": config.loadgen.benchmark,
         "scenario": config.loadgen.scenario,
         "mode": config.loadgen.mode,
+        "compliance_test": config.loadgen.compliance,
+        "loadgen_scenario": built.rules.loadgen_scenario,
         "started_at": started.isoformat(),
         "wall_seconds": round(wall, 3),
         # CPU time of this process (LoadGen, drivers, replica clients; not engines or servers) during the test.
@@ -294,6 +316,8 @@ def run(
         "loadgen": {
             "seeds": {name: getattr(built.settings, name) for name in SEED_FIELDS},
             "settings": describe(built.settings),
+            "effective": effective,
+            "audit_config": built.audit_config() or None,
             "errors": detail.errors,
             "warnings": detail.warnings,
         },
@@ -310,16 +334,35 @@ def run(
             "unanswered": responder.unanswered,
             "output_tokens": responder.output_tokens,
         },
-        "replicas": _replica_records(members, by_replica if config.loadgen.scenario == "Server" else None),
-        "offline_tail_seconds": _rounded(getattr(replica, "finish_spread", lambda: None)())
-        if config.loadgen.scenario == "Offline"
-        else None,
+        "replicas": _replica_records(members, by_replica if built.rules.streams else None),
+        "offline_tail_seconds": None
+        if built.rules.streams
+        else _rounded(getattr(replica, "finish_spread", lambda: None)()),
         "replica_failures": replica_failures or list(dict.fromkeys(responder.replica_failures)),
         "result": result.to_json(),
         "accuracy": accuracy.to_json() if accuracy else None,
+        "compliance": compliance.to_json() if compliance else None,
     }
     (run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     return RunReport(run_dir, result, record)
+
+
+def write_audit_config(built: BuiltSettings, run_dir: Path, console: Console) -> Path:
+    """The audit.config path LoadGen gets: in the run's own directory, where only a compliance run writes one.
+
+    LoadGen applies any audit.config in the working directory over every other setting; pointing it
+    at the run directory means a stray one there is never applied, and a compliance run's own is kept
+    with its logs."""
+    path = run_dir / "audit.config"
+    if built.audit is not None:
+        path.write_text(built.audit_config())
+    stray = Path("audit.config")
+    if stray.is_file() and built.audit is None:
+        console.print(
+            f"[yellow]warning:[/] {stray.resolve()} is not applied (LoadGen would apply an audit.config in the "
+            "working directory over every setting); for an official audit use --compliance TEST06."
+        )
+    return path
 
 
 def _rounded(value: float | None) -> float | None:

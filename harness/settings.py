@@ -14,9 +14,9 @@ from typing import Any
 
 import mlperf_loadgen as lg
 
-from harness.errors import HarnessError
+from benchmarks import DEFAULT_BENCHMARK, LOADGEN_SCENARIOS, Benchmark, ComplianceTest, ScenarioRules, get_benchmark
+from common.errors import HarnessError
 
-SCENARIOS = {"Offline": lg.TestScenario.Offline, "Server": lg.TestScenario.Server}
 MODES = {"performance": lg.TestMode.PerformanceOnly, "accuracy": lg.TestMode.AccuracyOnly}
 CONF_SCENARIOS = {"*", "SingleStream", "MultiStream", "Server", "Offline"}
 # The keys LoadGen's TestSettings::FromConfig looks up; anything else it ignores silently.
@@ -38,8 +38,10 @@ class LoadGenConfig:
     """What decides LoadGen's behaviour for one run."""
 
     scenario: str = "Offline"
+    """Offline, Server or Interactive (LoadGen's Server under the benchmark's interactive rules)."""
     mode: str = "performance"
-    benchmark: str = "llama2-70b"
+    benchmark: str = DEFAULT_BENCHMARK
+    """An official MLPerf name (`benchmarks.BENCHMARKS`)."""
     user_conf: Path | None = None
     target_qps: float | None = None
     min_duration_ms: int | None = None
@@ -48,17 +50,29 @@ class LoadGenConfig:
     enable_trace: bool = False
     demo: bool = False
     """Short settings for the embedded tiny model; never compliant."""
+    compliance: str | None = None
+    """An audit of the benchmark (TEST06) to run instead of a plain performance run."""
 
 
 @dataclass
 class BuiltSettings:
     settings: Any
+    benchmark: Benchmark
+    rules: ScenarioRules
     total_sample_count: int
     performance_sample_count: int
+    audit: ComplianceTest | None = None
+    """The compliance test whose audit.config this run applies."""
     non_compliant: list[str] = field(default_factory=list)
 
+    def audit_config(self) -> str:
+        """The audit.config text LoadGen reads over every other setting (empty without an audit)."""
+        if self.audit is None:
+            return ""
+        return "".join(f"*.*.{key} = {value}\n" for key, value in self.audit.audit_settings.items())
 
-def check_user_conf(path: Path, benchmark: str) -> list[str]:
+
+def check_user_conf(path: Path, conf_model: str) -> list[str]:
     """Validate a user.conf the way LoadGen parses it, but loudly; returns warnings."""
     if not path.is_file():
         raise HarnessError(f"user.conf {path} does not exist. Pass an existing file to --user-conf.")
@@ -75,43 +89,55 @@ def check_user_conf(path: Path, benchmark: str) -> list[str]:
         if len(parts) < 3:
             raise HarnessError(
                 f"{where}: key {key!r} needs three parts, model.scenario.key "
-                f"(for example {benchmark}.Server.target_qps)."
+                f"(for example {conf_model}.Server.target_qps)."
             )
         model, scenario, name = ".".join(parts[:-2]), parts[-2], parts[-1]
         if scenario not in CONF_SCENARIOS:
-            raise HarnessError(f"{where}: unknown scenario {scenario!r}; use one of {sorted(CONF_SCENARIOS)}.")
+            hint = (
+                " Interactive settings are LoadGen Server settings of the interactive model key, e.g. "
+                "llama2-70b-interactive.Server.target_qps."
+                if scenario == "Interactive"
+                else ""
+            )
+            raise HarnessError(f"{where}: unknown scenario {scenario!r}; use one of {sorted(CONF_SCENARIOS)}.{hint}")
         if name not in CONF_KEYS:
             close = difflib.get_close_matches(name, sorted(CONF_KEYS), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise HarnessError(f"{where}: LoadGen has no setting {name!r}.{hint}")
         if not _NUMBER.match(value):
             raise HarnessError(f"{where}: value {value!r} of {key} must be a number.")
-        applies = applies or model in ("*", benchmark)
+        applies = applies or model in ("*", conf_model)
     if not applies:
-        return [f"user.conf {path} sets nothing for benchmark {benchmark} (keys start with another model name)"]
+        return [
+            f"user.conf {path} sets nothing for {conf_model}, the LoadGen model key of this benchmark and "
+            "scenario (its keys start with another model name)"
+        ]
     return []
 
 
 def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSettings, list[str]]:
     """TestSettings for `config`, and warnings worth showing the user."""
-    if config.scenario not in SCENARIOS:
-        raise HarnessError(f"unknown scenario {config.scenario!r}: use Offline or Server.")
+    if config.scenario not in LOADGEN_SCENARIOS:
+        raise HarnessError(f"unknown scenario {config.scenario!r}: use one of {', '.join(LOADGEN_SCENARIOS)}.")
     if config.mode not in MODES:
         raise HarnessError(f"unknown mode {config.mode!r}: use performance or accuracy.")
+    benchmark = get_benchmark(config.benchmark)
+    rules = benchmark.rules(config.scenario)
+    audit = benchmark.compliance_test(config.compliance) if config.compliance else None
     warnings: list[str] = []
     settings = lg.TestSettings()
-    settings.scenario = SCENARIOS[config.scenario]
+    settings.scenario = getattr(lg.TestScenario, rules.loadgen_scenario)
     # conf_type 0 loads LoadGen's built-in mlperf.conf; 2 then reads user.conf over it. That is
     # what conf_type 1 does, minus its process-wide counter, which logs a "multiple conf files"
     # error into every later run of the same process (a library must allow many runs).
-    status = settings.FromConfig("", config.benchmark, config.scenario, 0)
+    status = settings.FromConfig("", rules.conf_model, rules.loadgen_scenario, 0)
     if status == 0 and config.user_conf is not None:
-        warnings += check_user_conf(config.user_conf, config.benchmark)
-        status = settings.FromConfig(str(config.user_conf), config.benchmark, config.scenario, 2)
+        warnings += check_user_conf(config.user_conf, rules.conf_model)
+        status = settings.FromConfig(str(config.user_conf), rules.conf_model, rules.loadgen_scenario, 2)
     if status != 0:
         raise HarnessError(
-            f"LoadGen rejected the configuration for {config.benchmark}/{config.scenario} "
-            f"(code {status}); check --user-conf and --benchmark."
+            f"LoadGen rejected the configuration for {rules.conf_model}/{rules.loadgen_scenario} "
+            f"(code {status}); check --user-conf."
         )
     settings.mode = MODES[config.mode]
     non_compliant: list[str] = []
@@ -123,7 +149,7 @@ def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSetti
             setattr(settings, attribute, value)
             non_compliant.append(f"{flag} {value}")
 
-    if config.scenario == "Server":
+    if rules.streams:
         override("--target-qps", "server_target_qps", config.target_qps)
     else:
         override("--target-qps", "offline_expected_qps", config.target_qps)
@@ -144,7 +170,7 @@ def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSetti
             f"performance sample count {performance} (the benchmark asks for {requested}; "
             f"the data set has {dataset_size} samples)"
         )
-    return BuiltSettings(settings, total, performance, non_compliant), warnings
+    return BuiltSettings(settings, benchmark, rules, total, performance, audit, non_compliant), warnings
 
 
 def describe(settings: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import mlperf_loadgen as lg
 
-from harness.qsl import SampleLibrary
+from scenarios.qsl import SampleLibrary
 from scenarios.responder import LoadGenResponder
 from sut.replica import GenerationRequest, Replica
 

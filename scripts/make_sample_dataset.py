@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import synthetic_openorca
 
+from common.dataset import load_tokenizer, processed_rows, write_rows
 from harness import embedded
-from harness.dataset import load_tokenizer, processed_rows, write_rows
 
 SAMPLE_SEED = 0
 

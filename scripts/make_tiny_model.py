@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import synthetic_openorca
 
-from harness.dataset import format_llama2_prompt, tokenize_prompts
+from common.dataset import format_llama2_prompt, tokenize_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "harness" / "embedded" / "tiny-llama"

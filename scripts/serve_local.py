@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.errors import HarnessError
+from common.errors import HarnessError
 from sut import local_servers
 from sut.layout import format_cpus
 

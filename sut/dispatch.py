@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from harness.errors import HarnessError
+from common.errors import HarnessError
 from sut.replica import GenerationRequest, Replica, ReplicaStats, ResultSink
 
 POLICIES = ("round-robin", "least-requests", "least-tokens")

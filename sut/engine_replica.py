@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from harness.errors import HarnessError
+from common.errors import HarnessError
 from sut import engine_worker
 from sut.engine_worker import WorkerSpec
 from sut.replica import GenerationRequest, ReplicaStats, ResultSink

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import HarnessError
+from common.errors import HarnessError
 
 NUMA_SYSFS = Path("/sys/devices/system/node")
 

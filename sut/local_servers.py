@@ -21,8 +21,8 @@ from types import TracebackType
 
 import httpx
 
+from common.errors import HarnessError
 from harness import embedded
-from harness.errors import HarnessError
 from sut.layout import Placement, plan_layout, running_on_cpu
 
 EMBEDDED_SERVER_ARGS = ("--max-model-len", "2048", "--enforce-eager", "--kv-cache-memory-bytes", "268435456")

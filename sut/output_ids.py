@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.dataset import load_tokenizer
+from common.dataset import load_tokenizer
 
 if TYPE_CHECKING:
     from sut.apis import Delta

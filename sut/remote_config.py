@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from harness.errors import HarnessError
+from common.errors import HarnessError
 
 PROTOCOLS = ("openai", "kserve-v2")
 OUTPUT_IDS = ("auto", "text")

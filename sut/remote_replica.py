@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from harness.errors import HarnessError
+from common.errors import HarnessError
 from sut.apis import Delta, EndpointProblem, StreamAPI, StreamError, error_message
 from sut.output_ids import OutputAssembler, Retokenizer
 from sut.remote_config import RemoteConfig, redact_url

@@ -18,10 +18,11 @@ from accuracy.log import read_accuracy_log
 from accuracy.reference import reference_metrics
 from accuracy.report import score_log
 from accuracy.scoring import check_punkt, evaluate, score_texts
-from accuracy.targets import BENCHMARKS, resolve_targets
+from accuracy.targets import resolve_targets
+from benchmarks import BENCHMARKS
+from common.dataset import load_dataset, load_tokenizer
+from common.errors import HarnessError
 from harness import embedded
-from harness.dataset import load_dataset, load_tokenizer
-from harness.errors import HarnessError
 
 EOS = 2
 WORDS = (
@@ -180,17 +181,19 @@ def test_missing_punkt_data_says_how_to_install_it(monkeypatch, tmp_path):
 def test_llama2_targets_are_the_submission_checkers():
     rows = {
         r["metric"]: r
-        for r in BENCHMARKS["llama2-70b-99.9"].check(
+        for r in BENCHMARKS["llama2-70b-99.9"].accuracy.check(
             {"rouge1": 44.39, "rouge2": 22.02, "rougeL": 28.59, "tokens_per_sample": 294.0}
         )
     }
     assert rows["rouge1"]["min"] == pytest.approx(44.4312 * 0.999)
     assert rows["rouge1"]["passed"] and rows["rouge2"]["passed"] and rows["rougeL"]["passed"]
     assert rows["tokens_per_sample"]["min"] == pytest.approx(294.45 * 0.9)
-    assert not BENCHMARKS["llama2-70b-99"].check(
+    assert not BENCHMARKS["llama2-70b-99"].accuracy.check(
         {"rouge1": 43.0, "rouge2": 30, "rougeL": 30, "tokens_per_sample": 294}
     )[0]["passed"]
-    too_long = BENCHMARKS["llama2-70b-99"].check({"rouge1": 50, "rouge2": 30, "rougeL": 30, "tokens_per_sample": 330})
+    too_long = BENCHMARKS["llama2-70b-99"].accuracy.check(
+        {"rouge1": 50, "rouge2": 30, "rougeL": 30, "tokens_per_sample": 330}
+    )
     assert not too_long[-1]["passed"]
 
 
@@ -202,13 +205,13 @@ def test_custom_targets_file(tmp_path):
     path.write_text('{"bleu": 3}')
     with pytest.raises(HarnessError, match="at least one of rouge1"):
         resolve_targets(path)
-    with pytest.raises(HarnessError, match="neither a known benchmark"):
+    with pytest.raises(HarnessError, match="Did you mean llama2-70b-99"):
         resolve_targets("llama2-70b-98")
 
 
 def test_accuracy_txt_is_what_the_submission_checker_parses(tmp_path, dataset, tokenizer):
     log = write_log(tmp_path / "mlperf_log_accuracy.json", _perturbed_outputs(dataset, tokenizer, 80))
-    report = score_log(log, dataset, embedded.MODEL_DIR, BENCHMARKS["llama2-70b-99"], workers=1)
+    report = score_log(log, dataset, embedded.MODEL_DIR, BENCHMARKS["llama2-70b-99"].accuracy, workers=1)
     text = (tmp_path / "accuracy.txt").read_text()
     line = next(line for line in text.splitlines() if line.startswith("{"))
     assert "np." not in line

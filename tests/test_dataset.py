@@ -10,8 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import embedded
-from harness.dataset import (
+from common.dataset import (
     LLAMA2_RESPONSE_INIT_TOKEN,
     convert,
     format_llama2_prompt,
@@ -21,7 +20,8 @@ from harness.dataset import (
     tokenize_prompts,
     write_rows,
 )
-from harness.errors import HarnessError
+from common.errors import HarnessError
+from harness import embedded
 
 
 def test_bundled_sample_is_labelled_synthetic_and_has_the_processed_schema(embedded_rows):

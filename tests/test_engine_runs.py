@@ -15,9 +15,9 @@ from transformers import AutoModelForCausalLM
 
 from accuracy.log import read_accuracy_log
 from accuracy.reference import reference_metrics
+from common.dataset import load_dataset, load_tokenizer
 from harness import embedded
 from harness.config import build_config
-from harness.dataset import load_dataset, load_tokenizer
 from harness.runner import run
 from tests.conftest import ROOT, read_samples, run_cli
 

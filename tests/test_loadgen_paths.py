@@ -88,7 +88,7 @@ def test_run_json_records_what_a_submitter_needs(tmp_path):
     report = _run(tmp_path, ScriptedReplica.factory())
     record = json.loads((report.run_dir / "run.json").read_text())
     assert record["scenario"] == "Offline" and record["mode"] == "performance"
-    assert record["benchmark"] == "llama2-70b"
+    assert record["benchmark"] == "llama2-70b-99.9"
     assert record["versions"]["mlcommons-loadgen"]
     assert record["loadgen"]["seeds"]["qsl_rng_seed"] == 2085463073848966840
     assert record["dataset"]["sha256"] and record["dataset"]["sample_count"] == 600

@@ -8,10 +8,10 @@ import threading
 import httpx
 import pytest
 
+from common.dataset import load_dataset
+from common.errors import HarnessError
 from harness import embedded
 from harness.config import build_config
-from harness.dataset import load_dataset
-from harness.errors import HarnessError
 from sut import local_servers
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec

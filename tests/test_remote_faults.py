@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer
 
+from common.dataset import load_dataset
+from common.errors import HarnessError
 from harness import embedded
 from harness.config import build_config
-from harness.dataset import load_dataset
-from harness.errors import HarnessError
 from harness.runner import RunReport, run
 from tests.conftest import read_samples
 from tests.fault_server import FaultServer, expected_token_ids, prompt_ids_for_text

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
+from common.errors import HarnessError
 from harness.config import build_config
-from harness.errors import HarnessError
 from harness.runner import run
 from sut import local_servers
 from tests.conftest import read_samples, run_cli

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import HarnessError
+from common.errors import HarnessError
 from harness.settings import LoadGenConfig, build_settings, check_user_conf, describe
 
 FULL = 24576

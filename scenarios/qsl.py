@@ -7,7 +7,7 @@ from typing import Any
 
 import mlperf_loadgen as lg
 
-from harness.dataset import Dataset
+from common.dataset import Dataset
 
 
 class SampleLibrary:
