@@ -258,6 +258,7 @@ REMOTE_FLAGS = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     # A duplicate of stderr: engine start-up redirects fd 2 to the engine log for a while.
     console = Console(file=open(os.dup(2), "w", buffering=1))
@@ -301,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sut=args.sut,
             remote=remote,
             endpoints_file=args.endpoints_file,
+            command=["python", "-m", "harness", *argv],
         )
         report = run(config, console=console)
     except HarnessError as exc:

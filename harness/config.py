@@ -60,6 +60,9 @@ class RunConfig:
     accuracy_targets: str = DEFAULT_BENCHMARK
     """What an accuracy-mode run is scored against: a benchmark name or a targets JSON file."""
     scoring_workers: int | None = None
+    command: list[str] | None = None
+    """The command line that made this configuration, when it came from one (for run.json and the
+    submission README)."""
 
     @property
     def keeps_tokens(self) -> bool:
@@ -70,7 +73,17 @@ class RunConfig:
         resolved = json.loads(json.dumps(dataclasses.asdict(self), default=str))
         if resolved["remote"]:
             resolved["remote"]["endpoints"] = [redact_url(url) for url in resolved["remote"]["endpoints"]]
+        if resolved["command"]:
+            resolved["command"] = [_redact_arg(arg) for arg in resolved["command"]]
         return redact(resolved)
+
+
+def _redact_arg(arg: str) -> str:
+    """A command-line word with any URL in it (`URL` or `--endpoint=URL`) stripped of user:password."""
+    if "://" not in arg:
+        return arg
+    option, sep, url = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+    return option + sep + redact_url(url)
 
 
 def redact(value: Any) -> Any:
@@ -138,6 +151,7 @@ def build_config(
     sut: str = "local",
     remote: dict[str, Any] | None = None,
     endpoints_file: str | Path | None = None,
+    command: list[str] | None = None,
 ) -> RunConfig:
     """Everything a run needs. Leaving out `model` selects the embedded tiny model,
     its bundled synthetic data set and short demo LoadGen settings (non-compliant).
@@ -250,6 +264,7 @@ def build_config(
         step_delays=step_delays,
         accuracy_targets=str(accuracy_targets or (embedded.ACCURACY_TARGETS if demo else benchmark)),
         scoring_workers=scoring_workers,
+        command=list(command) if command else None,
     )
 
 

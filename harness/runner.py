@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -212,6 +213,9 @@ def run(
         console.print(f"[yellow]warning:[/] {warning}")
     run_dir = new_run_dir(config)
     audit_path = write_audit_config(built, run_dir, console)
+    if config.loadgen.user_conf is not None:
+        # The submission tree needs the user.conf each run used, kept with its logs.
+        shutil.copyfile(config.loadgen.user_conf, run_dir / "user.conf")
 
     responder = LoadGenResponder(keep_tokens=config.keeps_tokens)
     replica = replica_factory(config, responder, run_dir)
