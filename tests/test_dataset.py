@@ -16,12 +16,12 @@ from common.dataset import (
     format_llama2_prompt,
     load_dataset,
     load_tokenizer,
-    main,
     tokenize_prompts,
     write_rows,
 )
 from common.errors import HarnessError
 from harness import embedded
+from harness.dataset import main
 
 
 def test_bundled_sample_is_labelled_synthetic_and_has_the_processed_schema(embedded_rows):
