@@ -142,3 +142,21 @@ if __name__ == "__main__":
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = Path(proc.stdout.split("engine log:")[1].strip()).read_text()
     assert "[replica-0]" in log and " INFO " in log  # the engine worker's own INFO lines reach the log
+
+
+def test_test06_passes_on_the_real_engine_in_interactive_through_the_cli(tmp_path):
+    """The real engine's outputs (one trailing EOS, first token streamed) pass the official checks."""
+    code, out, err = run_cli(
+        "--scenario", "Interactive", "--compliance", "TEST06", "--target-qps", "20", "--output-dir", str(tmp_path)
+    )
+    assert code == 0, err
+    assert "Interactive · TEST06 · PASS" in out and "Traceback" not in err
+    (run_dir,) = tmp_path.iterdir()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["compliance"]["first_token_pass"] is True and record["compliance"]["samples"] >= 100
+    assert (run_dir / "verify_accuracy.txt").read_text().splitlines() == [
+        "First token check pass: True",
+        "EOS check pass: True",
+        "Sample length check pass: True",
+        "TEST06 verification complete",
+    ]

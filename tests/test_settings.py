@@ -93,7 +93,7 @@ def test_missing_user_conf_is_an_error(tmp_path):
 def test_user_conf_for_another_model_warns(tmp_path):
     conf = tmp_path / "user.conf"
     conf.write_text("gptj.Server.target_qps = 3\n")
-    assert "sets nothing for benchmark llama2-70b" in check_user_conf(conf, "llama2-70b")[0]
+    assert "sets nothing for llama2-70b, the LoadGen model key" in check_user_conf(conf, "llama2-70b")[0]
 
 
 def test_unknown_scenario_is_an_error():
