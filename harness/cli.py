@@ -30,7 +30,9 @@ per replica), with a local copy of the tokenizer:
       --served-model-name llama2-70b --token-env OPENSHIFT_TOKEN --dispatch least-requests
 
 Every run writes a directory under --output-dir with LoadGen's logs, run.json
-and samples.jsonl.
+and samples.jsonl. 'python -m harness rerun RUN_DIR' runs one again (refusing if
+the model or the data changed) and compares; 'python -m harness.submission' turns
+runs into the round's submission tree.
 """
 
 
@@ -259,6 +261,10 @@ REMOTE_FLAGS = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["rerun"]:
+        from harness.reproduce import main as rerun_main
+
+        return rerun_main(argv[1:])
     args = _parser().parse_args(argv)
     # A duplicate of stderr: engine start-up redirects fd 2 to the engine log for a while.
     console = Console(file=open(os.dup(2), "w", buffering=1))

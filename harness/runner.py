@@ -28,6 +28,7 @@ from common.dataset import Dataset, load_dataset
 from common.errors import HarnessError
 from harness.config import RunConfig, check_model_dir, redact
 from harness.progress import RunProgress
+from harness.reproduce import model_fingerprint
 from harness.results import RunResult, effective_settings, read_detail_log, summarize
 from harness.settings import BuiltSettings, build_settings, describe, log_settings
 from scenarios import DRIVERS
@@ -317,6 +318,7 @@ def run(
         "config": config.to_json(),
         "engine_args": redact(json.loads(json.dumps(getattr(members[0], "engine_args", {}), default=str))),
         "versions": package_versions(),
+        "model": model_fingerprint(config.engine.model, quantization=config.engine.quantization),
         "loadgen": {
             "seeds": {name: getattr(built.settings, name) for name in SEED_FIELDS},
             "settings": describe(built.settings),

@@ -160,3 +160,14 @@ def test_test06_passes_on_the_real_engine_in_interactive_through_the_cli(tmp_pat
         "Sample length check pass: True",
         "TEST06 verification complete",
     ]
+
+
+def test_rerun_of_a_real_engine_accuracy_run_gives_the_same_tokens(tmp_path):
+    code, _, err = run_cli("--mode", "accuracy", "--total-sample-count", "100", "--output-dir", str(tmp_path / "a"))
+    assert code == 0, err
+    (original,) = (tmp_path / "a").iterdir()
+    code, out, err = run_cli("rerun", str(original), "--output-dir", str(tmp_path / "b"))
+    assert code == 0, err
+    assert "identical output tokens: 100.0% of 100 samples" in out
+    (again,) = (tmp_path / "b").iterdir()
+    assert json.loads((again / "rerun.json").read_text())["identical_outputs"] == 1.0

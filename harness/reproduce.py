@@ -1,0 +1,260 @@
+"""Reproducible runs: what identifies the model a run used, and `python -m harness rerun RUN_DIR`.
+
+A rerun rebuilds the recorded configuration, refuses when the model files or the data set
+are no longer the ones the run used, runs it again, and reports how far the figures moved
+and, in accuracy mode, the share of samples whose output tokens are identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from common.dataset import sha256_of
+from common.errors import HarnessError
+from harness.config import DatasetConfig, RunConfig
+from harness.settings import LoadGenConfig
+from sut.engine_config import EngineConfig
+from sut.generation import GenerationConfig
+from sut.remote_config import RemoteConfig
+
+# Files whose content decides the model's behaviour (hashed in full); weights are only sized,
+# since hashing 140 GB per run would take minutes.
+HASHED = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+FIGURES = ("tokens_per_second", "samples_per_second")
+REDACTED = "***"
+
+
+def model_fingerprint(model_dir: str | Path, *, quantization: str | None = None) -> dict[str, Any]:
+    """sha256 of the config and tokenizer files and the weight index, size of every weight file, and the
+    quantization (the checkpoint's own config and the engine's setting)."""
+    root = Path(model_dir)
+    files = {name: _sha256(root / name) for name in HASHED if (root / name).is_file()}
+    weights = {
+        path.name: path.stat().st_size
+        for path in sorted(root.iterdir())
+        if path.is_file() and path.suffix in WEIGHT_SUFFIXES
+    }
+    try:
+        config = json.loads((root / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        config = {}
+    return {
+        "path": str(root.resolve()),
+        "files_sha256": files,
+        "weight_bytes": weights,
+        "quantization_config": config.get("quantization_config"),
+        "engine_quantization": quantization,
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fingerprint_changes(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two fingerprints, one phrase each."""
+    changes = []
+    for name in sorted(set(recorded["files_sha256"]) | set(now["files_sha256"])):
+        before, after = recorded["files_sha256"].get(name), now["files_sha256"].get(name)
+        if before != after:
+            changes.append(f"{name} {'is gone' if after is None else 'is new' if before is None else 'changed'}")
+    if recorded["weight_bytes"] != now["weight_bytes"]:
+        changes.append("the weight files differ (names or sizes)")
+    if recorded["quantization_config"] != now["quantization_config"]:
+        changes.append("the checkpoint's quantization_config changed")
+    return changes
+
+
+def config_from_record(record: dict[str, Any], run_dir: Path, output_dir: Path | None) -> RunConfig:
+    """The `RunConfig` a run.json recorded, typed again; the run's own copy of user.conf stands in for the path."""
+    raw = record["config"]
+    secrets = _redacted_keys(raw)
+    if secrets:
+        raise HarnessError(
+            f"{run_dir}/run.json has secrets redacted ({', '.join(secrets)}): a rerun cannot restore them. "
+            "Run the original command again with them."
+        )
+    loadgen = dict(raw["loadgen"])
+    kept_conf = run_dir / "user.conf"
+    loadgen["user_conf"] = kept_conf if loadgen.get("user_conf") and kept_conf.is_file() else loadgen.get("user_conf")
+    loadgen["user_conf"] = Path(loadgen["user_conf"]) if loadgen["user_conf"] else None
+    remote = None
+    if raw.get("remote"):
+        fields = dict(raw["remote"])
+        for name in ("token_file", "ca_bundle"):
+            fields[name] = Path(fields[name]) if fields.get(name) else None
+        remote = RemoteConfig(**fields)
+    plain = {f.name for f in dataclasses.fields(RunConfig)} - {"loadgen", "engine", "generation", "dataset", "remote"}
+    values = {name: raw[name] for name in plain if name in raw}
+    values["output_dir"] = Path(output_dir) if output_dir else run_dir.parent
+    values["step_delays"] = {int(slot): delay for slot, delay in (raw.get("step_delays") or {}).items()}
+    dataset = dict(raw["dataset"])
+    dataset["path"] = Path(dataset["path"])
+    try:
+        return RunConfig(
+            loadgen=LoadGenConfig(**loadgen),
+            engine=EngineConfig(**raw["engine"]),
+            generation=GenerationConfig(**raw["generation"]),
+            dataset=DatasetConfig(**dataset),
+            remote=remote,
+            **values,
+        )
+    except TypeError as exc:
+        raise HarnessError(f"{run_dir}/run.json was written by another version of the harness ({exc}).") from None
+
+
+def _redacted_keys(value: Any, prefix: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [key for k, v in value.items() for key in _redacted_keys(v, f"{prefix}{k}.")]
+    if isinstance(value, list):
+        return [key for v in value for key in _redacted_keys(v, prefix)]
+    return [prefix.rstrip(".")] if value == REDACTED else []
+
+
+def check_unchanged(record: dict[str, Any], config: RunConfig) -> None:
+    """Refuse a rerun on other data or another model: one line per change."""
+    problems = []
+    dataset = config.dataset.path
+    if not dataset.is_file():
+        problems.append(f"the data set {dataset} is gone")
+    elif sha256_of(dataset) != record["dataset"]["sha256"]:
+        problems.append(f"the data set {dataset} changed (its sha256 is not the recorded one)")
+    recorded = record.get("model")
+    if recorded is None:
+        problems.append("run.json has no model fingerprint (a run from before fingerprints were kept)")
+    elif not Path(config.engine.model).is_dir():
+        problems.append(f"the model {config.engine.model} is gone")
+    else:
+        now = model_fingerprint(config.engine.model, quantization=config.engine.quantization)
+        problems += [f"model {config.engine.model}: {change}" for change in fingerprint_changes(recorded, now)]
+    if problems:
+        raise HarnessError("\n".join(f"cannot rerun: {problem}" for problem in problems))
+
+
+@dataclass
+class Comparison:
+    figures: dict[str, tuple[Any, Any]]
+    """figure -> (before, after)."""
+    identical_outputs: float | None
+    """Accuracy mode: the share of samples whose output tokens are the same both times."""
+    compared_samples: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def compare_runs(before_dir: Path, before: dict[str, Any], after_dir: Path, after: dict[str, Any]) -> Comparison:
+    figures: dict[str, tuple[Any, Any]] = {"valid": (before["result"]["valid"], after["result"]["valid"])}
+    for name in FIGURES:
+        figures[name] = (before["result"].get(name), after["result"].get(name))
+    for name in ("ttft_ms", "tpot_ms"):
+        if before["result"].get(name) and after["result"].get(name):
+            figures[f"{name} p99"] = (before["result"][name]["p99"], after["result"][name]["p99"])
+    if before.get("accuracy") and after.get("accuracy"):
+        for metric in ("rouge1", "rouge2", "rougeL", "tokens_per_sample"):
+            figures[metric] = (before["accuracy"]["metrics"][metric], after["accuracy"]["metrics"][metric])
+    identical, compared = None, 0
+    if before["mode"] == "accuracy":
+        old, new = _outputs(before_dir), _outputs(after_dir)
+        common = set(old) & set(new)
+        compared = len(common)
+        identical = sum(old[i] == new[i] for i in common) / compared if compared else None
+    return Comparison(figures, identical, compared)
+
+
+def _outputs(run_dir: Path) -> dict[int, list[int]]:
+    outputs = {}
+    for line in (run_dir / "samples.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if "output_token_ids" in row:
+            outputs.setdefault(row["qsl_idx"], row["output_token_ids"])
+    return outputs
+
+
+def print_comparison(comparison: Comparison, console: Console) -> None:
+    table = Table(title="rerun against the original", title_justify="left")
+    for column in ("figure", "original", "rerun", "change"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for name, (before, after) in comparison.figures.items():
+        change = ""
+        if (
+            isinstance(before, int | float)
+            and isinstance(after, int | float)
+            and not isinstance(before, bool)
+            and before
+        ):
+            change = f"{(after - before) / before:+.1%}"
+        table.add_row(name, str(before), str(after), change)
+    if comparison.identical_outputs is not None:
+        table.caption = (
+            f"identical output tokens: {comparison.identical_outputs:.1%} of {comparison.compared_samples} samples"
+        )
+    console.print(table)
+
+
+def rerun(
+    run_dir: Path,
+    *,
+    output_dir: Path | None = None,
+    console: Console | None = None,
+    replica_factory: Any = None,
+) -> tuple[Any, Comparison]:
+    """Run `run_dir`'s configuration again; returns the new `RunReport` and the comparison (also in rerun.json).
+    `replica_factory` is `run`'s (tests use a scripted replica)."""
+    from harness.runner import run
+
+    record_path = Path(run_dir) / "run.json"
+    if not record_path.is_file():
+        raise HarnessError(f"{run_dir} is not a run directory (it has no run.json).")
+    record = json.loads(record_path.read_text())
+    config = config_from_record(record, Path(run_dir), output_dir)
+    check_unchanged(record, config)
+    report = run(config, console=console, replica_factory=replica_factory)
+    comparison = compare_runs(Path(run_dir), record, report.run_dir, report.record)
+    (report.run_dir / "rerun.json").write_text(
+        json.dumps({"original": str(run_dir), **comparison.to_json()}, indent=2) + "\n"
+    )
+    return report, comparison
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness rerun",
+        description="Run a recorded run's configuration again; refuses if the model or the data changed.",
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--output-dir", type=Path, help="where the new run goes (default: beside the original)")
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        report, comparison = rerun(args.run_dir, output_dir=args.output_dir, console=console)
+    except HarnessError as exc:
+        for line in str(exc).splitlines():
+            console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    from harness.report import print_summary
+
+    out = Console()
+    print_summary(report, out)
+    print_comparison(comparison, out)
+    return 0 if report.result.passed else 1
