@@ -20,7 +20,7 @@ from typing import Any
 import mlperf_loadgen as lg
 from rich.console import Console
 
-from accuracy.compliance import verify_test06, write_verification
+from accuracy.compliance import Test06Result, verify_test06, write_verification
 from accuracy.report import score_log
 from accuracy.scoring import check_punkt
 from accuracy.targets import resolve_targets
@@ -29,7 +29,7 @@ from common.errors import HarnessError
 from harness.config import RunConfig, check_model_dir, redact
 from harness.progress import RunProgress
 from harness.reproduce import model_fingerprint
-from harness.results import RunResult, effective_settings, read_detail_log, summarize
+from harness.results import DetailLog, RunResult, effective_settings, read_detail_log, summarize
 from harness.settings import BuiltSettings, build_settings, describe, log_settings
 from scenarios import DRIVERS
 from scenarios.qsl import SampleLibrary
@@ -268,18 +268,8 @@ def run(
         problems.append(f"{responder.unanswered} samples were never answered")
     detail = read_detail_log(run_dir / "mlperf_log_detail.txt")
     result = summarize(detail, streams=built.rules.streams, mode=config.loadgen.mode, harness_problems=problems)
-    effective = effective_settings(detail)
-    if built.audit is None:
-        built.non_compliant += built.benchmark.check_effective(config.loadgen.scenario, config.loadgen.mode, effective)
-    compliance = None
-    if built.audit is not None:
-        compliance = verify_test06(
-            run_dir / "mlperf_log_accuracy.json",
-            first_token_reported=built.rules.streams,
-            eos_token_id=built.audit.eos_token_id,
-            dtype=built.benchmark.token_dtype,
-        )
-        write_verification(compliance, run_dir)
+    effective, compliance = check_rules(config, built, detail, run_dir)
+    if compliance is not None:
         result.compliance_passed = compliance.passed
 
     # A dispatcher stands for several replicas; report each of them.
@@ -351,6 +341,25 @@ def run(
     }
     (run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     return RunReport(run_dir, result, record)
+
+
+def check_rules(
+    config: RunConfig, built: BuiltSettings, detail: DetailLog, run_dir: Path
+) -> tuple[dict[str, Any], Test06Result | None]:
+    """The settings LoadGen used, with each benchmark rule they break added to the non-compliance reasons;
+    a compliance run is judged by its audit instead, whose verdict this returns (and writes)."""
+    effective = effective_settings(detail)
+    if built.audit is None:
+        built.non_compliant += built.benchmark.check_effective(config.loadgen.scenario, config.loadgen.mode, effective)
+        return effective, None
+    verdict = verify_test06(
+        run_dir / "mlperf_log_accuracy.json",
+        first_token_reported=built.rules.streams,
+        eos_token_id=built.audit.eos_token_id,
+        dtype=built.benchmark.token_dtype,
+    )
+    write_verification(verdict, run_dir)
+    return effective, verdict
 
 
 def write_audit_config(built: BuiltSettings, run_dir: Path, console: Console) -> Path:

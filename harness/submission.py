@@ -2,7 +2,7 @@
 
 Runs are grouped by benchmark and scenario; each group needs one performance run, one
 accuracy run and the benchmark's compliance runs (TEST06). Every run is checked against
-the benchmark's rules first; a closed-division tree with a problem is refused, one line per
+the benchmark's rules first; a tree with a problem is refused, one line per
 problem, unless `--allow-noncompliant` builds it anyway as a dry run, marked as such in
 every README. The layout is the current round's (mlcommons/inference tools/submission/
 submission_structure.md and the checker's path templates in submission_checker/constants.py):
@@ -91,11 +91,13 @@ def group(runs: Sequence[Run]) -> list[ResultSet]:
     return list(sets.values())
 
 
-def missing_runs(result_set: ResultSet) -> list[str]:
-    """Runs a results folder needs and does not have exactly once: without them there is no tree to build."""
+def missing_runs(result_set: ResultSet, division: str) -> list[str]:
+    """Runs a results folder needs and does not have exactly once: without them there is no tree to build.
+    The open division has no compliance tests (the checker skips them there)."""
     problems = []
     label, benchmark = result_set.label, result_set.benchmark
-    for kind in ("performance", "accuracy", *(test.name for test in benchmark.compliance)):
+    audits = [test.name for test in benchmark.compliance] if division == "closed" else []
+    for kind in ("performance", "accuracy", *audits):
         found = result_set.runs.get(kind, [])
         if not found:
             hint = f" (python -m harness --compliance {kind} ...)" if kind.startswith("TEST") else ""
@@ -138,7 +140,7 @@ def check(result_set: ResultSet, division: str) -> list[str]:
             compliance = record.get("compliance") or {}
             if closed and not compliance.get("passed"):
                 problems.append(f"{where}: {kind} failed ({'; '.join(compliance.get('failures', [])) or 'no verdict'})")
-        elif closed and record["non_compliant"]:
+        elif record["non_compliant"]:
             problems.append(f"{where}: not compliant ({'; '.join(record['non_compliant'])})")
         for name in (*LOG_FILES, ACCURACY_LOG):
             if not (run.path / name).is_file():
@@ -242,6 +244,8 @@ def write_result_set(result_set: ResultSet, base: Path, system: str, dry_run: li
     _copy_logs(accuracy.path, out / "accuracy", (*LOG_FILES, ACCURACY_LOG, ACCURACY_TXT))
     truncate_accuracy_log(out / "accuracy" / ACCURACY_LOG, out / "accuracy" / ACCURACY_TXT)
     for test in result_set.benchmark.compliance:
+        if test.name not in result_set.runs:  # the open division needs none
+            continue
         audit = result_set.runs[test.name][0]
         _copy_logs(audit.path, out / test.name, (VERIFY_FILE,))
         _copy_logs(audit.path, out / test.name / "accuracy", (ACCURACY_LOG,))
@@ -311,7 +315,7 @@ def build_submission(
             f"systems/{system}.json: {'; '.join(system_problems)} (a draft of what this host shows is in "
             f"{draft}: complete it and pass it with --system)"
         )
-    missing = [line for result_set in sets for line in missing_runs(result_set)]
+    missing = [line for result_set in sets for line in missing_runs(result_set, division)]
     if missing:
         raise HarnessError("\n".join(missing))
     if problems and not allow_noncompliant:

@@ -54,6 +54,23 @@ def test_remote_offline_outputs_equal_an_in_process_engines_for_the_same_prompts
     assert all(r["samples"] > 0 and r["errors"] == {} and r["text_outputs"] == 0 for r in replicas)
 
 
+def test_test06_passes_against_real_servers_in_interactive(servers, token, tmp_path):
+    config = build_config(
+        scenario="Interactive",
+        compliance="TEST06",
+        sut="remote",
+        remote=_remote(servers),
+        target_qps=20,
+        output_dir=tmp_path,
+    )
+    report = run(config)
+    compliance = report.record["compliance"]
+    assert compliance["passed"] and compliance["first_token_pass"] is True, compliance
+    assert compliance["samples"] >= 100
+    assert (report.run_dir / "verify_accuracy.txt").read_text().endswith("TEST06 verification complete\n")
+    assert all(r["samples"] > 0 for r in report.record["replicas"])
+
+
 def test_remote_server_run_is_valid_and_reports_each_first_token_as_the_outputs_first(servers, token, tmp_path):
     config = build_config(
         scenario="Server",

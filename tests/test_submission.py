@@ -73,6 +73,26 @@ def test_a_missing_run_is_refused_even_for_a_dry_run(runs, tmp_path, system_file
         )
 
 
+def test_the_open_division_needs_no_audit_and_does_not_gate_accuracy(runs, tmp_path, system_file):
+    without_test06 = [d for d in runs if "TEST06" not in d.name]
+    description = json.loads(system_file.read_text()) | {"division": "open"}
+    system_file.write_text(json.dumps(description))
+    with pytest.raises(HarnessError) as err:
+        build_submission(without_test06, tmp_path / "tree", submitter="Acme", division="open", system_file=system_file)
+    text = str(err.value)
+    assert "not compliant" in text and "accuracy below" not in text and "TEST06" not in text
+    submission = build_submission(
+        without_test06,
+        tmp_path / "tree",
+        submitter="Acme",
+        division="open",
+        system_file=system_file,
+        allow_noncompliant=True,
+    )
+    assert all(not (out / "TEST06").exists() for out in submission.result_dirs)
+    assert all("/open/Acme/results/" in str(out) for out in submission.result_dirs)
+
+
 def test_the_dry_run_tree_follows_the_rounds_layout(runs, tmp_path, system_file):
     submission = build_submission(
         runs, tmp_path / "tree", submitter="Acme", system_file=system_file, system_name="2xCPU", allow_noncompliant=True
@@ -150,3 +170,42 @@ def test_the_cli_prints_one_error_line_per_problem(runs, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert all(line.startswith("error: ") for line in proc.stderr.splitlines())
     assert any("fill in status" in line for line in proc.stderr.splitlines())
+
+
+@pytest.mark.engine
+def test_the_embedded_default_goes_from_runs_to_a_dry_run_tree_on_the_real_engine(tmp_path, system_file):
+    """The whole flow a submitter follows, on the real engine: three runs through the CLI, then the tree."""
+    from tests.conftest import run_cli
+
+    runs_dir = tmp_path / "runs"
+    for extra in ([], ["--mode", "accuracy"], ["--compliance", "TEST06"]):
+        code, _, err = run_cli("--scenario", "Offline", "--output-dir", str(runs_dir), *extra)
+        assert code == 0, err
+    options = ["--submitter", "Acme", "--system", str(system_file), "--system-name", "cpu", "--allow-noncompliant"]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.submission",
+            *map(str, sorted(runs_dir.iterdir())),
+            "--output",
+            str(tmp_path / "tree"),
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and "DRY RUN" in proc.stdout, proc.stderr
+    out = tmp_path / "tree" / "closed" / "Acme" / "results" / "cpu" / "llama2-70b-99.9" / "Offline"
+    readme = (out / "README.md").read_text()
+    for command in ("--scenario Offline --output-dir", "--mode accuracy", "--compliance TEST06"):
+        assert command in readme
+    assert "demo settings for the embedded tiny model" in readme
+    assert "'gen_num': 600" in (out / "accuracy" / "accuracy.txt").read_text()
+    assert (out / "TEST06" / VERIFY_FILE).read_text() == (
+        "First token check pass: Skipped\nEOS check pass: True\nSample length check pass: True\n"
+        "TEST06 verification complete\n"
+    )
+    assert "result_tokens_per_second" in (out / "performance" / "run_1" / "mlperf_log_detail.txt").read_text()
