@@ -122,6 +122,20 @@ class Benchmark:
         known = ", ".join(test.name for test in self.compliance) or "none"
         raise HarnessError(f"--compliance {name}: {self.name} has no such audit (its audits: {known}).")
 
+    def check_requested(self, scenario: str, settings: Mapping[str, Any]) -> list[str]:
+        """Where the TestSettings asked of LoadGen (`harness.settings.describe`) loosen this benchmark's
+        latency rules; LoadGen logs no effective value for these, so they are checked before the run."""
+        rules = self.rules(scenario)
+        problems = []
+        if not settings.get("use_token_latencies"):
+            problems.append(f"use_token_latencies is off; {self.name} measures token latencies")
+        for key, limit_ms in (("ttft_latency", rules.ttft_ms), ("tpot_latency", rules.tpot_ms)):
+            if limit_ms is not None and settings.get(key) != limit_ms * 1_000_000:
+                problems.append(
+                    f"{key} is {settings.get(key, 0) / 1e6:g} ms; {self.name} {scenario} limits it to {limit_ms:g} ms"
+                )
+        return problems
+
     def check_effective(self, scenario: str, mode: str, effective: Mapping[str, Any]) -> list[str]:
         """Where LoadGen's effective settings (`effective_*` keys of its detail log, without the
         prefix) break this benchmark's rules: one reason each."""

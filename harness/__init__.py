@@ -24,6 +24,8 @@ _EXPORTS = {
     "RunResult": "harness.results",
     "RunReport": "harness.runner",
     "run": "harness.runner",
+    "rerun": "harness.reproduce",
+    "build_submission": "harness.submission",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -170,6 +170,7 @@ def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSetti
             f"performance sample count {performance} (the benchmark asks for {requested}; "
             f"the data set has {dataset_size} samples)"
         )
+    non_compliant += benchmark.check_requested(config.scenario, describe(settings))
     return BuiltSettings(settings, benchmark, rules, total, performance, audit, non_compliant), warnings
 
 

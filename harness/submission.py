@@ -84,7 +84,7 @@ def load_runs(run_dirs: Sequence[Path]) -> list[Run]:
 def group(runs: Sequence[Run]) -> list[ResultSet]:
     sets: dict[tuple[str, str], ResultSet] = {}
     for run in runs:
-        benchmark = get_benchmark(run.record["benchmark"])
+        benchmark = get_benchmark(run.record["benchmark"], option=f"{run.path / 'run.json'}: benchmark")
         key = (benchmark.result_name, run.record["scenario"])
         result_set = sets.setdefault(key, ResultSet(benchmark, run.record["scenario"]))
         result_set.runs.setdefault(run.kind, []).append(run)
@@ -125,6 +125,8 @@ def check(result_set: ResultSet, division: str) -> list[str]:
         result = record["result"]
         if kind == "performance" and not result["valid"]:
             problems.append(f"{where}: INVALID ({'; '.join(result['invalid_reasons']) or 'see its summary'})")
+        if kind == "performance":
+            problems += [f"{where}: {problem}" for problem in latency_problems(benchmark, result_set.scenario, result)]
         if kind == "accuracy":
             accuracy = record.get("accuracy")
             if accuracy is None:
@@ -145,6 +147,21 @@ def check(result_set: ResultSet, division: str) -> list[str]:
         for name in (*LOG_FILES, ACCURACY_LOG):
             if not (run.path / name).is_file():
                 problems.append(f"{where}: {name} is missing from {run.path}")
+    return problems
+
+
+def latency_problems(benchmark: Benchmark, scenario: str, result: dict[str, Any]) -> list[str]:
+    """The checker's own LLM test: p99 TTFT and TPOT strictly below the scenario's limits."""
+    rules = benchmark.rules(scenario)
+    problems = []
+    for name, limit in (("ttft_ms", rules.ttft_ms), ("tpot_ms", rules.tpot_ms)):
+        if limit is None:
+            continue
+        p99 = (result.get(name) or {}).get("p99")
+        if p99 is None:
+            problems.append(f"no {name[:4].upper()} p99 in the result")
+        elif p99 >= limit:
+            problems.append(f"{name[:4].upper()} p99 {p99:g} ms is not below the {limit:g} ms limit")
     return problems
 
 

@@ -129,3 +129,27 @@ def test_a_stray_audit_config_in_the_working_directory_is_not_applied(tmp_path, 
     assert "is not applied" in out.getvalue()
     assert not (report.run_dir / "audit.config").exists()
     assert not any("audit" in w.lower() for w in report.record["loadgen"]["warnings"])
+
+
+def test_settings_that_loosen_the_token_latency_rules_are_not_compliant(tmp_path):
+    # LoadGen keeps mlperf.conf's latency limits against a user.conf; turning token latencies off it allows.
+    conf = tmp_path / "user.conf"
+    conf.write_text("llama2-70b.Server.ttft_latency = 99999\nllama2-70b.Server.use_token_latencies = 0\n")
+    built, _ = build_settings(LoadGenConfig(scenario="Server", user_conf=conf), FULL)
+    assert built.non_compliant == ["use_token_latencies is off; llama2-70b-99.9 measures token latencies"]
+    loose = {"use_token_latencies": True, "ttft_latency": 99_999_000_000, "tpot_latency": 40_000_000}
+    (reason,) = BENCHMARKS["llama2-70b-99.9"].check_requested("Interactive", loose)
+    assert reason == "ttft_latency is 99999 ms; llama2-70b-99.9 Interactive limits it to 450 ms"
+    plain, _ = build_settings(LoadGenConfig(scenario="Interactive"), FULL)
+    assert plain.non_compliant == []
+
+
+def test_the_submission_check_holds_p99_token_latencies_to_the_limits():
+    from harness.submission import latency_problems
+
+    bench = BENCHMARKS["llama2-70b-99.9"]
+    fast = {"ttft_ms": {"p99": 449.0}, "tpot_ms": {"p99": 39.9}}
+    assert latency_problems(bench, "Interactive", fast) == []
+    slow = latency_problems(bench, "Interactive", {"ttft_ms": {"p99": 451.0}, "tpot_ms": {"p99": 40.0}})
+    assert len(slow) == 2 and "TTFT p99 451 ms is not below the 450 ms limit" in slow[0]
+    assert latency_problems(bench, "Offline", {}) == []
