@@ -23,7 +23,7 @@ setup(
             "accuracy.*",
         ]
     ),
-    package_data={"harness": ["embedded/*.jsonl", "embedded/*.json", "embedded/*.md", "embedded/tiny-llama/*"]},
+    package_data={"common": ["embedded/*.jsonl", "embedded/*.json", "embedded/*.md", "embedded/tiny-llama/*"]},
     install_requires=[
         "mlcommons-loadgen>=5.1",
         "numpy",

@@ -1,1 +1,2 @@
-"""Basics every stage may use: errors, the data set and its tokenizer, nothing that imports upward."""
+"""Basics every stage may use, importing nothing above them: errors, the data set and its tokenizer,
+and the embedded demo model and data."""

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import DEFAULT_BENCHMARK, get_benchmark
+from common import embedded
 from common.errors import HarnessError
-from harness import embedded
 from harness.settings import LoadGenConfig
 from sut.dispatch import POLICIES
 from sut.engine_config import EngineConfig

@@ -54,35 +54,22 @@ REQUIRED_FIELDS = (
     "host_network_card_count",
     "system_type_detail",
 )
-# constants.py SYSTEM_DESC_MEANINGFUL_RESPONSE_REQUIRED_FIELDS: these may not be empty.
-MEANINGFUL_FIELDS = (
-    "division",
-    "submitter",
-    "system_type",
-    "status",
-    "system_name",
-    "number_of_nodes",
-    "host_processor_model_name",
-    "host_processors_per_node",
-    "host_processor_core_count",
-    "host_memory_capacity",
-    "host_memory_configuration",
-    "host_storage_capacity",
-    "host_storage_type",
-    "host_networking",
-    "host_network_card_count",
-    "host_networking_topology",
-    "accelerators_per_node",
-    "accelerator_model_name",
-    "accelerator_memory_capacity",
-    "accelerator_host_interconnect",
-    "accelerator_memory_configuration",
-    "accelerator_interconnect",
-    "cooling",
-    "framework",
-    "operating_system",
-    "other_software_stack",
+# constants.py SYSTEM_DESC_MEANINGFUL_RESPONSE_REQUIRED_FIELDS: the required fields that may not be empty,
+# which are all but these.
+MAY_BE_EMPTY = frozenset(
+    {
+        "host_processor_frequency",
+        "host_processor_caches",
+        "host_processor_interconnect",
+        "accelerator_frequency",
+        "accelerator_interconnect_topology",
+        "accelerator_on-chip_memories",
+        "hw_notes",
+        "sw_notes",
+        "system_type_detail",
+    }
 )
+MEANINGFUL_FIELDS = tuple(name for name in REQUIRED_FIELDS if name not in MAY_BE_EMPTY)
 VALID_STATUS = ("available", "preview", "rdi")  # constants.py VALID_AVAILABILITIES
 VALID_SYSTEM_TYPES = ("datacenter", "edge", "datacenter,edge", "edge,datacenter")
 

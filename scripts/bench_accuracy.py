@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from accuracy.log import read_accuracy_log
 from accuracy.reference import reference_metrics
 from accuracy.scoring import check_punkt, default_workers, evaluate
+from common import embedded
 from common.dataset import load_tokenizer
-from harness import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 

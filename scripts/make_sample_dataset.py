@@ -1,4 +1,4 @@
-"""Write the bundled SYNTHETIC sample data set (harness/embedded/openorca-synthetic-600.jsonl).
+"""Write the bundled SYNTHETIC sample data set (common/embedded/openorca-synthetic-600.jsonl).
 
 600 rows in the MLPerf processed OpenOrca schema (the reference's processorca.py
 columns), built by scripts/synthetic_openorca.py with seed 0 and tokenized with
@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import synthetic_openorca
 
+from common import embedded
 from common.dataset import load_tokenizer, processed_rows, write_rows
-from harness import embedded
 
 SAMPLE_SEED = 0
 

@@ -36,6 +36,6 @@ def read_samples(run_dir: Path) -> list[dict]:
 
 @pytest.fixture
 def embedded_rows() -> list[dict]:
-    from harness import embedded
+    from common import embedded
 
     return [json.loads(line) for line in embedded.DATASET.read_text().splitlines()]

@@ -20,9 +20,9 @@ from accuracy.report import score_log
 from accuracy.scoring import check_punkt, evaluate, score_texts
 from accuracy.targets import resolve_targets
 from benchmarks import BENCHMARKS
+from common import embedded
 from common.dataset import load_dataset, load_tokenizer
 from common.errors import HarnessError
-from harness import embedded
 
 EOS = 2
 WORDS = (

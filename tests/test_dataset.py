@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from common import embedded
 from common.dataset import (
     LLAMA2_RESPONSE_INIT_TOKEN,
     convert,
@@ -20,7 +21,6 @@ from common.dataset import (
     write_rows,
 )
 from common.errors import HarnessError
-from harness import embedded
 from harness.dataset import main
 
 

@@ -15,8 +15,8 @@ from transformers import AutoModelForCausalLM
 
 from accuracy.log import read_accuracy_log
 from accuracy.reference import reference_metrics
+from common import embedded
 from common.dataset import load_dataset, load_tokenizer
-from harness import embedded
 from harness.config import build_config
 from harness.runner import run
 from tests.conftest import ROOT, read_samples, run_cli

@@ -8,9 +8,9 @@ import threading
 import httpx
 import pytest
 
+from common import embedded
 from common.dataset import load_dataset
 from common.errors import HarnessError
-from harness import embedded
 from harness.config import build_config
 from sut import local_servers
 from sut.engine_replica import EngineReplica

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer
 
+from common import embedded
 from common.dataset import load_dataset
 from common.errors import HarnessError
-from harness import embedded
 from harness.config import build_config
 from harness.runner import RunReport, run
 from tests.conftest import read_samples

@@ -11,9 +11,9 @@ import time
 import pytest
 from rich.console import Console
 
+from common import embedded
 from common.dataset import load_dataset
 from common.errors import HarnessError
-from harness import embedded
 from harness.config import build_config
 from harness.report import print_summary
 from harness.runner import RunReport, local_engines, run

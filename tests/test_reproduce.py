@@ -9,8 +9,8 @@ import shutil
 import pytest
 from rich.console import Console
 
+from common import embedded
 from common.errors import HarnessError
-from harness import embedded
 from harness.config import build_config
 from harness.reproduce import model_fingerprint, rerun
 from harness.runner import run
