@@ -9,8 +9,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from accuracy.log import TOKEN_DTYPES
 from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
-from common.errors import HarnessError
+from common.errors import HarnessError, report_failure
 
 
 def _score_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def _score_parser() -> argparse.ArgumentParser:
         help=f"whose accuracy targets apply: {', '.join(BENCHMARKS)} (default: {DEFAULT_BENCHMARK})",
     )
     p.add_argument("--targets", type=Path, help="a targets JSON file instead, for other models (see accuracy.targets)")
-    p.add_argument("--dtype", default="int32", choices=["int32", "int64", "float32"], help="token id dtype in the log")
+    p.add_argument("--dtype", default="int32", choices=TOKEN_DTYPES, help="token id dtype in the log (default: int32)")
     p.add_argument("--workers", type=int, help="scoring processes (default: one per CPU)")
     p.add_argument("--output-dir", type=Path, help="where the report files go (default: beside the log)")
     p.add_argument("--trust-pickle", action="store_true", help="allow a pickle --dataset (only files you trust)")
@@ -79,9 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = score_log(
             args.accuracy_log, dataset, tokenizer, targets, dtype=args.dtype, workers=args.workers, out_dir=out_dir
         )
-    except HarnessError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        return exc.exit_code
+    except Exception as exc:
+        stderr = Console(stderr=True)
+        return report_failure(
+            exc, lambda line: stderr.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        )
     print_report(report, console)
     console.print(f"reports: {out_dir}")
     return 0 if report.passed else 1

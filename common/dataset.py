@@ -242,13 +242,18 @@ def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
 
     frame = pd.DataFrame(rows)
     suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix in PARQUET_SUFFIXES:
-        frame.to_parquet(path, index=False)
-    elif suffix == ".jsonl":
-        frame.to_json(path, orient="records", lines=True, force_ascii=False)
-    else:
+    if suffix not in (*PARQUET_SUFFIXES, ".jsonl"):
         raise HarnessError(f"cannot write {path}: use a .parquet or .jsonl destination.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix in PARQUET_SUFFIXES:
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot write {path}: {exc.strerror or exc}. Pick a destination in a writable folder."
+        ) from None
 
 
 def convert(src: Path, dst: Path, *, trust_pickle: bool) -> int:

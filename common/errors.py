@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
 
 class HarnessError(Exception):
     """A problem with the user's input or environment.
@@ -11,3 +18,52 @@ class HarnessError(Exception):
     """
 
     exit_code = 2
+
+
+class InternalError(Exception):
+    """An unexpected failure inside the harness (a bug): reported as one line that says where the full
+    traceback was saved, with exit code 3, so scripts can tell a crash from an INVALID run (1)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, traceback_path: Path) -> None:
+        super().__init__(message)
+        self.traceback_path = traceback_path
+
+
+def save_traceback(directory: Path | None = None) -> Path:
+    """The exception being handled, its traceback in a file: in `directory` when it can be written there,
+    else in the temporary folder."""
+    text = traceback.format_exc()
+    name = f"harness-traceback-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.txt"
+    for folder in (directory, Path(tempfile.gettempdir())):
+        if folder is None:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+            return folder / name
+        except OSError:
+            continue
+    raise RuntimeError("cannot write a traceback file anywhere")  # no writable temp folder: let Python print it
+
+
+def internal_error_line(exc: BaseException, traceback_path: Path) -> str:
+    """The one line a user sees for a bug."""
+    return (
+        f"internal error ({type(exc.__cause__ or exc).__name__}: {exc}); the full traceback is in {traceback_path}. "
+        "This is a bug in the harness: please report it with that file."
+    )
+
+
+def report_failure(exc: Exception, say: Callable[[str], None], *, traceback_dir: Path | None = None) -> int:
+    """Tell the user about `exc` as `error:` lines (`say` prints one) and return the exit code: 2 for bad
+    input (each line of a `HarnessError`), 3 for a bug (one line naming the saved traceback). Call it
+    from the `except` block, where the traceback is still at hand."""
+    if isinstance(exc, HarnessError):
+        for line in str(exc).splitlines():
+            say(line)
+        return exc.exit_code
+    path = exc.traceback_path if isinstance(exc, InternalError) else save_traceback(traceback_dir)
+    say(internal_error_line(exc, path))
+    return InternalError.exit_code

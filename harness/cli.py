@@ -6,11 +6,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 
 from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, LOADGEN_SCENARIOS
-from common.errors import HarnessError
+from common.errors import report_failure
 from harness.config import build_config
 from sut.engine_config import parse_engine_arg
 
@@ -259,6 +260,10 @@ REMOTE_FLAGS = (
 )
 
 
+def _say(console: Console, line: str) -> None:
+    console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["rerun"]:
@@ -311,13 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=["python", "-m", "harness", *argv],
         )
         report = run(config, console=console)
-    except HarnessError as exc:
-        for line in str(exc).splitlines():  # several problems (e.g. one per endpoint): a line each
-            console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
-        return exc.exit_code
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]")
         return 130
+    except Exception as exc:
+        return report_failure(exc, lambda line: _say(console, line), traceback_dir=Path(args.output_dir))
     # Piped to a file, rich would assume 80 columns and fold the per-replica table.
     print_summary(report, Console(width=None if sys.stdout.isatty() else 120))
     return 0 if report.result.passed else 1

@@ -22,6 +22,7 @@ from sut.generation import GenerationConfig
 from sut.remote_config import RemoteConfig, read_endpoints_file, redact_url
 
 SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
 SUTS = ("local", "remote")
 
 
@@ -116,6 +117,18 @@ def check_model_dir(model: str, *, remote: bool = False) -> None:
         json.loads((path / "config.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise HarnessError(f"model {model}: config.json is not valid JSON ({exc}).") from None
+
+
+def check_tokenizer_dir(directory: str) -> None:
+    """A tokenizer needs one of these files; without them loading it fails far from the cause."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise HarnessError(f"tokenizer {directory} does not exist. Pass --tokenizer (or --model) with its directory.")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise HarnessError(
+            f"{directory} has no tokenizer ({', '.join(TOKENIZER_FILES)}): copy the model's tokenizer files there, "
+            "or pass --tokenizer with the directory that has them."
+        )
 
 
 def build_config(
@@ -226,13 +239,21 @@ def build_config(
         demo=demo,
         compliance=compliance,
     )
-    for name, value in (
-        ("--max-new-tokens", generation_config.max_new_tokens),
-        ("--warmup-samples", warmup_samples + 1),
-        ("--replicas", replicas),
+    generation_config.check()
+    if sut == "local":
+        engine_config.check()
+    for name, value, lowest in (
+        ("--warmup-samples", warmup_samples, 0),
+        ("--replicas", replicas, 1),
+        ("--min-duration", min_duration_ms, 0),
+        ("--min-query-count", min_query_count, 1),
+        ("--total-sample-count", total_sample_count, 1),
+        ("scoring_workers", scoring_workers, 1),
     ):
-        if value < 1:
-            raise HarnessError(f"{name} must be positive.")
+        if value is not None and value < lowest:
+            raise HarnessError(f"{name} must be at least {lowest}, got {value}.")
+    if target_qps is not None and not target_qps > 0:
+        raise HarnessError(f"--target-qps must be above 0, got {target_qps}.")
     if dispatch not in POLICIES:
         raise HarnessError(f"--dispatch {dispatch!r}: use one of {', '.join(POLICIES)}.")
     step_delays = dict(step_delays or {})

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common.dataset import convert
-from common.errors import HarnessError
+from common.errors import HarnessError, report_failure
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,9 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.src.is_file():
             raise HarnessError(f"dataset {args.src} does not exist.")
         count = convert(args.src, args.dst, trust_pickle=args.trust_pickle)
-    except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    except Exception as exc:
+        return report_failure(exc, lambda line: print(f"error: {line}", file=sys.stderr))
     print(f"wrote {count} rows to {args.dst}")
     return 0
 

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from common.dataset import sha256_of
-from common.errors import HarnessError
+from common.errors import HarnessError, report_failure
 from harness.config import DatasetConfig, RunConfig
 from harness.settings import LoadGenConfig
 from sut.engine_config import EngineConfig
@@ -248,10 +248,10 @@ def main(argv: Sequence[str]) -> int:
     console = Console(stderr=True)
     try:
         report, comparison = rerun(args.run_dir, output_dir=args.output_dir, console=console)
-    except HarnessError as exc:
-        for line in str(exc).splitlines():
-            console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
-        return exc.exit_code
+    except Exception as exc:
+        return report_failure(
+            exc, lambda line: console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        )
     from harness.report import print_summary
 
     out = Console()

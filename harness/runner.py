@@ -10,6 +10,7 @@ import math
 import platform
 import shutil
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,9 +25,10 @@ from accuracy.compliance import Test06Result, verify_test06, write_verification
 from accuracy.report import score_log
 from accuracy.scoring import check_punkt
 from accuracy.targets import resolve_targets
+from benchmarks import Targets
 from common.dataset import Dataset, load_dataset
-from common.errors import HarnessError
-from harness.config import RunConfig, check_model_dir, redact
+from common.errors import HarnessError, InternalError
+from harness.config import RunConfig, check_model_dir, check_tokenizer_dir, redact
 from harness.progress import RunProgress
 from harness.reproduce import model_fingerprint
 from harness.results import DetailLog, RunResult, effective_settings, read_detail_log, summarize
@@ -193,6 +195,7 @@ def run(
     console = console or Console(stderr=True)
     started = datetime.now(UTC)
     check_model_dir(config.engine.model, remote=config.sut == "remote")
+    check_tokenizer_dir(config.engine.tokenizer or config.engine.model)
     dataset = load_dataset(
         config.dataset.path,
         tokenizer_dir=config.engine.tokenizer or config.engine.model,
@@ -213,6 +216,28 @@ def run(
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     run_dir = new_run_dir(config)
+    try:
+        return _run_in(run_dir, config, console, replica_factory, started, dataset, targets, built)
+    except HarnessError:
+        raise
+    except Exception as exc:
+        # A bug, not bad input: the user gets one line (exit 3), the traceback stays with the run.
+        path = run_dir / "traceback.txt"
+        path.write_text(traceback.format_exc())
+        raise InternalError(str(exc) or type(exc).__name__, path) from exc
+
+
+def _run_in(
+    run_dir: Path,
+    config: RunConfig,
+    console: Console,
+    replica_factory: ReplicaFactory,
+    started: datetime,
+    dataset: Dataset,
+    targets: Targets | None,
+    built: BuiltSettings,
+) -> RunReport:
+    """Start the replicas, warm up, run LoadGen, stop, and judge: everything that writes into `run_dir`."""
     audit_path = write_audit_config(built, run_dir, console)
     if config.loadgen.user_conf is not None:
         # The submission tree needs the user.conf each run used, kept with its logs.
@@ -257,11 +282,7 @@ def run(
     if not replica_failures:
         problems += [f"{reason}" for reason in dict.fromkeys(responder.replica_failures)]
     if responder.failed_count:
-        kinds = sorted(responder.failures.items(), key=lambda item: -item[1])
-        causes = "; ".join(f"{n} x {reason}" for reason, n in kinds[:3])
-        if len(kinds) > 3:
-            causes += f"; and {len(kinds) - 3} other causes (see samples.jsonl)"
-        problems.append(f"{responder.failed_count} samples failed ({causes})")
+        problems.append(f"{responder.failed_count} samples failed ({failure_kinds(responder.failures)})")
     if responder.duplicates:
         problems.append(f"{responder.duplicates} duplicate answers were dropped")
     if responder.unanswered:
@@ -360,6 +381,23 @@ def check_rules(
     )
     write_verification(verdict, run_dir)
     return effective, verdict
+
+
+def failure_kinds(failures: dict[str, int], shown: int = 3) -> str:
+    """`18 x vLLM rejected the prompt (e.g. ...)`: reasons grouped by their kind, the text before the first
+    ': ', so that per-sample details do not split one cause into many; samples.jsonl keeps each one."""
+    kinds: dict[str, list[Any]] = {}
+    for reason, count in failures.items():
+        kind, _, detail = reason.partition(": ")
+        entry = kinds.setdefault(kind, [0, detail])
+        entry[0] += count
+    ordered = sorted(kinds.items(), key=lambda item: -item[1][0])
+    parts = [
+        f"{count} x {kind}" + (f" (e.g. {detail[:160]})" if detail else "") for kind, (count, detail) in ordered[:shown]
+    ]
+    if len(ordered) > shown:
+        parts.append(f"and {len(ordered) - shown} other kinds (see samples.jsonl)")
+    return "; ".join(parts)
 
 
 def write_audit_config(built: BuiltSettings, run_dir: Path, console: Console) -> Path:

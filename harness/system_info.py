@@ -208,7 +208,7 @@ def system_id(description: dict[str, Any]) -> str:
     cpu = re.sub(r"\(R\)|\(TM\)|CPU|Processor|@.*", "", str(description["host_processor_model_name"]))
     cpu = "_".join(cpu.split()[-2:]) or "cpu"
     name = f"{description['host_processors_per_node']}x{cpu}"
-    if description.get("accelerators_per_node"):
+    if str(description.get("accelerators_per_node", "0")).strip() not in ("", "0", "N/A"):
         gpu = "_".join(str(description["accelerator_model_name"]).replace("NVIDIA", "").split()[:2])
         name = f"{description['accelerators_per_node']}x{gpu}_{name}"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")

@@ -41,6 +41,16 @@ class EngineConfig:
     enforce_eager: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def check(self) -> None:
+        """Out-of-range sizes as one clear error, before any process starts."""
+        for name in ("tensor_parallel_size", "max_model_len", "max_num_seqs", "max_num_batched_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise HarnessError(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
+        share = self.gpu_memory_utilization
+        if share is not None and not 0 < share <= 1:
+            raise HarnessError(f"--gpu-memory-utilization is a share of memory: above 0 and at most 1, got {share}.")
+
     def engine_kwargs(self, *, on_cpu: bool) -> dict[str, Any]:
         """The keyword arguments for `vllm.EngineArgs`, with platform defaults filled in."""
         typed = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}

@@ -154,7 +154,7 @@ class _Worker:
             try:
                 self._engine.add_request(key, {"prompt_token_ids": request.prompt}, self._params[request.stream])
             except self._rejections as exc:  # this prompt only, e.g. longer than max_model_len
-                rejected.append((request.response_id, f"vLLM rejected sample {request.sample_index}: {exc}"))
+                rejected.append((request.response_id, f"vLLM rejected the prompt: {exc}"))
             else:
                 live[key] = _Live(request.response_id, request.stream)
         return rejected

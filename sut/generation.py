@@ -17,6 +17,25 @@ class GenerationConfig:
     """0 disables top-k."""
     seed: int | None = None
 
+    def check(self) -> None:
+        """Every out-of-range setting as one clear error, before an engine starts and rejects it."""
+        from common.errors import HarnessError
+
+        problems = [
+            (self.max_new_tokens < 1, "--max-new-tokens must be at least 1"),
+            (
+                not 0 <= self.min_new_tokens <= self.max_new_tokens,
+                f"--min-new-tokens must be between 0 and --max-new-tokens ({self.max_new_tokens})",
+            ),
+            (self.temperature < 0, "--temperature must be 0 (greedy) or more"),
+            (not 0 < self.top_p <= 1, "--top-p must be above 0 and at most 1"),
+            (self.top_k < 0, "--top-k must be 0 (off) or more"),
+            (self.seed is not None and self.seed < 0, "--seed must be 0 or more"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise HarnessError(f"{message}.")
+
     def sampling_params(self, *, stream: bool, max_new_tokens: int | None = None) -> Any:
         """vLLM `SamplingParams`; token ids only, no detokenization on the hot path.
 

@@ -115,7 +115,7 @@ def test_a_prompt_the_engine_rejects_fails_alone_and_the_run_says_why(tmp_path, 
     samples = report.record["samples"]
     assert samples["issued"] == 21 and samples["completed"] == 20 and samples["failed"] == 1
     assert not report.result.valid
-    assert any("vLLM rejected sample 7" in reason for reason in report.result.invalid_reasons)
+    assert any("1 x vLLM rejected the prompt (e.g. " in reason for reason in report.result.invalid_reasons)
     failed = [row for row in read_samples(report.run_dir) if "error" in row]
     assert [row["qsl_idx"] for row in failed] == [7]
 

@@ -117,7 +117,7 @@ def test_cpu_binding_needs_one_entry_per_replica():
 
 
 def test_replica_and_dispatch_options_are_checked():
-    with pytest.raises(HarnessError, match="--replicas must be positive"):
+    with pytest.raises(HarnessError, match="--replicas must be at least 1"):
         build_config(replicas=0)
     with pytest.raises(HarnessError, match="--dispatch 'fastest'"):
         build_config(replicas=2, dispatch="fastest")
