@@ -128,7 +128,12 @@ def _parser() -> argparse.ArgumentParser:
 
     lg_opts = p.add_argument_group("LoadGen settings (overrides make the run non-compliant)")
     lg_opts.add_argument("--user-conf", help="LoadGen user.conf, applied over the benchmark's mlperf.conf")
-    lg_opts.add_argument("--target-qps", type=float, help="Server target QPS; Offline expected QPS")
+    lg_opts.add_argument(
+        "--target-qps",
+        type=_qps,
+        help="Server target QPS; Offline expected QPS, or auto: measured just before the test, so the Offline query "
+        "outlasts the minimum duration at any speed (the demo's default)",
+    )
     lg_opts.add_argument("--min-duration", type=int, dest="min_duration_ms", help="minimum run time in milliseconds")
     lg_opts.add_argument("--min-query-count", type=int, help="minimum number of queries")
     lg_opts.add_argument("--total-sample-count", type=int, help="use only the first N samples of the data set")
@@ -258,6 +263,15 @@ REMOTE_FLAGS = (
     "down_timeout",
     "output_ids",
 )
+
+
+def _qps(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor auto") from None
 
 
 def _say(console: Console, line: str) -> None:

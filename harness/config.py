@@ -24,6 +24,7 @@ from sut.remote_config import RemoteConfig, read_endpoints_file, redact_url
 SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
 SUTS = ("local", "remote")
+AUTO = "auto"
 
 
 @dataclass
@@ -144,7 +145,7 @@ def build_config(
     dataset_sha256: str | None = None,
     output_dir: str | Path = "results",
     user_conf: str | Path | None = None,
-    target_qps: float | None = None,
+    target_qps: float | str | None = None,
     min_duration_ms: int | None = None,
     min_query_count: int | None = None,
     total_sample_count: int | None = None,
@@ -224,8 +225,25 @@ def build_config(
     if demo:
         defaults = embedded.DEMO_LOADGEN[scenario] if scenario in embedded.DEMO_LOADGEN else {}
         target_qps = target_qps if target_qps is not None else defaults.get("target_qps")
+        # The demo sizes its Offline query from a calibration, so it is VALID on any machine.
+        if scenario == "Offline" and target_qps is None:
+            target_qps = AUTO
         min_duration_ms = min_duration_ms if min_duration_ms is not None else defaults.get("min_duration_ms")
         min_query_count = min_query_count if min_query_count is not None else defaults.get("min_query_count")
+    calibrate = target_qps == AUTO
+    if calibrate:
+        if scenario != "Offline":
+            raise HarnessError(
+                "--target-qps auto calibrates the Offline query only; give Server and Interactive a number."
+            )
+        target_qps = None
+    elif target_qps is not None:
+        try:
+            target_qps = float(target_qps)
+        except ValueError:
+            raise HarnessError(f"--target-qps {target_qps!r}: give a number, or auto (Offline).") from None
+        if not target_qps > 0:
+            raise HarnessError(f"--target-qps must be above 0, got {target_qps}.")
     loadgen = LoadGenConfig(
         scenario=scenario,
         mode=mode,
@@ -237,6 +255,7 @@ def build_config(
         total_sample_count=total_sample_count,
         enable_trace=enable_trace,
         demo=demo,
+        calibrate=calibrate,
         compliance=compliance,
     )
     generation_config.check()
@@ -252,8 +271,6 @@ def build_config(
     ):
         if value is not None and value < lowest:
             raise HarnessError(f"{name} must be at least {lowest}, got {value}.")
-    if target_qps is not None and not target_qps > 0:
-        raise HarnessError(f"--target-qps must be above 0, got {target_qps}.")
     if dispatch not in POLICIES:
         raise HarnessError(f"--dispatch {dispatch!r}: use one of {', '.join(POLICIES)}.")
     step_delays = dict(step_delays or {})

@@ -53,6 +53,14 @@ def print_summary(report: RunReport, console: Console) -> None:
     effective = record["loadgen"].get("effective")
     if effective:
         table.add_row("LoadGen used", _effective(effective))
+    calibration = record.get("calibration")
+    if calibration:
+        table.add_row(
+            "calibrated",
+            f"{calibration['samples']} samples in {calibration['seconds']:.2f} s "
+            f"({calibration['samples_per_second']:,.0f}/s): "
+            f"query sized for {calibration['offline_expected_qps']:,.0f}/s",
+        )
     shown = record["non_compliant"][:MAX_REASONS]
     for reason in shown:
         table.add_row("[yellow]not compliant" if reason == shown[0] else "", reason)

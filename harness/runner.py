@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -57,6 +58,8 @@ PACKAGES = (
     "nltk",
 )
 SEED_FIELDS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
+CALIBRATION_SAMPLES = 1000
+CALIBRATION_MARGIN = 3.0
 
 
 @dataclass
@@ -251,6 +254,7 @@ def _run_in(
     try:
         with console.status("warming up"):
             replica.warm_up(dataset.prompts[: config.warmup_samples], config.warmup_tokens)
+        calibration = calibrate_offline(config, built, replica, dataset, console)
         library = SampleLibrary(dataset, built.total_sample_count, built.performance_sample_count)
         driver = DRIVERS[built.rules.loadgen_scenario](library, replica, responder)
         label = f"{config.loadgen.scenario} {config.loadgen.mode}"
@@ -359,9 +363,42 @@ def _run_in(
         "result": result.to_json(),
         "accuracy": accuracy.to_json() if accuracy else None,
         "compliance": compliance.to_json() if compliance else None,
+        "calibration": dataclasses.asdict(calibration) if calibration else None,
     }
     (run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     return RunReport(run_dir, result, record)
+
+
+@dataclass
+class Calibration:
+    """What sized an Offline query to this machine."""
+
+    samples: int
+    seconds: float
+    samples_per_second: float
+    offline_expected_qps: float
+
+
+def calibrate_offline(
+    config: RunConfig, built: BuiltSettings, replica: Replica, dataset: Dataset, console: Console
+) -> Calibration | None:
+    """`--target-qps auto` (and the demo): generate up to CALIBRATION_SAMPLES samples untimed, as the timed run
+    will, and tell LoadGen to expect CALIBRATION_MARGIN times that rate. LoadGen fills the Offline query with
+    that rate x the minimum duration (x 1.1), so the query outlasts the minimum duration unless the timed run is
+    that many times faster than the calibration; without it, a fixed query that takes seconds on a CPU is done
+    in milliseconds on a GPU, and the run is INVALID for ending too early."""
+    if not config.loadgen.calibrate or config.loadgen.mode != "performance" or built.audit is not None:
+        return None
+    if built.settings.min_duration_ms == 0:
+        return None  # no minimum duration to outlast
+    prompts = dataset.prompts[: min(len(dataset), built.performance_sample_count, CALIBRATION_SAMPLES)]
+    with console.status(f"calibrating the Offline query on {len(prompts)} samples"):
+        t0 = time.perf_counter()
+        replica.warm_up(prompts, config.generation.max_new_tokens)
+        seconds = max(time.perf_counter() - t0, 1e-6)
+    rate = len(prompts) / seconds
+    built.settings.offline_expected_qps = rate * CALIBRATION_MARGIN
+    return Calibration(len(prompts), round(seconds, 3), round(rate, 2), round(rate * CALIBRATION_MARGIN, 2))
 
 
 def check_rules(

@@ -130,8 +130,11 @@ class Dispatcher:
             raise errors[0]
 
     def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:
-        for replica in self.members:
-            replica.warm_up(prompts, max_new_tokens)
+        """Each replica warms up on its share of the prompts, all at once: the time this takes is the
+        group's, as a calibration needs it (and start-up is not longer for more replicas)."""
+        shares = [list(prompts[i :: len(self.members)]) or list(prompts[:1]) for i in range(len(self.members))]
+        with ThreadPoolExecutor(len(self.members)) as pool:
+            list(pool.map(lambda replica, share: replica.warm_up(share, max_new_tokens), self.members, shares))
 
     def submit(self, requests: Sequence[GenerationRequest]) -> None:
         streams = [r for r in requests if r.stream]

@@ -83,8 +83,12 @@ class EngineReplica:
     def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:
         if not prompts:
             return
-        self._send(WarmUp([list(p) for p in prompts], max_new_tokens))
-        self._warmed.wait()
+        # Warm-ups can follow one another (a calibration follows the warm-up): each waits for its own end.
+        # A worker that dies sets the event too, before or after this clear; `_dead` tells which.
+        self._warmed.clear()
+        if self._dead is None:
+            self._send(WarmUp([list(p) for p in prompts], max_new_tokens))
+            self._warmed.wait()
         if self._dead:
             raise HarnessError(f"the vLLM engine failed during warm-up: {self._dead}")
 

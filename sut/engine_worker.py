@@ -130,8 +130,11 @@ class _Worker:
         while True:
             try:
                 message = self._conn.recv()
-            except (EOFError, OSError):  # the harness is gone
-                message = Stop()
+            except (EOFError, OSError):
+                # The harness is gone: nobody is left to answer, and the engine may be deep in a long warm-up
+                # or step loop that would not look at the inbox for minutes. This process group goes now.
+                os.killpg(os.getpgrp(), signal.SIGKILL)
+                return
             self._inbox.put(message)
             if isinstance(message, Stop):
                 return

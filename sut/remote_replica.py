@@ -420,7 +420,16 @@ class RemoteReplica:
             self._retokenizer.load()
 
     async def _warm(self, requests: list[GenerationRequest], max_new_tokens: int) -> None:
-        await asyncio.gather(*(self._attempt(r, max_new_tokens, self._clients[0]) for r in requests))
+        """As the timed run sends: at most max_in_flight at once, spread over the pooled clients, so a
+        calibration measures the rate the run will see."""
+        slots = asyncio.Semaphore(self.settings.max_in_flight)
+
+        async def send(index: int, request: GenerationRequest) -> None:
+            async with slots:
+                client = self._clients[(index % self.settings.max_in_flight) // CLIENT_SLOTS]
+                await self._attempt(request, max_new_tokens, client)
+
+        await asyncio.gather(*(send(i, r) for i, r in enumerate(requests)))
 
     async def _close(self) -> None:
         self._closing = True

@@ -52,7 +52,8 @@ class ScriptedReplica:
         self._thread.start()
 
     def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:
-        pass
+        """As long as answering them would take, as a real replica's warm-up does."""
+        time.sleep(self._delay * len(prompts))
 
     def submit(self, requests: Sequence[GenerationRequest]) -> None:
         with self._lock:

@@ -125,7 +125,7 @@ def test_a_stray_audit_config_in_the_working_directory_is_not_applied(tmp_path, 
     config = build_config(total_sample_count=100, warmup_samples=0, output_dir=tmp_path / "runs")
     report = run(config, console=Console(file=out, width=200), replica_factory=ScriptedReplica.factory())
     effective = report.record["loadgen"]["effective"]
-    assert effective["accuracy_log_sampling_target"] == 0 and effective["samples_per_query"] == 600
+    assert effective["accuracy_log_sampling_target"] == 0 and effective["samples_per_query"] >= 600
     assert "is not applied" in out.getvalue()
     assert not (report.run_dir / "audit.config").exists()
     assert not any("audit" in w.lower() for w in report.record["loadgen"]["warnings"])

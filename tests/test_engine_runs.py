@@ -39,8 +39,10 @@ def test_cli_offline_demo_run_is_valid_and_prints_a_summary(tmp_path):
     (run_dir,) = tmp_path.iterdir()
     record = json.loads((run_dir / "run.json").read_text())
     assert record["result"]["valid"] is True and record["result"]["tokens_per_second"] > 0
-    assert record["samples"]["issued"] == record["samples"]["completed"] == 600
-    assert record["replicas"][0]["samples"] == 600
+    # The query was sized from a calibration on this machine: at least the whole set, once.
+    assert record["samples"]["issued"] == record["samples"]["completed"] >= 600
+    assert record["replicas"][0]["samples"] == record["samples"]["issued"]
+    assert record["calibration"]["samples"] == 600
     # vLLM's own chatter went to the engine log, not over the display.
     assert "[replica-0]" in (run_dir / "engine.log").read_text()
 

@@ -99,3 +99,34 @@ def test_run_json_records_what_a_submitter_needs(tmp_path):
     for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json"):
         assert (report.run_dir / name).is_file()
     assert np.isfinite(record["result"]["tokens_per_second"])
+
+
+def test_the_demo_is_valid_however_fast_the_replica(tmp_path):
+    """A replica ~40x faster than vLLM on 2 CPU cores: a fixed 600-sample query would end before the
+    1 s minimum; the calibrated one outlasts it."""
+    report = _run(tmp_path, ScriptedReplica.factory(delay=0.00005), total_sample_count=None)
+    assert report.result.valid, report.result.invalid_reasons
+    calibration = report.record["calibration"]
+    assert calibration["samples"] == 600 and calibration["samples_per_second"] > 5000
+    effective = report.record["loadgen"]["effective"]
+    assert effective["samples_per_query"] > 600
+    assert report.record["wall_seconds"] >= effective["min_duration_ms"] / 1000
+
+
+def test_target_qps_auto_is_reported_and_non_compliant(tmp_path):
+    from common import embedded
+
+    options = {"model": embedded.MODEL_DIR, "target_qps": "auto", "min_duration_ms": 500, "min_query_count": 100}
+    report = _run(tmp_path, ScriptedReplica.factory(), **options)
+    assert report.record["calibration"]["offline_expected_qps"] > 0
+    assert any(r.startswith("--target-qps auto") for r in report.record["non_compliant"])
+    assert report.result.valid, report.result.invalid_reasons
+
+
+def test_target_qps_auto_is_for_offline_only():
+    import pytest
+
+    from common.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="calibrates the Offline query only"):
+        build_config(scenario="Server", target_qps="auto")
