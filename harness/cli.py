@@ -218,6 +218,14 @@ def _parser() -> argparse.ArgumentParser:
         "--down-timeout", type=float, default=120.0, metavar="S", help="out this long: failed for good (default: 120)"
     )
     rem.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="requests on the wire but no token or answer for this long: the replica is stuck and taken out, "
+        "even if its health check answers; it comes back only when a real generation succeeds (default: 120)",
+    )
+    rem.add_argument(
         "--output-ids",
         choices=["auto", "text"],
         default="auto",
@@ -261,6 +269,7 @@ REMOTE_FLAGS = (
     "eject_after",
     "probe_interval",
     "down_timeout",
+    "stall_timeout",
     "output_ids",
 )
 

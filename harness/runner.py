@@ -43,7 +43,7 @@ from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
 from sut.layout import format_cpus, plan_layout, running_on_cpu
 from sut.output_ids import Retokenizer
-from sut.remote_replica import RemoteReplica
+from sut.remote_replica import AttemptBudget, RemoteReplica
 from sut.replica import Replica, ResultSink
 
 PACKAGES = (
@@ -160,6 +160,8 @@ def remote_endpoints(config: RunConfig, sink: ResultSink, run_dir: Path) -> Repl
     remote = config.remote
     assert remote is not None
     retokenizer = Retokenizer(config.engine.tokenizer or config.engine.model)
+    # One count of failed attempts per sample for all endpoints: --retries holds for the whole run.
+    budget = AttemptBudget()
 
     def endpoint(slot: int, replica_sink: ResultSink) -> Replica:
         api = build_api(
@@ -177,6 +179,7 @@ def remote_endpoints(config: RunConfig, sink: ResultSink, run_dir: Path) -> Repl
             retokenizer,
             config.generation.max_new_tokens,
             replica_sink,
+            budget,
         )
 
     if len(remote.endpoints) == 1:

@@ -16,6 +16,13 @@ Faults, in the order they are handled:
   the dispatcher (`ResultSink.replica_down`), and a probe checks the endpoint
   every `probe_interval`; when it passes, the replica is back (`replica_up`).
 * A replica out for `down_timeout` is failed for good (`replica_failed`).
+* A replica with requests on the wire that produces no token and no answer for
+  `stall_timeout` is stuck, whatever its health check says: it is taken out, and
+  its requests are aborted and placed again as failed attempts. A probe takes a
+  replica back only when a real one-token generation succeeds.
+* `retries` bounds each sample's attempts over the whole run: the count travels
+  with the sample between replicas (`AttemptBudget`), so work that bounces between
+  ejected replicas still ends.
 
 Each sample is answered exactly once: `_held` is the one table of what this
 replica owes, and only `_answer` takes from it.
@@ -89,6 +96,25 @@ class AttemptError(Exception):
         self.retry_after = retry_after
 
 
+class AttemptBudget:
+    """Failed attempts per sample, over the whole run and every replica the sample moves between."""
+
+    def __init__(self) -> None:
+        self._failed: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def fail(self, response_id: int) -> int:
+        """Count one more failed attempt; returns how many the sample has had."""
+        with self._lock:
+            count = self._failed.get(response_id, 0) + 1
+            self._failed[response_id] = count
+            return count
+
+    def forget(self, response_id: int) -> None:
+        with self._lock:
+            self._failed.pop(response_id, None)
+
+
 class RemoteReplica:
     """One endpoint, seen from the harness."""
 
@@ -101,6 +127,7 @@ class RemoteReplica:
         retokenizer: Retokenizer,
         max_new_tokens: int,
         sink: ResultSink,
+        budget: AttemptBudget | None = None,
     ) -> None:
         self.name = name
         self.endpoint = endpoint.rstrip("/")
@@ -117,8 +144,15 @@ class RemoteReplica:
         # Everything below is touched on the loop thread only.
         self._held: dict[int, GenerationRequest] = {}
         self._queue: deque[GenerationRequest] = deque()
-        self._attempts: dict[int, int] = {}
+        self._budget = budget or AttemptBudget()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._serving: dict[asyncio.Task[Any], GenerationRequest] = {}
+        self._aborted: dict[asyncio.Task[Any], str] = {}
+        """Attempts cancelled because the replica stalled, with the reason they fail with."""
+        self._first_out: set[int] = set()
+        """Samples whose first token LoadGen has: they cannot start over."""
+        self._last_progress = time.monotonic()
+        self._probe_prompt: list[int] | None = None
         self._consecutive_errors = 0
         self._out_since: float | None = None
         self._out_reason = ""
@@ -143,6 +177,8 @@ class RemoteReplica:
 
     def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:
         requests = [GenerationRequest(-1 - i, -1, list(p), stream=False) for i, p in enumerate(prompts)]
+        if requests and self._probe_prompt is None:
+            self._probe_prompt = requests[0].prompt
         try:
             self._run(self._warm(requests, max_new_tokens))
         except AttemptError as exc:
@@ -176,6 +212,8 @@ class RemoteReplica:
         if self._dead is not None or self._closing:
             self._sink.replica_failed(requests, self._dead or f"{self.name} was stopped")
             return
+        if self._probe_prompt is None and requests:
+            self._probe_prompt = list(requests[0].prompt)
         if self._out_since is not None:
             # Sent while this replica was out: every replica is out, or this one just left.
             requests = list(self._sink.replica_down(requests, self._out_reason))
@@ -184,12 +222,24 @@ class RemoteReplica:
 
     def _pump(self) -> None:
         while self._queue and self._free_slots and self._out_since is None and not self._closing:
+            if not self._serving:
+                self._last_progress = time.monotonic()  # idle time is not a stall
             request = self._queue.popleft()
-            self._spawn(self._serve(request, self._free_slots.pop()))
+            task = self._spawn(self._serve(request, self._free_slots.pop()))
+            self._serving[task] = request
+            task.add_done_callback(lambda done: self._serving.pop(done, None))
 
     async def _serve(self, request: GenerationRequest, slot: int) -> None:
         try:
             ids = await self._attempt(request, self._max_new_tokens, self._clients[slot // CLIENT_SLOTS])
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            reason = self._aborted.pop(task, None) if task is not None else None
+            if reason is None or task is None:
+                raise  # the replica is being stopped
+            task.uncancel()
+            retriable = request.response_id not in self._first_out
+            self._on_error(request, AttemptError("stalled", reason, retriable=retriable))
         except AttemptError as exc:
             self._on_error(request, exc)
         except Exception as exc:  # a bug must cost one sample, not hang the run
@@ -205,11 +255,13 @@ class RemoteReplica:
         """The one way a held sample leaves: completed with `ids`, or failed with `reason`."""
         if self._held.pop(request.response_id, None) is None:
             return
-        self._attempts.pop(request.response_id, None)
+        self._budget.forget(request.response_id)
+        self._first_out.discard(request.response_id)
         if ids is None:
             self._stats.failed += 1
             self._sink.failed([request], reason)
         else:
+            self._last_progress = time.monotonic()
             self._stats.samples += 1
             self._stats.output_tokens += len(ids)
             self._sink.completed([(request, ids)])
@@ -217,9 +269,8 @@ class RemoteReplica:
 
     def _release(self, requests: Sequence[GenerationRequest]) -> list[GenerationRequest]:
         """Stop holding `requests` (they go to another replica); returns those that were held."""
+        # Their failed attempts stay counted (`AttemptBudget`): they go on to another replica with them.
         released = [r for r in requests if self._held.pop(r.response_id, None) is not None]
-        for request in released:
-            self._attempts.pop(request.response_id, None)
         self._settle_busy()
         return released
 
@@ -260,10 +311,12 @@ class RemoteReplica:
                         assembler.add(whole)
                     else:
                         async for delta in _deltas(self.api, response):
+                            self._last_progress = time.monotonic()
                             if assembler.add(delta) is None:
                                 continue
                             limit.reschedule(sent + self.settings.request_timeout)
                             if request.response_id in self._held:
+                                self._first_out.add(request.response_id)
                                 self._sink.first_token(request, assembler.first)
                 finally:
                     await response.aclose()
@@ -320,11 +373,10 @@ class RemoteReplica:
             self._answer(request, None, f"{self.name}: {exc}")
             return
         self._consecutive_errors += 1
-        attempt = self._attempts.get(request.response_id, 0) + 1
+        attempt = self._budget.fail(request.response_id)
         if attempt > self.settings.retries or self._closing:
             self._answer(request, None, f"{self.name}: {exc} (after {attempt} attempts)")
         else:
-            self._attempts[request.response_id] = attempt
             self._stats.retries += 1
             delay = exc.retry_after if exc.retry_after is not None else 0.05 * 2**attempt
             self._loop.call_later(min(delay, MAX_BACKOFF_SECONDS), self._retry, request)
@@ -366,7 +418,8 @@ class RemoteReplica:
             await asyncio.sleep(self.settings.probe_interval)
             try:
                 await asyncio.wait_for(self.api.check(self._clients[0]), self.settings.connect_timeout)
-            except (EndpointProblem, httpx.HTTPError, TimeoutError, ValueError):
+                await self._generates()
+            except (EndpointProblem, httpx.HTTPError, TimeoutError, ValueError, AttemptError):
                 if time.monotonic() - self._out_since < self.settings.down_timeout:
                     continue
                 self._dead = f"{self.where} stayed out for {self.settings.down_timeout:.0f} s: {self._out_reason}"
@@ -379,6 +432,32 @@ class RemoteReplica:
             self._sink.replica_up()
             self._pump()
             return
+
+    async def _generates(self) -> None:
+        """A one-token generation must succeed: a server can list its models and still not generate."""
+        if self._probe_prompt is None:
+            return
+        probe = GenerationRequest(-1, -1, self._probe_prompt, stream=False)
+        await asyncio.wait_for(self._attempt(probe, 1, self._clients[0]), self.settings.stall_timeout)
+
+    async def _watch_progress(self) -> None:
+        """Take the replica out when requests are on the wire and nothing has come back for `stall_timeout`."""
+        period = min(1.0, self.settings.stall_timeout / 4)
+        while not self._closing:
+            await asyncio.sleep(period)
+            quiet = time.monotonic() - self._last_progress
+            if self._serving and quiet > self.settings.stall_timeout and self._out_since is None and not self._dead:
+                self._stall(
+                    f"{self.where} returned nothing for {quiet:.0f} s with {len(self._serving)} requests on the wire"
+                )
+
+    def _stall(self, reason: str) -> None:
+        """Out, and every attempt on the wire aborted: each fails as an attempt and is placed again (or fails,
+        when its first token is already out or its attempts are used up)."""
+        self._eject(reason)
+        for task in list(self._serving):
+            self._aborted[task] = reason
+            task.cancel()
 
     # -- start and stop -------------------------------------------------------------------------------
     async def _open(self) -> None:
@@ -418,6 +497,7 @@ class RemoteReplica:
             raise HarnessError(f"{self.where}: no answer to the start-up check ({exc or 'timed out'}).") from None
         if self.api.needs_tokenizer or s.output_ids == "text":
             self._retokenizer.load()
+        self._spawn(self._watch_progress())
 
     async def _warm(self, requests: list[GenerationRequest], max_new_tokens: int) -> None:
         """As the timed run sends: at most max_in_flight at once, spread over the pooled clients, so a
@@ -442,10 +522,11 @@ class RemoteReplica:
         for client in self._clients:
             await client.aclose()
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self._loop.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run on the loop from another thread, and wait."""

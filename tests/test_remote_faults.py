@@ -23,6 +23,7 @@ from tests.conftest import read_samples
 from tests.fault_server import FaultServer, expected_token_ids, prompt_ids_for_text
 
 # Short Server runs: the point is what happens to the samples, not a valid latency result.
+STUCK_SECONDS = 15.0
 SHORT_SERVER = {"scenario": "Server", "target_qps": 40, "min_duration_ms": 2000, "total_sample_count": 120}
 
 
@@ -196,6 +197,54 @@ def test_a_lone_replica_that_stays_down_is_failed_for_good_and_the_run_ends(toke
     assert 0 < report.record["samples"]["failed"] < 300
     assert report.record["replicas"][0]["ejections"] == 1
     assert any("stayed out for 2 s" in r for r in report.result.invalid_reasons), report.result.invalid_reasons
+
+
+def test_a_server_that_lists_its_models_but_never_generates_is_stuck_and_the_run_ends(server, tmp_path):
+    """Generation hangs while /v1/models answers: the stall watchdog takes it out, the generating probe
+    keeps it out, and the run ends long before the first-token timeout, every sample answered once."""
+    # Long enough that only the watchdog can end the run first; short enough that the server, which lets
+    # its sleeping handlers finish before it stops, does not hold the test up for long.
+    server.first_token_delay(STUCK_SECONDS)
+    remote = {"retries": 1, "stall_timeout": 1.0, "down_timeout": 2.0, "first_token_timeout": 600.0}
+    started = time.monotonic()
+    options = {"target_qps": 20, "total_sample_count": 20, "min_query_count": 20}
+    report = remote_run(tmp_path, [server], remote=remote, scenario="Server", **options)
+
+    assert time.monotonic() - started < STUCK_SECONDS - 3
+    assert not report.result.valid
+    assert_each_sample_answered_once(report)
+    assert report.record["samples"]["failed"] == report.record["samples"]["issued"]
+    assert report.record["replicas"][0]["ejections"] == 1
+    assert any("returned nothing for" in r for r in report.result.invalid_reasons), report.result.invalid_reasons
+
+
+def test_work_on_a_stuck_replica_moves_to_a_healthy_one(two_servers, tmp_path, tokenizer, prompts):
+    a, b = two_servers
+    a.first_token_delay(STUCK_SECONDS)
+    remote = {"stall_timeout": 1.0, "down_timeout": 600.0, "eject_after": 1000}
+    report = remote_run(tmp_path, [a, b], remote=remote, total_sample_count=60, min_query_count=60)
+
+    assert report.result.valid, report.result.invalid_reasons
+    assert_each_sample_answered_once(report)
+    stuck, healthy = report.record["replicas"]
+    assert stuck["ejections"] == 1 and stuck["samples"] == 0 and stuck["errors"].get("stalled", 0) > 0
+    assert healthy["samples"] == report.record["samples"]["issued"]
+    assert_outputs_are_the_servers(report, tokenizer, prompts)
+
+
+def test_retries_bound_a_samples_attempts_over_the_run_across_ejections(two_servers, tmp_path):
+    a, b = two_servers
+    a.fail_every(503)
+    b.fail_every(503)
+    remote = {"retries": 1, "eject_after": 2, "probe_interval": 0.1, "down_timeout": 2.0}
+    report = remote_run(tmp_path, [a, b], remote=remote, total_sample_count=30, min_query_count=30)
+
+    assert not report.result.valid
+    assert_each_sample_answered_once(report)
+    issued = report.record["samples"]["issued"]
+    assert report.record["samples"]["failed"] == issued
+    attempts = sum(sum(replica["errors"].values()) for replica in report.record["replicas"])
+    assert attempts <= 2 * issued
 
 
 def test_requests_in_flight_stay_within_the_bound_on_reused_connections(server, tmp_path):
