@@ -54,6 +54,16 @@ def redirect_output(log_path: Path) -> None:
     os.close(target)
 
 
+MEMORY_WORDS = re.compile(r"memory|\bOOM\b|KV cache|cache blocks|cannot allocate", re.IGNORECASE)
+
+
+def memory_hint(reason: str) -> str:
+    """What to try when an engine ran out of memory; nothing when its reason was something else."""
+    if not MEMORY_WORDS.search(reason):
+        return ""
+    return " It ran out of memory: lower --max-model-len or --max-num-seqs, or adjust --gpu-memory-utilization."
+
+
 def engine_failure_reason(log_path: Path | None, exc: BaseException) -> str:
     """The root cause of an engine start failure, from its log when vLLM put it there."""
     causes: list[str] = []

@@ -21,6 +21,7 @@ from typing import Any
 
 from common.errors import HarnessError
 from sut import engine_worker
+from sut.engine_logs import memory_hint
 from sut.engine_worker import WorkerSpec
 from sut.replica import GenerationRequest, ReplicaStats, ResultSink
 from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Warmed, WarmUp
@@ -71,8 +72,7 @@ class EngineReplica:
             where = f" Full engine log: {self.spec.log_path}." if self.spec.log_path else ""
             raise HarnessError(
                 f"{self.name}: the vLLM engine for model {self.spec.engine.model} failed to start: "
-                f"{message.rstrip('.')}.{where} If it ran out of memory, lower --max-model-len or "
-                "--max-num-seqs, or adjust --gpu-memory-utilization."
+                f"{message.rstrip('.')}.{where}{memory_hint(message)}"
             )
         self.pid = message.pid
         if self.spec.placement.cpus is not None:
