@@ -43,7 +43,7 @@ from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
 from sut.layout import format_cpus, plan_layout, running_on_cpu
 from sut.output_ids import Retokenizer
-from sut.remote_replica import AttemptBudget, RemoteReplica
+from sut.remote_replica import AttemptBudget, RemoteReplica, RemoteStats
 from sut.replica import Replica, ResultSink
 
 PACKAGES = (
@@ -274,8 +274,11 @@ def _run_in(
     finally:
         replica.stop()
 
-    members: list[Replica] = getattr(replica, "members", [replica])
-    mismatches = sum(getattr(member.stats(), "count_mismatches", 0) for member in members)
+    # A dispatcher stands for several replicas: what the run reports is each of them.
+    group = replica if isinstance(replica, Dispatcher) else None
+    members: list[Replica] = group.members if group else [replica]
+    stats = [member.stats() for member in members]
+    mismatches = sum(s.count_mismatches for s in stats if isinstance(s, RemoteStats))
     if mismatches:
         built.non_compliant.append(
             f"{mismatches} answers re-tokenized from text differ in length from the server's own token count: "
@@ -283,7 +286,7 @@ def _run_in(
             "vLLM with --protocol openai)"
         )
     problems = []
-    replica_failures = getattr(replica, "replica_failures", dict)()
+    replica_failures = group.replica_failures() if group else {}
     for failure in replica_failures.values():
         problems.append(f"{failure['reason']} ({failure['moved']} unstarted samples moved to other replicas)")
     if not replica_failures:
@@ -300,10 +303,8 @@ def _run_in(
     if compliance is not None:
         result.compliance_passed = compliance.passed
 
-    # A dispatcher stands for several replicas; report each of them.
     records = responder.records()
-    assignments = getattr(replica, "assignments", None)
-    placed = assignments() if assignments else {r.response_id: replica.name for r in records}
+    placed = group.assignments() if group else {r.response_id: replica.name for r in records}
     by_replica: dict[str, list[SampleRecord]] = {member.name: [] for member in members}
     for sample in records:
         if sample.response_id in placed:
@@ -334,7 +335,7 @@ def _run_in(
         "non_compliant": built.non_compliant,
         "sut": config.sut,
         "config": config.to_json(),
-        "engine_args": redact(json.loads(json.dumps(getattr(members[0], "engine_args", {}), default=str))),
+        "engine_args": redact(json.loads(json.dumps(_engine_args(members[0]), default=str))),
         "versions": package_versions(),
         "model": model_fingerprint(config.engine.model, quantization=config.engine.quantization),
         "loadgen": {
@@ -359,9 +360,7 @@ def _run_in(
             "output_tokens": responder.output_tokens,
         },
         "replicas": _replica_records(members, by_replica if built.rules.streams else None),
-        "offline_tail_seconds": None
-        if built.rules.streams
-        else _rounded(getattr(replica, "finish_spread", lambda: None)()),
+        "offline_tail_seconds": None if built.rules.streams else _rounded(group.finish_spread() if group else None),
         "replica_failures": replica_failures or list(dict.fromkeys(responder.replica_failures)),
         "result": result.to_json(),
         "accuracy": accuracy.to_json() if accuracy else None,
@@ -456,6 +455,11 @@ def write_audit_config(built: BuiltSettings, run_dir: Path, console: Console) ->
             "working directory over every setting); for an official audit use --compliance TEST06."
         )
     return path
+
+
+def _engine_args(replica: Replica) -> dict[str, Any]:
+    """The engine arguments as vLLM gets them, where this process builds the engine (not for servers)."""
+    return replica.engine_args if isinstance(replica, EngineReplica) else {}
 
 
 def _rounded(value: float | None) -> float | None:
