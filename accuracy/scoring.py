@@ -13,8 +13,8 @@ in log order, so the means are the same floats a single process computes.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
@@ -90,8 +90,15 @@ def score_texts(
     # caller may hold threads (LoadGen, vLLM) that a fork would copy mid-flight.
     size = max(1, len(pairs) // (workers * 4))
     chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        return [item for chunk in pool.map(_score_chunk, chunks) for item in chunk]
+    # A pool that is left by any way (a stop signal too) kills its workers at once rather than
+    # letting them finish their chunks.
+    with get_context("spawn").Pool(workers, initializer=_ignore_interrupts) as pool:
+        return [item for chunk in pool.imap(_score_chunk, chunks) for item in chunk]
+
+
+def _ignore_interrupts() -> None:
+    """A Ctrl-C reaches every process of the terminal's group: the parent decides what it means, not these."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def evaluate(

@@ -13,6 +13,7 @@ from rich.console import Console
 from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, LOADGEN_SCENARIOS
 from common.errors import report_failure
 from harness.config import build_config
+from harness.stopping import Interrupted
 from sut.engine_config import parse_engine_arg
 
 EPILOG = """\
@@ -298,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(file=open(os.dup(2), "w", buffering=1))
     try:
         from harness.report import print_summary
-        from harness.runner import run
+        from harness.runner import loadgen_running, run
 
         defaults = _parser().parse_args([])
         # Only what the user typed overrides the embedded defaults.
@@ -339,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=["python", "-m", "harness", *argv],
         )
         report = run(config, console=console)
+    except Interrupted as stop:  # before the run had a directory: nothing was started
+        console.print(f"[bold red]{stop}[/]")
+        return stop.interruption.exit_code
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]")
         return 130
@@ -346,7 +350,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_failure(exc, lambda line: _say(console, line), traceback_dir=Path(args.output_dir))
     # Piped to a file, rich would assume 80 columns and fold the per-replica table.
     print_summary(report, Console(width=None if sys.stdout.isatty() else 120))
-    return 0 if report.result.passed else 1
+    if report.interrupted is None:
+        return 0 if report.result.passed else 1
+    if loadgen_running():
+        # A Server test keeps its schedule after a stop; its thread may call into Python while the
+        # interpreter shuts down. Everything is written, so the process ends here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(report.interrupted.exit_code)
+    return report.interrupted.exit_code
 
 
 if __name__ == "__main__":

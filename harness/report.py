@@ -19,7 +19,9 @@ def _ms(values: dict[str, float] | None) -> str:
 def print_summary(report: RunReport, console: Console) -> None:
     record, result = report.record, report.result
     compliance = record.get("compliance")
-    if compliance:
+    if result.interrupted:
+        title = f"{record['benchmark']} · {record['scenario']} · {record['mode']} · [bold red]{result.interrupted}"
+    elif compliance:
         verdict = "[bold green]PASS" if compliance["passed"] else "[bold red]FAIL"
         title = f"{record['benchmark']} · {record['scenario']} · {compliance['test']} · {verdict}"
     else:

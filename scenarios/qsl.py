@@ -31,10 +31,11 @@ class SampleLibrary:
     def prompt(self, index: int) -> list[int]:
         return self._loaded[index]
 
-    def __enter__(self) -> Any:
+    def open(self) -> Any:
+        """LoadGen's handle to this library; `close` only once no LoadGen test can call it any more."""
         self._handle = lg.ConstructQSL(self.total_count, self.performance_count, self.load, self.unload)
         return self._handle
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         lg.DestroyQSL(self._handle)
         self._handle = None

@@ -48,6 +48,8 @@ class LoadGenResponder:
         self.duplicates = 0
         self.failures: dict[str, int] = {}
         self.replica_failures: list[str] = []
+        self.stopped: str | None = None
+        """Why the run stopped early: from then on every open and every new sample is failed with it."""
 
     # -- issue side -------------------------------------------------------
     def issued(self, requests: Sequence[GenerationRequest]) -> None:
@@ -62,8 +64,11 @@ class LoadGenResponder:
         data = np.array([token_id], dtype=TOKEN_DTYPE)
         with self._lock:
             record = self._records.get(request.response_id)
-            if record is None or record.first_token_at is not None:
-                self.duplicates += 1
+            # LoadGen frees a sample once it is answered: a first token after that (a stream that goes on
+            # after its sample was failed) must never reach it.
+            if record is None or record.first_token_at is not None or request.response_id not in self._open:
+                if self.stopped is None:
+                    self.duplicates += 1
                 return
             record.first_token_at = time.perf_counter()
             record.first_token = int(data[0])
@@ -93,25 +98,21 @@ class LoadGenResponder:
 
     def failed(self, requests: Sequence[GenerationRequest], reason: str) -> None:
         """Answer with no tokens, so LoadGen finishes; the run is then reported INVALID."""
-        now = time.perf_counter()
-        responses = []
-        with self._lock:
-            for request in requests:
-                if not self._close(request.response_id):
-                    continue
-                record = self._records[request.response_id]
-                record.completed_at = now
-                record.error = reason
-                self.failures[reason] = self.failures.get(reason, 0) + 1
-                responses.append(lg.QuerySampleResponse(request.response_id, 0, 0, 0))
-        if responses:
-            lg.QuerySamplesComplete(responses)
+        self._fail_ids([request.response_id for request in requests], reason)
 
     def replica_failed(self, unstarted: Sequence[GenerationRequest], reason: str) -> None:
         """With no other replica to take them, unstarted requests fail too."""
         with self._lock:
             self.replica_failures.append(reason)
         self.failed(unstarted, reason)
+
+    def stop(self, reason: str) -> None:
+        """Fail every open sample now, and every sample issued from now on, so LoadGen can finish; replicas
+        that answer later are ignored."""
+        with self._lock:
+            self.stopped = reason
+            open_ids = list(self._open)
+        self._fail_ids(open_ids, reason)
 
     def replica_down(self, unstarted: Sequence[GenerationRequest], reason: str) -> Sequence[GenerationRequest]:
         """A lone replica keeps its work while it is out: there is nowhere else to send it."""
@@ -120,11 +121,27 @@ class LoadGenResponder:
     def replica_up(self) -> None:
         pass
 
+    def _fail_ids(self, response_ids: Sequence[int], reason: str) -> None:
+        now = time.perf_counter()
+        responses = []
+        with self._lock:
+            for response_id in response_ids:
+                if not self._close(response_id):
+                    continue
+                record = self._records[response_id]
+                record.completed_at = now
+                record.error = reason
+                self.failures[reason] = self.failures.get(reason, 0) + 1
+                responses.append(lg.QuerySampleResponse(response_id, 0, 0, 0))
+        if responses:
+            lg.QuerySamplesComplete(responses)
+
     def _close(self, response_id: int) -> bool:
         if response_id in self._open:
             self._open.remove(response_id)
             return True
-        self.duplicates += 1
+        if self.stopped is None:
+            self.duplicates += 1
         return False
 
     # -- after the run --------------------------------------------------------

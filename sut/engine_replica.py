@@ -59,11 +59,15 @@ class EngineReplica:
     def start(self) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, theirs = context.Pipe()
-        self._process = context.Process(target=engine_worker.main, args=(theirs, self.spec), name=f"{self.name}-worker")
-        self._process.start()
+        process = context.Process(target=engine_worker.main, args=(theirs, self.spec), name=f"{self.name}-worker")
+        with self._lock:  # `stop` from another thread sees either no process or a started one
+            if self._stopping:
+                raise HarnessError(f"{self.name} was stopped before it started")
+            process.start()
+            self._process = process
         theirs.close()
         try:
-            message = self._first_message()
+            message = self._first_message(process)
         except BaseException:
             self._kill()
             raise
@@ -91,6 +95,8 @@ class EngineReplica:
             self._warmed.wait()
         if self._dead:
             raise HarnessError(f"the vLLM engine failed during warm-up: {self._dead}")
+        if self._stopping:
+            raise HarnessError(f"{self.name} was stopped during its warm-up")
 
     def submit(self, requests: Sequence[GenerationRequest]) -> None:
         if not requests:
@@ -110,17 +116,22 @@ class EngineReplica:
         self._sink.replica_failed(list(requests), dead)
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        self._stopping = True
-        try:
-            self._send(Stop())
-        except OSError:
-            pass
-        self._process.join(STOP_GRACE_SECONDS)
+        """Safe from any thread, also while `start` or `warm_up` wait in another: a worker still starting its
+        engine reads no messages, so it is killed; a running one stops after its current engine step."""
+        with self._lock:
+            self._stopping = True
+            if self._process is None:
+                return
+        if self._receiver is not None:
+            try:
+                self._send(Stop())
+            except OSError:
+                pass
+            self._process.join(STOP_GRACE_SECONDS)
         self._kill()
         if self._receiver is not None:
             self._receiver.join()
+        self._warmed.set()  # a warm-up waiting for its end ends with the worker
         with self._lock:
             leftover = [request for request, _ in self._held.values()]
             self._held.clear()
@@ -131,10 +142,10 @@ class EngineReplica:
         return self._stats
 
     # -- the receiving thread -------------------------------------------------------------------------
-    def _first_message(self) -> Ready | str:
+    def _first_message(self, process: Any) -> Ready | str:
         """The worker's Ready, or why it never came."""
         assert self._conn is not None
-        ready = wait([self._conn, self._process.sentinel])
+        ready = wait([self._conn, process.sentinel])
         if self._conn in ready:
             try:
                 message = self._conn.recv()
@@ -144,8 +155,8 @@ class EngineReplica:
                 return message
             if isinstance(message, StartFailed):
                 return message.reason
-        self._process.join(5)
-        return f"its worker process exited with code {self._process.exitcode} before the engine was up"
+        process.join(5)
+        return f"its worker process exited with code {process.exitcode} before the engine was up"
 
     def _receive(self) -> None:
         assert self._conn is not None
@@ -229,10 +240,13 @@ class EngineReplica:
 
     def _kill(self) -> None:
         """End the worker and every engine process in its group."""
-        if self._process is None:
+        process = self._process
+        if process is None:
             return
         try:
-            os.killpg(self._process.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
-            pass  # the group is gone already
-        self._process.join()
+            pass  # the group is gone already, or not made yet (the worker has not reached os.setpgrp)
+        # The worker itself, which a group kill misses in its first moments, before it leads a group of its own.
+        process.kill()
+        process.join()

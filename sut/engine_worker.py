@@ -103,6 +103,8 @@ class _Worker:
         self._params = {stream: spec.generation.sampling_params(stream=stream) for stream in (False, True)}
         self._rejections: tuple[type[Exception], ...] = (ValueError, TypeError, *_client_errors())
         self._stepping_since: float | None = None
+        self._stop_requested = False
+        """Set by the reader the moment Stop arrives: a warm-up, which does not look at the inbox, ends early."""
 
     def run(self) -> None:
         threading.Thread(target=self._read, name="reader", daemon=True).start()
@@ -135,6 +137,8 @@ class _Worker:
                 # or step loop that would not look at the inbox for minutes. This process group goes now.
                 os.killpg(os.getpgrp(), signal.SIGKILL)
                 return
+            if isinstance(message, Stop):
+                self._stop_requested = True
             self._inbox.put(message)
             if isinstance(message, Stop):
                 return
@@ -198,7 +202,7 @@ class _Worker:
                 self._engine.add_request(f"warm-up-{i}", {"prompt_token_ids": prompt}, params)
             except self._rejections:
                 continue  # the timed run reports this prompt; warming up needs only the others
-        while self._engine.has_unfinished_requests():
+        while self._engine.has_unfinished_requests() and not self._stop_requested:
             self._stepping_since = time.monotonic()
             self._engine.step()
             self._stepping_since = None

@@ -31,6 +31,7 @@ replica owes, and only `_answer` takes from it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import math
 import threading
@@ -138,6 +139,11 @@ class RemoteReplica:
         self._sink = sink
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
+        self._life = threading.Lock()
+        """Orders start and stop when they run on different threads (a stop signal during start-up)."""
+        self._stopped = False
+        self._waiting: set[concurrent.futures.Future[Any]] = set()
+        """What threads wait for on the loop (start-up, warm-up): `stop` cancels them, so no one waits forever."""
         self._clients: list[httpx.AsyncClient] = []
         """Each serves CLIENT_SLOTS requests in flight; `_client` (the first) also does checks and probes."""
         self._free_slots: list[int] = []
@@ -167,8 +173,11 @@ class RemoteReplica:
 
     # -- Replica ----------------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"{self.name}-loop", daemon=True)
-        self._thread.start()
+        with self._life:
+            if self._stopped:
+                raise HarnessError(f"{self.where} was stopped before it started")
+            self._thread = threading.Thread(target=self._loop.run_forever, name=f"{self.name}-loop", daemon=True)
+            self._thread.start()
         try:
             self._run(self._open())
         except BaseException:
@@ -192,17 +201,23 @@ class RemoteReplica:
             self._loop.call_soon_threadsafe(self._accept, list(requests))
 
     def stop(self) -> None:
-        if self._thread is None:
-            return
-        if self._loop.is_running():
-            try:
-                self._run(self._close(), timeout=STOP_SECONDS)
-            except (TimeoutError, RuntimeError):
-                pass  # a stuck close still must not keep the harness from finishing
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._thread = None
-        self._loop.close()
+        """Safe from any thread, also while `start` or `warm_up` wait in another: what they wait for is
+        cancelled."""
+        with self._life:
+            self._stopped = True
+            if self._thread is None:
+                return
+            for future in list(self._waiting):
+                future.cancel()
+            if self._loop.is_running():
+                try:
+                    self._run(self._close(), timeout=STOP_SECONDS)
+                except (TimeoutError, RuntimeError):
+                    pass  # a stuck close still must not keep the harness from finishing
+                self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._thread = None
+            self._loop.close()
 
     def stats(self) -> RemoteStats:
         return self._stats
@@ -529,8 +544,16 @@ class RemoteReplica:
         return task
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run on the loop from another thread, and wait."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+        """Run on the loop from another thread, and wait; a wait that ends early takes the coroutine with it."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        self._waiting.add(future)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            self._waiting.discard(future)
 
 
 async def _deltas(api: StreamAPI, response: httpx.Response) -> AsyncIterator[Delta]:

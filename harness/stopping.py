@@ -1,0 +1,125 @@
+"""Stopping a run on SIGINT or SIGTERM, at any phase, within seconds.
+
+Python runs signal handlers in the main thread only, between bytecodes, so a
+main thread blocked inside LoadGen's `StartTest` (C++, no bytecode) would not
+see a Ctrl-C until the test ended. The runner therefore runs LoadGen on a thread
+of its own and keeps the main thread in short waits.
+
+What a first signal does depends on where the run is:
+
+* inside `interruptible()` (start-up, warm-up, calibration, scoring: the main
+  thread waits on a process, a pipe or a thread), the handler raises
+  `Interrupted`, which unwinds through the phase's own clean-up;
+* anywhere else (the LoadGen test, stopping the replicas, writing the results:
+  code that must not be cut in half) it only records the signal; the code looks
+  at `requested`, or calls `check()` between phases.
+
+A second signal ends the process at once. Engine workers and scoring processes
+then end by themselves: each notices its pipe to the harness close.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """Which signal stopped the run, and in which phase."""
+
+    signal: str
+    phase: str
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process ended by it (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + signal.Signals[self.signal].value
+
+    def __str__(self) -> str:
+        return f"interrupted by {self.signal} during {self.phase}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"signal": self.signal, "phase": self.phase}
+
+
+class Interrupted(BaseException):
+    """A stop signal arrived in an interruptible phase.
+
+    A `BaseException`, as `KeyboardInterrupt` is, so `except Exception` on the way
+    up does not mistake it for a failure of whatever it cut short."""
+
+    def __init__(self, interruption: Interruption) -> None:
+        super().__init__(str(interruption))
+        self.interruption = interruption
+
+
+class StopSignals:
+    """Catches SIGINT and SIGTERM for the life of a run (`with StopSignals(...) as stop:`).
+
+    Outside the main thread signals cannot be caught; there `requested` stays None unless `request` is
+    called (what a program that runs the harness on a thread of its own can do to stop it)."""
+
+    def __init__(self, say: Callable[[str], None] = lambda line: None) -> None:
+        self.phase = "preparation"
+        self.requested: Interruption | None = None
+        self._say = say
+        self._interruptible = 0
+        self._event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    @contextmanager
+    def interruptible(self, phase: str) -> Iterator[None]:
+        """Within, a first signal raises `Interrupted` (one recorded before raises at once)."""
+        self.phase = phase
+        self.check()
+        self._interruptible += 1
+        try:
+            yield
+        finally:
+            self._interruptible -= 1
+
+    def wait(self, timeout: float) -> bool:
+        """Until a stop is requested or `timeout` passes; whether one was requested."""
+        return self._event.wait(timeout)
+
+    def check(self) -> None:
+        """Raise `Interrupted` if a stop was requested outside `interruptible`; call where unwinding is safe."""
+        if self.requested is not None:
+            raise Interrupted(self.requested)
+
+    def request(self, signum: int = signal.SIGINT) -> None:
+        """Stop the run as that signal would, from any thread (never raises)."""
+        if self.requested is None:
+            self.requested = Interruption(signal.Signals(signum).name, self.phase)
+            self._event.set()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.requested is not None:
+            # The user asked twice: no more clean-up. Children end when their pipes close.
+            os.write(2, f"\n{name} again: exiting now, without clean-up\n".encode())
+            os._exit(128 + signum)
+        self.request(signum)
+        self._say(f"{name}: stopping during {self.phase}; a second one exits at once")
+        if self._interruptible:
+            raise Interrupted(self.requested)

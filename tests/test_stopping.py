@@ -1,0 +1,194 @@
+"""A run can always be stopped: real signals at each phase of real runs, in a process of its own.
+
+Each test asserts the exit code (130 for SIGINT, 143 for SIGTERM), that the process ended within seconds,
+that run.json says when it was interrupted, that every issued sample was answered exactly once, and that
+no process of the run (engine worker, scoring worker) is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from accuracy.scoring import score_texts
+from common import embedded
+from harness.stopping import Interrupted, StopSignals
+from tests.fault_server import FaultServer
+from tests.harness_process import HarnessProcess
+
+REMOTE = ("--sut", "remote", "--served-model-name", "tiny")
+SMALL = ("--total-sample-count", "50", "--min-query-count", "50", "--min-duration", "0")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(embedded.MODEL_DIR)
+
+
+@pytest.fixture
+def hung_server(tokenizer):
+    """Lists its model, takes every generation request, and never answers one."""
+    with FaultServer(tokenizer) as server:
+        server.first_token_delay(3600)
+        yield server
+
+
+# -- remote replicas: no engine to start, so these are quick -------------------------------------------
+def test_ctrl_c_during_warm_up_against_a_server_that_never_answers(hung_server, tmp_path):
+    with HarnessProcess(*REMOTE, "--endpoint", hung_server.url, *SMALL, output_dir=tmp_path) as run:
+        run.wait_for_line("up in")
+        time.sleep(0.5)
+        run.ctrl_c()
+        assert run.ended() == 130
+        record = run.run_record()
+    assert record["interrupted"] == {"signal": "SIGINT", "phase": "warm-up"}
+    assert record["samples"]["issued"] == 0
+    assert record["result"]["valid"] is False
+    assert "interrupted by SIGINT during warm-up" in run.stdout
+
+
+def test_ctrl_c_during_the_test_against_a_server_that_never_answers_fails_every_open_sample(hung_server, tmp_path):
+    args = (*REMOTE, "--endpoint", hung_server.url, "--warmup-samples", "0", *SMALL)
+    with HarnessProcess(*args, output_dir=tmp_path) as run:
+        run.wait_for_file("*/mlperf_log_detail.txt")
+        time.sleep(1.0)
+        run.ctrl_c()
+        assert run.ended() == 130
+        record = run.run_record()
+    assert record["interrupted"] == {"signal": "SIGINT", "phase": "the LoadGen test"}
+    assert record["samples"]["issued"] == 50  # Offline: every sample in one query
+    assert record["samples"]["completed"] == 0
+    assert record["result"]["invalid_reasons"][0] == "the run was interrupted by SIGINT during the LoadGen test"
+
+
+def test_sigterm_in_a_server_scenario_run_ends_it_without_waiting_for_loadgens_schedule(hung_server, tmp_path):
+    args = (*REMOTE, "--endpoint", hung_server.url, "--warmup-samples", "0", "--scenario", "Server")
+    # LoadGen would go on issuing for a minute: it has no abort, so the run ends without it.
+    with HarnessProcess(*args, "--min-duration", "60000", output_dir=tmp_path) as run:
+        run.wait_for_file("*/mlperf_log_detail.txt")
+        time.sleep(2.0)
+        run.terminate()
+        assert run.ended() == 143
+        record = run.run_record()
+    assert record["interrupted"]["signal"] == "SIGTERM"
+    assert record["samples"]["issued"] > 0
+    assert record["samples"]["completed"] == 0
+
+
+def test_a_second_ctrl_c_exits_at_once(hung_server, tmp_path):
+    args = (*REMOTE, "--endpoint", hung_server.url, "--warmup-samples", "0", "--scenario", "Server")
+    with HarnessProcess(*args, "--min-duration", "60000", output_dir=tmp_path) as run:
+        run.wait_for_file("*/mlperf_log_detail.txt")
+        run.ctrl_c()
+        run.wait_for_line("a second one exits at once")
+        run.ctrl_c()
+        assert run.ended(within=5) == 130
+    assert "SIGINT again: exiting now" in run.stderr
+
+
+# -- in-process engines ----------------------------------------------------------------------------------
+@pytest.mark.engine
+@pytest.mark.parametrize("delay", [0.0, 3.0], ids=["as-the-worker-spawns", "while-the-engine-loads"])
+def test_sigterm_during_engine_start_up_leaves_no_worker(tmp_path, delay):
+    with HarnessProcess(output_dir=tmp_path) as run:
+        run.wait_for_file("*/engine.log")
+        time.sleep(delay)
+        run.terminate()
+        assert run.ended() == 143
+        record = run.run_record()
+    assert record["interrupted"] == {"signal": "SIGTERM", "phase": "start-up"}
+    assert "interrupted by SIGTERM during start-up" in run.stdout
+
+
+@pytest.mark.engine
+def test_ctrl_c_while_two_replicas_load_their_engines_stops_both(tmp_path):
+    with HarnessProcess("--replicas", "2", output_dir=tmp_path) as run:
+        run.wait_for_file("*/engine.log")
+        time.sleep(3.0)
+        run.ctrl_c()
+        assert run.ended() == 130
+        record = run.run_record()
+    assert record["interrupted"] == {"signal": "SIGINT", "phase": "start-up"}
+    assert [replica["name"] for replica in record["replicas"]] == ["replica-0", "replica-1"]
+
+
+@pytest.mark.engine
+def test_ctrl_c_during_an_offline_test_answers_every_sample_and_exits_130(tmp_path):
+    # A 10 s minimum duration: the Offline query is sized from the calibration to outlast it (about 30 s here).
+    with HarnessProcess("--min-duration", "10000", output_dir=tmp_path) as run:
+        run.wait_for_file("*/mlperf_log_detail.txt")
+        time.sleep(6.0)
+        run.ctrl_c()
+        assert run.ended() == 130
+        record = run.run_record()
+    assert record["interrupted"] == {"signal": "SIGINT", "phase": "the LoadGen test"}
+    samples = record["samples"]
+    assert samples["completed"] > 0 and samples["failed"] > 0
+    assert record["result"]["valid"] is False
+    assert record["replicas"][0]["samples"] >= samples["completed"]
+
+
+@pytest.mark.engine
+def test_ctrl_c_during_warm_up_stops_the_engine_mid_warm_up(tmp_path):
+    with HarnessProcess("--warmup-samples", "600", output_dir=tmp_path) as run:
+        run.wait_for_line("up in")
+        run.ctrl_c()
+        assert run.ended() == 130
+        record = run.run_record()
+    assert record["interrupted"] == {"signal": "SIGINT", "phase": "warm-up"}
+    assert record["samples"]["issued"] == 0
+
+
+@pytest.mark.engine
+def test_sigterm_during_an_interactive_test_with_an_engine_exits_143(tmp_path):
+    with HarnessProcess("--scenario", "Interactive", "--min-duration", "60000", output_dir=tmp_path) as run:
+        run.wait_for_file("*/mlperf_log_detail.txt")
+        time.sleep(2.0)
+        run.terminate()
+        assert run.ended() == 143
+        record = run.run_record()
+    assert record["interrupted"] == {"signal": "SIGTERM", "phase": "the LoadGen test"}
+    assert record["samples"]["completed"] > 0
+
+
+# -- scoring ------------------------------------------------------------------------------------------------
+def test_a_stop_signal_during_scoring_ends_the_scoring_processes_at_once():
+    predictions = ["The cat sat on the mat. It was happy there."] * 40_000
+    references = ["A cat sat on a mat. The cat was happy."] * 40_000
+    before = set(_children())
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(3.0, signal.pthread_kill, args=(main, signal.SIGINT))
+    t0 = time.monotonic()
+    with StopSignals() as stop, pytest.raises(Interrupted):
+        timer.start()
+        with stop.interruptible("scoring"):
+            score_texts(predictions, references, workers=2)
+    assert time.monotonic() - t0 < 10
+    assert stop.requested is not None and stop.requested.phase == "scoring"
+    deadline = time.monotonic() + 5
+    while set(_children()) - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not set(_children()) - before
+
+
+def _children() -> list[int]:
+    """Live child processes of this one, but multiprocessing's resource tracker, which lives as long as it."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[1]) == os.getpid() and fields[0] != "Z":
+                if b"resource_tracker" not in (entry / "cmdline").read_bytes():
+                    children.append(int(entry.name))
+    return children
