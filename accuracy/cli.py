@@ -12,6 +12,7 @@ from rich.console import Console
 from accuracy.log import TOKEN_DTYPES
 from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
 from common.errors import HarnessError, report_failure
+from common.stopping import Interrupted, StopSignals
 
 
 def _score_parser() -> argparse.ArgumentParser:
@@ -77,9 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         dataset = load_dataset(args.dataset, tokenizer_dir=tokenizer, trust_pickle=args.trust_pickle)
         out_dir = args.output_dir or args.accuracy_log.parent
         out_dir.mkdir(parents=True, exist_ok=True)
-        report = score_log(
-            args.accuracy_log, dataset, tokenizer, targets, dtype=args.dtype, workers=args.workers, out_dir=out_dir
-        )
+        with StopSignals() as stop, stop.interruptible("scoring"):
+            report = score_log(
+                args.accuracy_log, dataset, tokenizer, targets, dtype=args.dtype, workers=args.workers, out_dir=out_dir
+            )
+    except Interrupted as stop:
+        Console(stderr=True).print(f"[bold red]{stop}[/]")
+        return stop.interruption.exit_code
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[bold red]interrupted[/]")
+        return 130
     except Exception as exc:
         stderr = Console(stderr=True)
         return report_failure(

@@ -12,8 +12,8 @@ from rich.console import Console
 
 from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, LOADGEN_SCENARIOS
 from common.errors import report_failure
+from common.stopping import Interrupted
 from harness.config import build_config
-from harness.stopping import Interrupted
 from sut.engine_config import parse_engine_arg
 
 EPILOG = """\
@@ -293,13 +293,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["rerun"]:
         from harness.reproduce import main as rerun_main
 
-        return rerun_main(argv[1:])
+        return _leave(rerun_main(argv[1:]))
     args = _parser().parse_args(argv)
     # A duplicate of stderr: engine start-up redirects fd 2 to the engine log for a while.
     console = Console(file=open(os.dup(2), "w", buffering=1))
     try:
         from harness.report import print_summary
-        from harness.runner import loadgen_running, run
+        from harness.runner import exit_code, run
 
         defaults = _parser().parse_args([])
         # Only what the user typed overrides the embedded defaults.
@@ -350,15 +350,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_failure(exc, lambda line: _say(console, line), traceback_dir=Path(args.output_dir))
     # Piped to a file, rich would assume 80 columns and fold the per-replica table.
     print_summary(report, Console(width=None if sys.stdout.isatty() else 120))
-    if report.interrupted is None:
-        return 0 if report.result.passed else 1
+    return _leave(exit_code(report))
+
+
+def _leave(code: int) -> int:
+    """`code`, for `sys.exit`; or the end of the process here, when the test of an interrupted run is still
+    going: a Server test keeps its schedule after a stop, and LoadGen's thread may call into Python while
+    the interpreter shuts down. Everything is written by then."""
+    from harness.runner import loadgen_running
+
     if loadgen_running():
-        # A Server test keeps its schedule after a stop; its thread may call into Python while the
-        # interpreter shuts down. Everything is written, so the process ends here.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(report.interrupted.exit_code)
-    return report.interrupted.exit_code
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.src.is_file():
             raise HarnessError(f"dataset {args.src} does not exist.")
         count = convert(args.src, args.dst, trust_pickle=args.trust_pickle)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:
         return report_failure(exc, lambda line: print(f"error: {line}", file=sys.stderr))
     print(f"wrote {count} rows to {args.dst}")

@@ -253,8 +253,9 @@ def main(argv: Sequence[str]) -> int:
             exc, lambda line: console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
         )
     from harness.report import print_summary
+    from harness.runner import exit_code
 
     out = Console()
     print_summary(report, out)
     print_comparison(comparison, out)
-    return 0 if report.result.passed else 1
+    return exit_code(report)

@@ -28,13 +28,13 @@ from accuracy.targets import resolve_targets
 from benchmarks import Targets
 from common.dataset import Dataset, load_dataset
 from common.errors import HarnessError, InternalError
+from common.stopping import Interrupted, Interruption, StopSignals
 from harness.config import RunConfig, check_model_dir, check_tokenizer_dir, redact
 from harness.progress import RunProgress
 from harness.record import engine_args, failure_kinds, package_versions, replica_rows, write_samples
 from harness.reproduce import model_fingerprint
 from harness.results import DetailLog, RunResult, effective_settings, read_detail_log, summarize
 from harness.settings import BuiltSettings, build_settings, describe, log_settings
-from harness.stopping import Interrupted, Interruption, StopSignals
 from scenarios import DRIVERS
 from scenarios.base import ScenarioDriver
 from scenarios.qsl import SampleLibrary
@@ -185,6 +185,13 @@ T = TypeVar("T")
 
 _loadgen_thread: threading.Thread | None = None
 """The LoadGen test this process started, while it runs: LoadGen is one global test per process."""
+
+
+def exit_code(report: RunReport) -> int:
+    """0 when the run passed (VALID, accuracy met, audit passed), 1 when not, 128 + the signal that stopped it."""
+    if report.interrupted is not None:
+        return report.interrupted.exit_code
+    return 0 if report.result.passed else 1
 
 
 def loadgen_running() -> bool:

@@ -378,6 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             system_name=args.system_name,
             allow_noncompliant=args.allow_noncompliant,
         )
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:
         return report_failure(exc, lambda line: print(f"error: {line}", file=sys.stderr))
     for path in submission.result_dirs:

@@ -18,7 +18,7 @@ from transformers import AutoTokenizer
 
 from accuracy.scoring import score_texts
 from common import embedded
-from harness.stopping import Interrupted, StopSignals
+from common.stopping import Interrupted, StopSignals
 from tests.fault_server import FaultServer
 from tests.harness_process import HarnessProcess
 

@@ -2,20 +2,15 @@
 
 Python runs signal handlers in the main thread only, between bytecodes, so a
 main thread blocked inside LoadGen's `StartTest` (C++, no bytecode) would not
-see a Ctrl-C until the test ended. The runner therefore runs LoadGen on a thread
-of its own and keeps the main thread in short waits.
+see a Ctrl-C until the test ended. So whatever a run waits on (LoadGen's test,
+a replica starting or warming up) runs on a thread of its own, and the main
+thread waits in short steps, looking at `requested` between them.
 
-What a first signal does depends on where the run is:
-
-* inside `interruptible()` (start-up, warm-up, calibration, scoring: the main
-  thread waits on a process, a pipe or a thread), the handler raises
-  `Interrupted`, which unwinds through the phase's own clean-up;
-* anywhere else (the LoadGen test, stopping the replicas, writing the results:
-  code that must not be cut in half) it only records the signal; the code looks
-  at `requested`, or calls `check()` between phases.
-
-A second signal ends the process at once. Engine workers and scoring processes
-then end by themselves: each notices its pipe to the harness close.
+A first signal is recorded, and only inside `interruptible()` (code that can be
+cut anywhere, such as reading inputs or scoring in a process pool) does the
+handler raise `Interrupted`, which unwinds through the clean-up there. A second
+signal ends the process at once: engine workers and scoring processes then end
+by themselves, each when its pipe to this process closes.
 """
 
 from __future__ import annotations
