@@ -288,6 +288,8 @@ class _Run:
         self.calibration: Calibration | None = None
         self.audit_path = run_dir / "audit.config"
         self.loadgen: _LoadGenTest | None = None
+        self.interruption: Interruption | None = None
+        """The stop signal that cut the run short, and in which phase."""
 
     def execute(self, replica_factory: ReplicaFactory) -> RunReport:
         try:
@@ -298,6 +300,8 @@ class _Run:
             pass  # `stop.requested` says when and why; what follows is the same as after a whole run
         finally:
             self.drain()
+            # A signal from here on cuts nothing short (but scoring): the run finishes and is judged as it is.
+            self.interruption = self.stop.requested
             self.stop_replicas()
         return self.results()
 
@@ -388,7 +392,7 @@ class _Run:
         accuracy = self._score()
         if accuracy is not None:
             result.accuracy_passed = accuracy.passed
-        interruption = self.stop.requested
+        interruption = self.interruption
         if interruption is not None:
             # What LoadGen says of a test cut short (too short, too few samples) follows from the interruption.
             result.interrupted = str(interruption)
@@ -503,13 +507,13 @@ class _Run:
 
     def _check_rules(self, detail: DetailLog) -> tuple[dict[str, Any], Test06Result | None]:
         """The rules are judged on a test that ran to its end; an interrupted one is INVALID anyway."""
-        if self.stop.requested is not None or self.loadgen is None:
+        if self.interruption is not None or self.loadgen is None:
             return effective_settings(detail), None
         return check_rules(self.config, self.built, detail, self.run_dir)
 
     def _score(self) -> AccuracyReport | None:
-        """Accuracy of a whole accuracy run; a stop signal here leaves the run unscored."""
-        if self.targets is None or not self.responder.completed_count or self.stop.requested is not None:
+        """Accuracy of a whole accuracy run; a stop signal here leaves the run unscored, and interrupted."""
+        if self.targets is None or not self.responder.completed_count or self.interruption is not None:
             return None
         try:
             with self.stop.interruptible("scoring"), self.console.status("scoring accuracy"):
@@ -520,7 +524,8 @@ class _Run:
                     self.targets,
                     workers=self.config.scoring_workers,
                 )
-        except Interrupted:
+        except Interrupted as stop:
+            self.interruption = stop.interruption
             return None
 
 

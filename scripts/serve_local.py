@@ -12,14 +12,13 @@ Without --model they serve the embedded tiny model.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.errors import HarnessError
+from common.stopping import Interrupted, StopSignals
 from sut import local_servers
 from sut.layout import format_cpus
 
@@ -38,32 +37,36 @@ def main() -> int:
     args = parser.parse_args()
     if args.servers < 1:
         parser.error("--servers must be at least 1")
-    try:
-        servers = local_servers.start(
-            args.servers,
-            model=args.model,
-            served_model_name=args.served_model_name,
-            base_port=args.base_port,
-            log_dir=args.log_dir,
-            server_args=args.server_args,
-            tensor_parallel=args.tensor_parallel_size,
-            cpu_bind=args.cpu_bind,
-        )
-    except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    with servers:
-        args.endpoints_file.write_text("".join(url + "\n" for url in servers.urls))
-        for server in servers.servers:
-            cores = format_cpus(server.placement.cpus) if server.placement.cpus else "any"
-            print(f"{server.url}  devices {','.join(server.placement.devices)}  cores {cores}  log {server.log_path}")
-        print(f"endpoints in {args.endpoints_file}; Ctrl-C stops them")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Servers run in sessions of their own, out of reach of a Ctrl-C at the terminal: this process stops
+    # them, on SIGINT or SIGTERM, also while they are still starting.
+    with StopSignals(lambda line: print(line, file=sys.stderr)) as stop:
         try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
+            with stop.interruptible("start-up"):
+                servers = local_servers.start(
+                    args.servers,
+                    model=args.model,
+                    served_model_name=args.served_model_name,
+                    base_port=args.base_port,
+                    log_dir=args.log_dir,
+                    server_args=args.server_args,
+                    tensor_parallel=args.tensor_parallel_size,
+                    cpu_bind=args.cpu_bind,
+                )
+        except HarnessError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except Interrupted as exc:
+            return exc.interruption.exit_code
+        with servers:
+            args.endpoints_file.write_text("".join(url + "\n" for url in servers.urls))
+            for server in servers.servers:
+                cores = format_cpus(server.placement.cpus) if server.placement.cpus else "any"
+                devices = ",".join(server.placement.devices)
+                print(f"{server.url}  devices {devices}  cores {cores}  log {server.log_path}")
+            print(f"endpoints in {args.endpoints_file}; Ctrl-C stops them", flush=True)
+            stop.phase = "serving"
+            while not stop.wait(1.0):
+                pass
     return 0
 
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +22,7 @@ from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
 from sut.layout import Placement
 from sut.replica import GenerationRequest
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.engine
 PROMPTS = 6
@@ -88,3 +94,46 @@ def test_local_servers_serve_the_embedded_model_and_match_a_local_engine(tmp_pat
 def test_a_server_that_cannot_start_is_a_clear_error_with_its_log(tmp_path):
     with pytest.raises(HarnessError, match=r"exited with code \d+ while starting; end of .*server-0\.log"):
         local_servers.start(1, base_port=18200, log_dir=tmp_path, server_args=["--max-model-len", "not-a-number"])
+
+
+@pytest.mark.parametrize("when", ["starting", "serving"])
+def test_serve_local_stops_its_servers_on_sigterm(tmp_path, when):
+    port = 18190
+    options = ["--servers", "1", "--base-port", str(port), "--log-dir", str(tmp_path)]
+    script = subprocess.Popen(
+        [sys.executable, "scripts/serve_local.py", *options, "--endpoints-file", str(tmp_path / "endpoints.txt")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if when == "serving":
+            assert script.stdout is not None
+            for line in script.stdout:  # ends at EOF if the script exits first
+                if "Ctrl-C stops them" in line:
+                    break
+            assert script.poll() is None, "the script ended before serving"
+        else:
+            deadline = time.monotonic() + 60
+            while not _servers_on(port) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _servers_on(port), "the server never started"
+        script.send_signal(signal.SIGTERM)
+        script.wait(40)
+        assert not _servers_on(port), "a server outlived the script that started it"
+    finally:
+        script.kill()
+
+
+def _servers_on(port: int) -> list[int]:
+    """Live vLLM server processes listening on `port` by their command line."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if b"--port" in command and str(port).encode() in command and stat[stat.rindex(")") + 2] != "Z":
+            found.append(int(entry.name))
+    return found

@@ -138,6 +138,7 @@ def test_ctrl_c_during_an_offline_test_answers_every_sample_and_exits_130(tmp_pa
 def test_ctrl_c_during_warm_up_stops_the_engine_mid_warm_up(tmp_path):
     with HarnessProcess("--warmup-samples", "600", output_dir=tmp_path) as run:
         run.wait_for_line("up in")
+        time.sleep(0.3)  # into the warm-up, which takes seconds here
         run.ctrl_c()
         assert run.ended() == 130
         record = run.run_record()
