@@ -38,7 +38,7 @@ from harness.settings import BuiltSettings, build_settings, describe, log_settin
 from scenarios import DRIVERS
 from scenarios.base import ScenarioDriver
 from scenarios.qsl import SampleLibrary
-from scenarios.responder import LoadGenResponder, SampleRecord
+from scenarios.responder import Accounts, LoadGenResponder, SampleRecord
 from sut.dispatch import Dispatcher
 from sut.engine_logs import route_vllm_logs
 from sut.engine_replica import EngineReplica
@@ -368,20 +368,21 @@ class _Run:
     def results(self) -> RunReport:
         """Judge the run and write run.json and samples.jsonl, whatever stage it reached."""
         self.stop.phase = "results"
-        config, built, responder = self.config, self.built, self.responder
+        config, built = self.config, self.built
+        accounts = self.responder.accounts()
         members: list[Replica] = []
         group = self.replica if isinstance(self.replica, Dispatcher) else None
         if self.replica is not None:
             # A dispatcher stands for several replicas: what the run reports is each of them.
             members = group.members if group else [self.replica]
         detail = read_detail_log(self.run_dir / "mlperf_log_detail.txt")
-        problems = self._problems(members)
+        problems = self._problems(members, accounts)
         result = summarize(detail, streams=built.rules.streams, mode=config.loadgen.mode, harness_problems=problems)
         effective, compliance = self._check_rules(detail)
         if compliance is not None:
             result.compliance_passed = compliance.passed
 
-        records = responder.records()
+        records = accounts.records
         replica = self.replica
         placed = group.assignments() if group else {r.response_id: replica.name for r in records if replica}
         by_replica: dict[str, list[SampleRecord]] = {member.name: [] for member in members}
@@ -389,7 +390,7 @@ class _Run:
             if sample.response_id in placed:
                 by_replica[placed[sample.response_id]].append(sample)
         write_samples(self.run_dir / "samples.jsonl", records, placed)
-        accuracy = self._score()
+        accuracy = self._score(accounts)
         if accuracy is not None:
             result.accuracy_passed = accuracy.passed
         interruption = self.interruption
@@ -429,18 +430,10 @@ class _Run:
                 "total_sample_count": built.total_sample_count,
                 "performance_sample_count": built.performance_sample_count,
             },
-            "samples": {
-                "issued": responder.issued_count,
-                "completed": responder.completed_count,
-                "failed": responder.failed_count,
-                "duplicates": responder.duplicates,
-                "unanswered": responder.unanswered,
-                "output_tokens": responder.output_tokens,
-            },
+            "samples": accounts.to_json(),
             "replicas": replica_rows(members, by_replica if built.rules.streams else None),
             "offline_tail_seconds": None if built.rules.streams else _rounded(group.finish_spread() if group else None),
-            "replica_failures": (group.replica_failures() if group else {})
-            or list(dict.fromkeys(responder.replica_failures)),
+            "replica_failures": (group.replica_failures() if group else {}) or accounts.replica_failures,
             "result": result.to_json(),
             "accuracy": accuracy.to_json() if accuracy else None,
             "compliance": compliance.to_json() if compliance else None,
@@ -480,9 +473,8 @@ class _Run:
     def _done(self, line: str) -> None:
         self.console.print(f"[dim]{line}[/]", highlight=False)
 
-    def _problems(self, members: list[Replica]) -> list[str]:
+    def _problems(self, members: list[Replica], accounts: Accounts) -> list[str]:
         """Why the harness itself makes the run INVALID: failed replicas, failed, duplicate or lost samples."""
-        responder = self.responder
         stats = [member.stats() for member in members]
         mismatches = sum(s.count_mismatches for s in stats if isinstance(s, RemoteStats))
         if mismatches:
@@ -496,13 +488,13 @@ class _Run:
         for failure in replica_failures.values():
             problems.append(f"{failure['reason']} ({failure['moved']} unstarted samples moved to other replicas)")
         if not replica_failures:
-            problems += [f"{reason}" for reason in dict.fromkeys(responder.replica_failures)]
-        if responder.failed_count:
-            problems.append(f"{responder.failed_count} samples failed ({failure_kinds(responder.failures)})")
-        if responder.duplicates:
-            problems.append(f"{responder.duplicates} duplicate answers were dropped")
-        if responder.unanswered:
-            problems.append(f"{responder.unanswered} samples were never answered")
+            problems += accounts.replica_failures
+        if accounts.failed:
+            problems.append(f"{accounts.failed} samples failed ({failure_kinds(accounts.failures)})")
+        if accounts.duplicates:
+            problems.append(f"{accounts.duplicates} duplicate answers were dropped")
+        if accounts.unanswered:
+            problems.append(f"{accounts.unanswered} samples were never answered")
         return problems
 
     def _check_rules(self, detail: DetailLog) -> tuple[dict[str, Any], Test06Result | None]:
@@ -511,9 +503,9 @@ class _Run:
             return effective_settings(detail), None
         return check_rules(self.config, self.built, detail, self.run_dir)
 
-    def _score(self) -> AccuracyReport | None:
+    def _score(self, accounts: Accounts) -> AccuracyReport | None:
         """Accuracy of a whole accuracy run; a stop signal here leaves the run unscored, and interrupted."""
-        if self.targets is None or not self.responder.completed_count or self.interruption is not None:
+        if self.targets is None or not accounts.completed or self.interruption is not None:
             return None
         try:
             with self.stop.interruptible("scoring"), self.console.status("scoring accuracy"):

@@ -7,6 +7,7 @@ enforced and counted.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -150,16 +151,51 @@ class LoadGenResponder:
         return len(self._records)
 
     @property
-    def unanswered(self) -> int:
-        return len(self._open)
-
-    @property
     def failed_count(self) -> int:
         return sum(self.failures.values())
 
-    def records(self) -> list[SampleRecord]:
+    def accounts(self) -> Accounts:
+        """Every count and record at one instant: after a stop LoadGen (Server) may still be issuing, and what
+        a run reports must agree with itself."""
         with self._lock:
-            return list(self._records.values())
+            return Accounts(
+                records=[dataclasses.replace(record) for record in self._records.values()],
+                issued=len(self._records),
+                completed=self.completed_count,
+                failed=sum(self.failures.values()),
+                failures=dict(self.failures),
+                duplicates=self.duplicates,
+                unanswered=len(self._open),
+                output_tokens=self.output_tokens,
+                replica_failures=list(dict.fromkeys(self.replica_failures)),
+            )
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """What became of the samples LoadGen issued (`LoadGenResponder.accounts`)."""
+
+    records: list[SampleRecord]
+    issued: int
+    completed: int
+    failed: int
+    failures: dict[str, int]
+    """Failed samples by reason."""
+    duplicates: int
+    unanswered: int
+    output_tokens: int
+    replica_failures: list[str]
+    """Why replicas failed for good, each once."""
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "issued": self.issued,
+            "completed": self.completed,
+            "failed": self.failed,
+            "duplicates": self.duplicates,
+            "unanswered": self.unanswered,
+            "output_tokens": self.output_tokens,
+        }
 
 
 def latency_percentiles(records: Sequence[SampleRecord]) -> dict[str, dict[str, float] | None]:

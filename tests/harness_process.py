@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +87,6 @@ class HarnessProcess:
         """SIGINT to the harness's process group, as a terminal sends it."""
         os.killpg(self.proc.pid, signal.SIGINT)
 
-    def terminate(self) -> None:
-        """SIGTERM to the harness alone, as a supervisor (systemd, Kubernetes, a batch system) sends it."""
-        self.proc.send_signal(signal.SIGTERM)
-
     def ended(self, within: float = STOPPED_WITHIN) -> int:
         """The exit code, which must come within `within` seconds; then no process of the run is left."""
         try:
@@ -150,3 +147,31 @@ def _command(pid: int) -> str:
         return (Path("/proc") / str(pid) / "cmdline").read_text().replace("\0", " ")
     except OSError:
         return str(pid)
+
+
+@dataclass
+class Stopped:
+    """A run stopped by a signal: its exit code, what it printed, and its checked run.json."""
+
+    code: int
+    stdout: str
+    stderr: str
+    record: dict[str, Any]
+
+
+def stop_run(*args: str, output_dir: Path, when: str, delay: float = 0.0, signum: int = signal.SIGINT) -> Stopped:
+    """`python -m harness ARGS`, sent `signum` `delay` seconds after `when` (a file glob under the output
+    directory, or `line:TEXT` for a line on stderr): SIGINT as Ctrl-C sends it, any other to the harness alone.
+    The process must end within STOPPED_WITHIN seconds, leaving nothing behind."""
+    with HarnessProcess(*args, output_dir=output_dir) as run:
+        if when.startswith("line:"):
+            run.wait_for_line(when.removeprefix("line:"))
+        else:
+            run.wait_for_file(when)
+        time.sleep(delay)
+        if signum == signal.SIGINT:
+            run.ctrl_c()
+        else:
+            run.proc.send_signal(signum)
+        code = run.ended()
+        return Stopped(code, run.stdout, run.stderr, run.run_record())

@@ -7,7 +7,7 @@ the token path and lets remote outputs be compared with an in-process engine's.
 from __future__ import annotations
 
 import json
-import time
+import signal
 
 import pytest
 
@@ -16,7 +16,7 @@ from harness.config import build_config
 from harness.runner import run
 from sut import local_servers
 from tests.conftest import read_samples, run_cli
-from tests.harness_process import HarnessProcess
+from tests.harness_process import stop_run
 
 pytestmark = pytest.mark.engine
 TOKEN = "remote-test-secret-7f3a9c"
@@ -142,28 +142,14 @@ def test_the_cli_runs_against_the_servers_with_the_model_name_found_by_itself(se
 
 
 def test_sigterm_during_a_server_run_against_real_servers_ends_it_within_seconds(servers, token, tmp_path):
-    args = ("--sut", "remote", "--endpoint", servers.urls[0], "--endpoint", servers.urls[1], "--token-env", TOKEN_ENV)
-    with HarnessProcess(*args, "--scenario", "Server", "--min-duration", "60000", output_dir=tmp_path) as run:
-        run.wait_for_file("*/mlperf_log_detail.txt")
-        time.sleep(2.0)
-        run.terminate()
-        assert run.ended() == 143
-        record = run.run_record()
-    assert record["interrupted"] == {"signal": "SIGTERM", "phase": "the LoadGen test"}
-    assert record["samples"]["completed"] > 0
+    endpoints = ("--sut", "remote", "--endpoint", servers.urls[0], "--endpoint", servers.urls[1])
+    args = (*endpoints, "--token-env", TOKEN_ENV, "--scenario", "Server", "--min-duration", "60000")
+    run = stop_run(*args, output_dir=tmp_path, when="*/mlperf_log_detail.txt", delay=2.0, signum=signal.SIGTERM)
+    assert run.code == 143
+    assert run.record["interrupted"] == {"signal": "SIGTERM", "phase": "the LoadGen test"}
+    assert run.record["samples"]["completed"] > 0
     assert TOKEN not in run.stdout + run.stderr
     # The servers were not the harness's to stop: they still answer.
-    check = run_cli(
-        *args,
-        "--output-dir",
-        str(tmp_path / "after"),
-        "--total-sample-count",
-        "20",
-        "--min-query-count",
-        "20",
-        "--min-duration",
-        "0",
-        "--max-new-tokens",
-        "8",
-    )
-    assert check[0] == 0, check[2]
+    after = ("--output-dir", str(tmp_path / "after"), "--total-sample-count", "20", "--min-query-count", "20")
+    code, _, err = run_cli(*endpoints, "--token-env", TOKEN_ENV, *after, "--min-duration", "0", "--max-new-tokens", "8")
+    assert code == 0, err

@@ -20,10 +20,13 @@ from accuracy.scoring import score_texts
 from common import embedded
 from common.stopping import Interrupted, StopSignals
 from tests.fault_server import FaultServer
-from tests.harness_process import HarnessProcess
+from tests.harness_process import HarnessProcess, stop_run
 
 REMOTE = ("--sut", "remote", "--served-model-name", "tiny")
 SMALL = ("--total-sample-count", "50", "--min-query-count", "50", "--min-duration", "0")
+LONG = ("--min-duration", "60000")
+LOADGEN_STARTED = "*/mlperf_log_detail.txt"
+WORKER_SPAWNED = "*/engine.log"
 
 
 @pytest.fixture(scope="module")
@@ -41,50 +44,38 @@ def hung_server(tokenizer):
 
 # -- remote replicas: no engine to start, so these are quick -------------------------------------------
 def test_ctrl_c_during_warm_up_against_a_server_that_never_answers(hung_server, tmp_path):
-    with HarnessProcess(*REMOTE, "--endpoint", hung_server.url, *SMALL, output_dir=tmp_path) as run:
-        run.wait_for_line("up in")
-        time.sleep(0.5)
-        run.ctrl_c()
-        assert run.ended() == 130
-        record = run.run_record()
-    assert record["interrupted"] == {"signal": "SIGINT", "phase": "warm-up"}
-    assert record["samples"]["issued"] == 0
-    assert record["result"]["valid"] is False
+    run = stop_run(*REMOTE, "--endpoint", hung_server.url, *SMALL, output_dir=tmp_path, when="line:up in", delay=0.5)
+    assert run.code == 130
+    assert run.record["interrupted"] == {"signal": "SIGINT", "phase": "warm-up"}
+    assert run.record["samples"]["issued"] == 0
+    assert run.record["result"]["valid"] is False
     assert "interrupted by SIGINT during warm-up" in run.stdout
 
 
 def test_ctrl_c_during_the_test_against_a_server_that_never_answers_fails_every_open_sample(hung_server, tmp_path):
     args = (*REMOTE, "--endpoint", hung_server.url, "--warmup-samples", "0", *SMALL)
-    with HarnessProcess(*args, output_dir=tmp_path) as run:
-        run.wait_for_file("*/mlperf_log_detail.txt")
-        time.sleep(1.0)
-        run.ctrl_c()
-        assert run.ended() == 130
-        record = run.run_record()
-    assert record["interrupted"] == {"signal": "SIGINT", "phase": "the LoadGen test"}
-    assert record["samples"]["issued"] == 50  # Offline: every sample in one query
-    assert record["samples"]["completed"] == 0
-    assert record["result"]["invalid_reasons"][0] == "the run was interrupted by SIGINT during the LoadGen test"
+    run = stop_run(*args, output_dir=tmp_path, when=LOADGEN_STARTED, delay=1.0)
+    assert run.code == 130
+    assert run.record["interrupted"] == {"signal": "SIGINT", "phase": "the LoadGen test"}
+    assert run.record["samples"]["issued"] == 50  # Offline: every sample in one query
+    assert run.record["samples"]["completed"] == 0
+    assert run.record["result"]["invalid_reasons"][0] == "the run was interrupted by SIGINT during the LoadGen test"
 
 
 def test_sigterm_in_a_server_scenario_run_ends_it_without_waiting_for_loadgens_schedule(hung_server, tmp_path):
-    args = (*REMOTE, "--endpoint", hung_server.url, "--warmup-samples", "0", "--scenario", "Server")
     # LoadGen would go on issuing for a minute: it has no abort, so the run ends without it.
-    with HarnessProcess(*args, "--min-duration", "60000", output_dir=tmp_path) as run:
-        run.wait_for_file("*/mlperf_log_detail.txt")
-        time.sleep(2.0)
-        run.terminate()
-        assert run.ended() == 143
-        record = run.run_record()
-    assert record["interrupted"]["signal"] == "SIGTERM"
-    assert record["samples"]["issued"] > 0
-    assert record["samples"]["completed"] == 0
+    args = (*REMOTE, "--endpoint", hung_server.url, "--warmup-samples", "0", "--scenario", "Server", *LONG)
+    run = stop_run(*args, output_dir=tmp_path, when=LOADGEN_STARTED, delay=2.0, signum=signal.SIGTERM)
+    assert run.code == 143
+    assert run.record["interrupted"]["signal"] == "SIGTERM"
+    assert run.record["samples"]["issued"] > 0
+    assert run.record["samples"]["completed"] == 0
 
 
 def test_a_second_ctrl_c_exits_at_once(hung_server, tmp_path):
-    args = (*REMOTE, "--endpoint", hung_server.url, "--warmup-samples", "0", "--scenario", "Server")
-    with HarnessProcess(*args, "--min-duration", "60000", output_dir=tmp_path) as run:
-        run.wait_for_file("*/mlperf_log_detail.txt")
+    args = (*REMOTE, "--endpoint", hung_server.url, "--warmup-samples", "0", "--scenario", "Server", *LONG)
+    with HarnessProcess(*args, output_dir=tmp_path) as run:
+        run.wait_for_file(LOADGEN_STARTED)
         run.ctrl_c()
         run.wait_for_line("a second one exits at once")
         run.ctrl_c()
@@ -96,66 +87,48 @@ def test_a_second_ctrl_c_exits_at_once(hung_server, tmp_path):
 @pytest.mark.engine
 @pytest.mark.parametrize("delay", [0.0, 3.0], ids=["as-the-worker-spawns", "while-the-engine-loads"])
 def test_sigterm_during_engine_start_up_leaves_no_worker(tmp_path, delay):
-    with HarnessProcess(output_dir=tmp_path) as run:
-        run.wait_for_file("*/engine.log")
-        time.sleep(delay)
-        run.terminate()
-        assert run.ended() == 143
-        record = run.run_record()
-    assert record["interrupted"] == {"signal": "SIGTERM", "phase": "start-up"}
+    run = stop_run(output_dir=tmp_path, when=WORKER_SPAWNED, delay=delay, signum=signal.SIGTERM)
+    assert run.code == 143
+    assert run.record["interrupted"] == {"signal": "SIGTERM", "phase": "start-up"}
     assert "interrupted by SIGTERM during start-up" in run.stdout
 
 
 @pytest.mark.engine
 def test_ctrl_c_while_two_replicas_load_their_engines_stops_both(tmp_path):
-    with HarnessProcess("--replicas", "2", output_dir=tmp_path) as run:
-        run.wait_for_file("*/engine.log")
-        time.sleep(3.0)
-        run.ctrl_c()
-        assert run.ended() == 130
-        record = run.run_record()
-    assert record["interrupted"] == {"signal": "SIGINT", "phase": "start-up"}
-    assert [replica["name"] for replica in record["replicas"]] == ["replica-0", "replica-1"]
+    run = stop_run("--replicas", "2", output_dir=tmp_path, when=WORKER_SPAWNED, delay=3.0)
+    assert run.code == 130
+    assert run.record["interrupted"] == {"signal": "SIGINT", "phase": "start-up"}
+    assert [replica["name"] for replica in run.record["replicas"]] == ["replica-0", "replica-1"]
 
 
 @pytest.mark.engine
 def test_ctrl_c_during_an_offline_test_answers_every_sample_and_exits_130(tmp_path):
     # A 10 s minimum duration: the Offline query is sized from the calibration to outlast it (about 30 s here).
-    with HarnessProcess("--min-duration", "10000", output_dir=tmp_path) as run:
-        run.wait_for_file("*/mlperf_log_detail.txt")
-        time.sleep(6.0)
-        run.ctrl_c()
-        assert run.ended() == 130
-        record = run.run_record()
-    assert record["interrupted"] == {"signal": "SIGINT", "phase": "the LoadGen test"}
-    samples = record["samples"]
+    run = stop_run("--min-duration", "10000", output_dir=tmp_path, when=LOADGEN_STARTED, delay=6.0)
+    assert run.code == 130
+    assert run.record["interrupted"] == {"signal": "SIGINT", "phase": "the LoadGen test"}
+    samples = run.record["samples"]
     assert samples["completed"] > 0 and samples["failed"] > 0
-    assert record["result"]["valid"] is False
-    assert record["replicas"][0]["samples"] >= samples["completed"]
+    assert run.record["result"]["valid"] is False
+    assert run.record["replicas"][0]["samples"] >= samples["completed"]
 
 
 @pytest.mark.engine
 def test_ctrl_c_during_warm_up_stops_the_engine_mid_warm_up(tmp_path):
-    with HarnessProcess("--warmup-samples", "600", output_dir=tmp_path) as run:
-        run.wait_for_line("up in")
-        time.sleep(0.3)  # into the warm-up, which takes seconds here
-        run.ctrl_c()
-        assert run.ended() == 130
-        record = run.run_record()
-    assert record["interrupted"] == {"signal": "SIGINT", "phase": "warm-up"}
-    assert record["samples"]["issued"] == 0
+    # 0.3 s after start-up is well into a warm-up that takes seconds here.
+    run = stop_run("--warmup-samples", "600", output_dir=tmp_path, when="line:up in", delay=0.3)
+    assert run.code == 130
+    assert run.record["interrupted"] == {"signal": "SIGINT", "phase": "warm-up"}
+    assert run.record["samples"]["issued"] == 0
 
 
 @pytest.mark.engine
 def test_sigterm_during_an_interactive_test_with_an_engine_exits_143(tmp_path):
-    with HarnessProcess("--scenario", "Interactive", "--min-duration", "60000", output_dir=tmp_path) as run:
-        run.wait_for_file("*/mlperf_log_detail.txt")
-        time.sleep(2.0)
-        run.terminate()
-        assert run.ended() == 143
-        record = run.run_record()
-    assert record["interrupted"] == {"signal": "SIGTERM", "phase": "the LoadGen test"}
-    assert record["samples"]["completed"] > 0
+    args = ("--scenario", "Interactive", *LONG)
+    run = stop_run(*args, output_dir=tmp_path, when=LOADGEN_STARTED, delay=2.0, signum=signal.SIGTERM)
+    assert run.code == 143
+    assert run.record["interrupted"] == {"signal": "SIGTERM", "phase": "the LoadGen test"}
+    assert run.record["samples"]["completed"] > 0
 
 
 # -- scoring ------------------------------------------------------------------------------------------------

@@ -32,20 +32,7 @@ def endless_engine(spec: Any) -> EndlessEngine:
 
 def harness_main() -> None:
     """A harness process: starts a worker with the endless engine, says its pid, warms up forever."""
-    from sut.engine_config import EngineConfig
-    from sut.engine_replica import EngineReplica
-    from sut.engine_worker import WorkerSpec
-    from sut.generation import GenerationConfig
-    from sut.layout import Placement
-
-    spec = WorkerSpec(
-        name="endless",
-        engine=EngineConfig(model="endless"),
-        generation=GenerationConfig(max_new_tokens=4),
-        placement=Placement(devices=["cpu"]),
-        engine_factory=endless_engine,
-    )
-    replica = EngineReplica(spec, sink=None)  # type: ignore[arg-type]
+    replica = _endless_replica()
     replica.start()
     print(replica.pid, flush=True)
     replica.warm_up([[1, 2, 3]], 4)
