@@ -25,6 +25,8 @@ _EXPORTS = {
     "RunReport": "harness.runner",
     "run": "harness.runner",
     "rerun": "harness.reproduce",
+    "load_plan": "harness.sweep",
+    "run_sweep": "harness.sweep",
     "build_submission": "harness.submission",
 }
 

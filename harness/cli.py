@@ -11,11 +11,12 @@ from pathlib import Path
 from rich.console import Console
 
 from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, LOADGEN_SCENARIOS
-from common.errors import report_failure
+from common.errors import HarnessError, report_failure
 from common.stopping import Interrupted
 from harness.config import build_config
 from sut.engine_config import parse_engine_arg
 
+SEARCH = "search"
 EPILOG = """\
 Without --model the embedded tiny Llama model and the bundled synthetic OpenOrca
 sample run with short demo LoadGen settings (never compliant). For a real run:
@@ -33,8 +34,10 @@ per replica), with a local copy of the tokenizer:
 
 Every run writes a directory under --output-dir with LoadGen's logs, run.json
 and samples.jsonl. 'python -m harness rerun RUN_DIR' runs one again (refusing if
-the model or the data changed) and compares; 'python -m harness.submission' turns
-runs into the round's submission tree.
+the model or the data changed) and compares; 'python -m harness sweep PLAN' runs
+every combination of a plan's settings, resumably; 'python -m harness.submission'
+turns runs into the round's submission tree. Ctrl-C stops a run within seconds
+(exit 130), with every issued sample answered and run.json written.
 """
 
 
@@ -133,7 +136,13 @@ def _parser() -> argparse.ArgumentParser:
         "--target-qps",
         type=_qps,
         help="Server target QPS; Offline expected QPS, or auto: measured just before the test, so the Offline query "
-        "outlasts the minimum duration at any speed (the demo's default)",
+        "outlasts the minimum duration at any speed (the demo's default); Server and Interactive: search, the "
+        "highest target QPS whose run is VALID, found by shorter runs and then run in full",
+    )
+    lg_opts.add_argument(
+        "--search-from",
+        metavar="OFFLINE_RUN_DIR|SAMPLES_PER_S",
+        help="with --target-qps search: the Offline throughput to start from (default: a short Offline probe run)",
     )
     lg_opts.add_argument("--min-duration", type=int, dest="min_duration_ms", help="minimum run time in milliseconds")
     lg_opts.add_argument("--min-query-count", type=int, help="minimum number of queries")
@@ -276,12 +285,12 @@ REMOTE_FLAGS = (
 
 
 def _qps(text: str) -> float | str:
-    if text == "auto":
+    if text in ("auto", SEARCH):
         return text
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor auto") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number, auto nor search") from None
 
 
 def _say(console: Console, line: str) -> None:
@@ -294,6 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harness.reproduce import main as rerun_main
 
         return _leave(rerun_main(argv[1:]))
+    if argv[:1] == ["sweep"]:
+        from harness.sweep import main as sweep_main
+
+        return _leave(sweep_main(argv[1:]))
     args = _parser().parse_args(argv)
     # A duplicate of stderr: engine start-up redirects fd 2 to the engine log for a while.
     console = Console(file=open(os.dup(2), "w", buffering=1))
@@ -319,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dataset_sha256=args.dataset_sha256,
             output_dir=args.output_dir,
             user_conf=args.user_conf,
-            target_qps=args.target_qps,
+            target_qps=None if args.target_qps == SEARCH else args.target_qps,
             min_duration_ms=args.min_duration_ms,
             min_query_count=args.min_query_count,
             total_sample_count=args.total_sample_count,
@@ -339,7 +352,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             endpoints_file=args.endpoints_file,
             command=["python", "-m", "harness", *argv],
         )
-        report = run(config, console=console)
+        if args.target_qps == SEARCH:
+            from harness.peak import offline_rate, print_search, search_peak
+
+            search = search_peak(config, offline_samples_per_second=offline_rate(args.search_from), console=console)
+            print_search(search, Console(width=None if sys.stdout.isatty() else 120))
+            assert search.final is not None
+            report = search.final
+        elif args.search_from:
+            raise HarnessError("--search-from goes with --target-qps search.")
+        else:
+            report = run(config, console=console)
     except Interrupted as stop:  # before the run had a directory: nothing was started
         console.print(f"[bold red]{stop}[/]")
         return stop.interruption.exit_code

@@ -1,0 +1,409 @@
+"""`python -m harness sweep PLAN`: many runs from one plan, resumable, each in its own run directory.
+
+A plan (YAML or TOML) has a `base` configuration (the keyword arguments of `build_config`, as the library
+takes them) and `axes`: keys, dotted into nested settings (`engine.kv_cache_dtype`), each with the values
+to try. Every combination of axis values is a point; each point runs a performance run per scenario and,
+unless `accuracy: false`, one accuracy run (an engine configuration's accuracy does not depend on the
+scenario). For example::
+
+    name: kv-cache
+    scenarios: [Offline, Server]
+    base:
+      model: /models/Llama-2-70b-chat-hf
+      dataset: open_orca.parquet
+      engine: {tensor_parallel_size: 2}
+    axes:
+      engine.kv_cache_dtype: [auto, fp8]
+      replicas: [1, 2]
+
+The whole plan is checked before the first run: every run's configuration is built, and local engine
+arguments are checked against vLLM's own `EngineArgs`; an error names the plan's line. Runs go under
+`OUTPUT_DIR/NAME/<point>/`, and `sweep.json` there lists every run with its configuration hash and status,
+rewritten after each run. Running the same plan again skips runs that finished with the same hash; a run
+that fails is recorded with its reason and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import inspect
+import itertools
+import json
+import re
+import time
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import LOADGEN_SCENARIOS
+from common.errors import HarnessError, InternalError, report_failure
+from common.stopping import Interrupted
+from harness.config import RunConfig, build_config
+from harness.runner import RunReport, run
+from sut.layout import plan_layout, running_on_cpu
+
+PLAN_KEYS = ("name", "output_dir", "scenarios", "accuracy", "base", "axes")
+SET_BY_THE_SWEEP = ("scenario", "mode", "compliance", "output_dir", "command")
+"""`build_config` arguments a plan does not set: the sweep decides them for each run."""
+MANIFEST = "sweep.json"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a sweep, its configuration built and checked."""
+
+    point: str
+    """The point's directory name under the sweep directory."""
+    values: dict[str, Any]
+    """The axis values that make the point."""
+    scenario: str
+    mode: str
+    config: RunConfig
+    key: str
+    """Hash of everything the run was configured with: a finished run with the same key is not run again."""
+
+    @property
+    def label(self) -> str:
+        values = ", ".join(f"{axis}={value}" for axis, value in self.values.items()) or "base"
+        return f"{values} · {self.scenario} {self.mode}"
+
+
+@dataclass
+class Plan:
+    path: Path
+    name: str
+    directory: Path
+    axes: dict[str, list[Any]]
+    runs: list[PlannedRun] = field(default_factory=list)
+
+
+def load_plan(path: Path, *, output_dir: Path | None = None) -> Plan:
+    """Read and check a plan: every run's configuration is built now, so a mistake stops the sweep before
+    its first run, with the plan's line."""
+    if not path.is_file():
+        raise HarnessError(f"sweep plan {path} does not exist.")
+    text = path.read_text()
+    data = _parse(path, text)
+    lines = _Lines(path, text)
+    unknown = sorted(set(data) - set(PLAN_KEYS))
+    if unknown:
+        raise HarnessError(
+            f"{lines.of(unknown[0])}: unknown plan key {unknown[0]!r}; a plan has {', '.join(PLAN_KEYS)}."
+        )
+    base = data.get("base") or {}
+    axes = data.get("axes") or {}
+    if not isinstance(base, dict) or not isinstance(axes, dict):
+        raise HarnessError(f"{lines.of('base' if not isinstance(base, dict) else 'axes')}: give a mapping of settings.")
+    allowed = set(inspect.signature(build_config).parameters) - set(SET_BY_THE_SWEEP)
+    for key in [*base, *(axis.split(".")[0] for axis in axes)]:
+        if key in SET_BY_THE_SWEEP:
+            raise HarnessError(
+                f"{lines.of(key)}: {key!r} is set by the sweep for each run"
+                + (": list scenarios under `scenarios`." if key == "scenario" else ".")
+            )
+        if key not in allowed:
+            raise HarnessError(
+                f"{lines.of(key)}: unknown setting {key!r}; use build_config's: {', '.join(sorted(allowed))}."
+            )
+    for axis, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise HarnessError(f"{lines.of(axis)}: axis {axis!r} needs a list of one or more values.")
+    scenarios = data.get("scenarios") or ["Offline"]
+    if not isinstance(scenarios, list) or not set(scenarios) <= set(LOADGEN_SCENARIOS):
+        raise HarnessError(
+            f"{lines.of('scenarios')}: scenarios {scenarios!r}: give a list of {', '.join(LOADGEN_SCENARIOS)}."
+        )
+    name = str(data.get("name") or path.stem)
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise HarnessError(f"{lines.of('name')}: the name {name!r} is a directory name: letters, digits, . _ - only.")
+    plan = Plan(path, name, Path(output_dir or data.get("output_dir") or "sweeps") / name, dict(axes))
+    accuracy = data.get("accuracy", True)
+    combinations = list(itertools.product(*axes.values()))
+    for number, combination in enumerate(combinations, 1):
+        values = dict(zip(axes, combination, strict=True))
+        point = _point_name(number, values)
+        options = _with_values(base, values)
+        runs = [(scenario, "performance") for scenario in scenarios]
+        if accuracy:
+            runs.append(("Offline" if "Offline" in scenarios else scenarios[0], "accuracy"))
+        for scenario, mode in runs:
+            config = _checked_config(plan, lines, base, values, options, scenario, mode, point)
+            key = _hash({"options": options, "scenario": scenario, "mode": mode})
+            plan.runs.append(PlannedRun(point, values, scenario, mode, config, key))
+    return plan
+
+
+@dataclass
+class SweepOutcome:
+    plan: Plan
+    entries: list[dict[str, Any]]
+    """sweep.json's runs: each planned run with its status (done, skipped, failed, interrupted, pending)."""
+    interrupted: Any = None
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [entry for entry in self.entries if entry["status"] == "failed"]
+
+
+def run_sweep(plan: Plan, *, console: Console | None = None) -> SweepOutcome:
+    """Run the plan's runs in order, skipping those a previous sweep of it finished."""
+    console = console or Console(stderr=True)
+    plan.directory.mkdir(parents=True, exist_ok=True)
+    manifest = plan.directory / MANIFEST
+    finished = _finished_runs(manifest)
+    entries = [_entry(planned) for planned in plan.runs]
+    outcome = SweepOutcome(plan, entries)
+    started, durations = time.monotonic(), []
+    for index, (planned, entry) in enumerate(zip(plan.runs, entries, strict=True), 1):
+        if planned.key in finished:
+            entry.update(finished[planned.key], status="skipped")
+            continue
+        _say_progress(console, index, len(entries), planned, time.monotonic() - started, durations, entries)
+        t0 = time.monotonic()
+        try:
+            report = run(planned.config, console=console)
+        except Interrupted as stop:
+            entry.update(status="interrupted", reason=str(stop))
+            outcome.interrupted = stop.interruption
+        except (HarnessError, InternalError) as exc:
+            entry.update(status="failed", reason=str(exc).splitlines()[0])
+            console.print(f"[red]{planned.label}: failed:[/] {entry['reason']}", highlight=False)
+        else:
+            entry.update(_finished(report))
+            outcome.interrupted = report.interrupted
+        durations.append(time.monotonic() - t0)
+        _write_manifest(manifest, plan, entries)
+        if outcome.interrupted is not None:
+            break
+    _write_manifest(manifest, plan, entries)
+    return outcome
+
+
+def print_outcome(outcome: SweepOutcome, console: Console) -> None:
+    table = Table(title=f"sweep {outcome.plan.name}", title_justify="left")
+    for column in ("point", "run", "status", "verdict", "tokens/s", "TTFT p99", "TPOT p99", "accuracy"):
+        table.add_column(column, justify="right" if column in ("tokens/s", "TTFT p99", "TPOT p99") else "left")
+    for entry in outcome.entries:
+        result = entry.get("result") or {}
+        table.add_row(
+            ", ".join(f"{axis}={value}" for axis, value in entry["values"].items()) or "base",
+            f"{entry['scenario']} {entry['mode']}",
+            entry["status"],
+            entry.get("verdict", "-"),
+            _number(result.get("tokens_per_second"), "{:,.0f}"),
+            _number((result.get("ttft_ms") or {}).get("p99"), "{:.1f} ms"),
+            _number((result.get("tpot_ms") or {}).get("p99"), "{:.1f} ms"),
+            entry.get("accuracy") or "-",
+        )
+    console.print(table)
+    console.print(f"runs and {MANIFEST}: {outcome.plan.directory}")
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness sweep",
+        description="Run every combination of a plan's axes (performance per scenario, and accuracy), resumably.",
+    )
+    parser.add_argument("plan", type=Path, metavar="PLAN", help="a .yaml or .toml sweep plan")
+    parser.add_argument(
+        "--output-dir", type=Path, help="where the sweep's directory goes (default: the plan's, else ./sweeps)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="check the plan and list its runs; run nothing")
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        plan = load_plan(args.plan, output_dir=args.output_dir)
+        if args.dry_run:
+            for planned in plan.runs:
+                print(f"{planned.point}: {planned.label}")
+            print(f"{len(plan.runs)} runs in {plan.directory}")
+            return 0
+        outcome = run_sweep(plan, console=console)
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]")
+        return 130
+    except Exception as exc:
+        return report_failure(
+            exc, lambda line: console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        )
+    print_outcome(outcome, Console())
+    if outcome.interrupted is not None:
+        return outcome.interrupted.exit_code
+    return 1 if outcome.failed else 0
+
+
+# -- plan checking -------------------------------------------------------------------------------------------
+def _parse(path: Path, text: str) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise HarnessError(f"sweep plan {path} does not parse: {exc}".replace("\n", " ")) from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"sweep plan {path} is not a mapping of {', '.join(PLAN_KEYS)}.")
+    return data
+
+
+class _Lines:
+    """Where a key stands in the plan's text, for error messages."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def of(self, key: str) -> str:
+        last = key.split(".")[-1]
+        for candidates in (key, last):
+            pattern = re.compile(rf"^\s*[\"']?{re.escape(candidates)}[\"']?\s*[:=]")
+            for number, line in enumerate(self.lines, 1):
+                if pattern.search(line):
+                    return f"{self.path}:{number}"
+        return str(self.path)
+
+
+def _checked_config(
+    plan: Plan,
+    lines: _Lines,
+    base: dict[str, Any],
+    values: dict[str, Any],
+    options: dict[str, Any],
+    scenario: str,
+    mode: str,
+    point: str,
+) -> RunConfig:
+    try:
+        return _config(options, scenario, mode, plan.directory / point)
+    except HarnessError as exc:
+        problem = str(exc)
+    # Name the axis value that is wrong on its own, else the base, else every value of the combination.
+    for axis, value in values.items():
+        try:
+            _config(_with_values(base, {axis: value}), scenario, mode, plan.directory / point)
+        except HarnessError:
+            raise HarnessError(f"{lines.of(axis)}: {axis} = {value!r} ({scenario} {mode}): {problem}") from None
+    if not values:
+        for key in base:
+            try:
+                _config({k: v for k, v in base.items() if k != key}, scenario, mode, plan.directory / point)
+            except HarnessError:
+                continue
+            raise HarnessError(f"{lines.of(key)}: {key} ({scenario} {mode}): {problem}") from None
+        raise HarnessError(f"{lines.of('base')}: the base configuration ({scenario} {mode}): {problem}")
+    where = ", ".join(f"{lines.of(axis)} {axis} = {value!r}" for axis, value in values.items())
+    raise HarnessError(f"{where} together ({scenario} {mode}): {problem}")
+
+
+def _config(options: dict[str, Any], scenario: str, mode: str, output_dir: Path) -> RunConfig:
+    try:
+        config = build_config(**options, scenario=scenario, mode=mode, output_dir=output_dir)
+    except TypeError as exc:
+        raise HarnessError(f"a setting has the wrong form: {exc}") from None
+    if config.sut == "local":
+        # What a run would find only after its data set loaded: vLLM's own argument check and the layout.
+        on_cpu = running_on_cpu()
+        config.engine.to_engine_args(on_cpu=on_cpu)
+        plan_layout(
+            config.replicas,
+            config.engine.tensor_parallel_size,
+            on_cpu=on_cpu,
+            devices=config.devices,
+            cpu_bind=config.cpu_bind,
+        )
+    return config
+
+
+def _with_values(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    options = copy.deepcopy(base)
+    for axis, value in values.items():
+        *parents, last = axis.split(".")
+        node = options
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[last] = value
+    return options
+
+
+def _point_name(number: int, values: dict[str, Any]) -> str:
+    parts = [f"{axis.split('.')[-1]}={value}" for axis, value in values.items()]
+    return re.sub(r"[^\w.=,-]+", "_", "-".join([f"p{number:02d}", *parts]))[:120]
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# -- the manifest --------------------------------------------------------------------------------------------
+def _entry(planned: PlannedRun) -> dict[str, Any]:
+    return {
+        "point": planned.point,
+        "values": planned.values,
+        "scenario": planned.scenario,
+        "mode": planned.mode,
+        "key": planned.key,
+        "status": "pending",
+    }
+
+
+def _finished(report: RunReport) -> dict[str, Any]:
+    result, record = report.result, report.record
+    accuracy = record.get("accuracy")
+    verdict = "PASS" if result.passed else ("VALID" if result.valid else "INVALID")
+    return {
+        "status": "interrupted" if report.interrupted else "done",
+        "run_dir": str(report.run_dir),
+        "verdict": verdict,
+        "result": result.to_json(),
+        "accuracy": ", ".join(f"{row['metric']} {row['value']}" for row in accuracy["checks"]) if accuracy else None,
+    }
+
+
+def _finished_runs(manifest: Path) -> dict[str, dict[str, Any]]:
+    """What an earlier sweep of this plan finished, by configuration hash (its run directory must still be there)."""
+    if not manifest.is_file():
+        return {}
+    try:
+        entries = json.loads(manifest.read_text())["runs"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise HarnessError(f"{manifest} is damaged: move it away to start this sweep afresh.") from None
+    return {
+        entry["key"]: {k: v for k, v in entry.items() if k not in ("status",)}
+        for entry in entries
+        if entry.get("status") in ("done", "skipped") and Path(entry.get("run_dir", ""), "run.json").is_file()
+    }
+
+
+def _write_manifest(path: Path, plan: Plan, entries: list[dict[str, Any]]) -> None:
+    record = {"plan": str(plan.path), "name": plan.name, "axes": plan.axes, "runs": entries}
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    temporary.replace(path)
+
+
+def _say_progress(
+    console: Console,
+    index: int,
+    total: int,
+    planned: PlannedRun,
+    elapsed: float,
+    durations: list[float],
+    entries: list[dict[str, Any]],
+) -> None:
+    left = sum(entry["status"] == "pending" for entry in entries)
+    eta = f" · about {_clock(left * sum(durations) / len(durations))} left" if durations else ""
+    console.rule(f"[bold]sweep {index}/{total}[/] · {planned.label} · {_clock(elapsed)} elapsed{eta}")
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
+
+
+def _number(value: float | None, form: str) -> str:
+    return "-" if value is None else form.format(value)
