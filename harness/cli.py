@@ -13,10 +13,9 @@ from rich.console import Console
 from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, LOADGEN_SCENARIOS
 from common.errors import HarnessError, report_failure
 from common.stopping import Interrupted
-from harness.config import build_config
+from harness.config import SEARCH, build_config
 from sut.engine_config import parse_engine_arg
 
-SEARCH = "search"
 EPILOG = """\
 Without --model the embedded tiny Llama model and the bundled synthetic OpenOrca
 sample run with short demo LoadGen settings (never compliant). For a real run:

@@ -25,6 +25,8 @@ SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
 SUTS = ("local", "remote")
 AUTO = "auto"
+SEARCH = "search"
+"""The Server target QPS that asks for the peak search (`harness.peak`), on the command line and in sweep plans."""
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
 A plan (YAML or TOML) has a `base` configuration (the keyword arguments of `build_config`, as the library
 takes them) and `axes`: keys, dotted into nested settings (`engine.kv_cache_dtype`), each with the values
-to try. Every combination of axis values is a point; each point runs a performance run per scenario and,
-unless `accuracy: false`, one accuracy run (an engine configuration's accuracy does not depend on the
-scenario). For example::
+to try; `target_qps: search` runs the peak search (`harness.peak`) for Server and Interactive. Every
+combination of axis values is a point; each point runs a performance run per scenario and, unless
+`accuracy: false`, one accuracy run (an engine configuration's accuracy does not depend on the scenario).
+For example::
 
     name: kv-cache
     scenarios: [Offline, Server]
@@ -46,7 +47,8 @@ from rich.table import Table
 from benchmarks import LOADGEN_SCENARIOS
 from common.errors import HarnessError, InternalError, report_failure
 from common.stopping import Interrupted
-from harness.config import RunConfig, build_config
+from harness.config import SEARCH, RunConfig, build_config
+from harness.peak import search_peak
 from harness.runner import RunReport, run
 from sut.layout import plan_layout, running_on_cpu
 
@@ -69,6 +71,8 @@ class PlannedRun:
     config: RunConfig
     key: str
     """Hash of everything the run was configured with: a finished run with the same key is not run again."""
+    search: bool = False
+    """`target_qps: search` on a Server or Interactive run: the peak search, then its final run."""
 
     @property
     def label(self) -> str:
@@ -135,9 +139,12 @@ def load_plan(path: Path, *, output_dir: Path | None = None) -> Plan:
         if accuracy:
             runs.append(("Offline" if "Offline" in scenarios else scenarios[0], "accuracy"))
         for scenario, mode in runs:
-            config = _checked_config(plan, lines, base, values, options, scenario, mode, point)
+            search = options.get("target_qps") == SEARCH
+            own = {k: v for k, v in options.items() if not (search and k == "target_qps")}
+            config = _checked_config(plan, lines, base, values, own, scenario, mode, point)
             key = _hash({"options": options, "scenario": scenario, "mode": mode})
-            plan.runs.append(PlannedRun(point, values, scenario, mode, config, key))
+            search = search and mode == "performance" and scenario != "Offline"
+            plan.runs.append(PlannedRun(point, values, scenario, mode, config, key, search))
     return plan
 
 
@@ -169,7 +176,13 @@ def run_sweep(plan: Plan, *, console: Console | None = None) -> SweepOutcome:
         _say_progress(console, index, len(entries), planned, time.monotonic() - started, durations, entries)
         t0 = time.monotonic()
         try:
-            report = run(planned.config, console=console)
+            if planned.search:
+                found = search_peak(planned.config, console=console)
+                assert found.final is not None
+                report = found.final
+                entry["peak_qps"] = found.peak_qps
+            else:
+                report = run(planned.config, console=console)
         except Interrupted as stop:
             entry.update(status="interrupted", reason=str(stop))
             outcome.interrupted = stop.interruption

@@ -123,3 +123,13 @@ axes:
     failed, done = outcome.entries
     assert failed["status"] == "failed" and "failed to start" in failed["reason"]
     assert done["status"] == "done" and done["verdict"] in ("VALID", "INVALID")
+
+
+def test_target_qps_search_in_a_plan_searches_the_server_runs_only(tmp_path):
+    path = _plan(tmp_path, "scenarios: [Offline, Server]\nbase:\n  target_qps: search\n")
+    runs = load_plan(path, output_dir=tmp_path).runs
+    assert [(run.scenario, run.mode, run.search) for run in runs] == [
+        ("Offline", "performance", False),
+        ("Server", "performance", True),
+        ("Offline", "accuracy", False),
+    ]
