@@ -362,9 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise HarnessError("--search-from goes with --target-qps search.")
         else:
             report = run(config, console=console)
-    except Interrupted as stop:  # before the run had a directory: nothing was started
+    except Interrupted as stop:  # before a run had a directory, or a peak search's run
         console.print(f"[bold red]{stop}[/]")
-        return stop.interruption.exit_code
+        return _leave(stop.interruption.exit_code)
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]")
         return 130

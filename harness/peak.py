@@ -30,6 +30,7 @@ from rich.table import Table
 
 from benchmarks import ScenarioRules, get_benchmark
 from common.errors import HarnessError
+from common.stopping import Interrupted
 from harness.config import RunConfig
 from harness.runner import RunReport, run
 
@@ -100,7 +101,9 @@ def search_peak(
     if offline_samples_per_second is None:
         estimate_from = "an Offline probe run"
         probe = runner(_probe_config(config, directory))
-        if probe.interrupted or not probe.result.samples_per_second:
+        if probe.interrupted is not None:
+            raise Interrupted(probe.interrupted)
+        if not probe.result.samples_per_second:
             raise HarnessError(f"the Offline probe run gave no throughput to start from: see {probe.run_dir}.")
         offline_samples_per_second = probe.result.samples_per_second
     else:
@@ -138,7 +141,7 @@ def _bracket_and_bisect(
         console.rule(f"[bold]peak search {number}/{max_runs}[/]: target {qps:.4g} QPS")
         report = runner(_at(config, qps, search.directory, duration_ms=duration_ms))
         if report.interrupted is not None:
-            raise HarnessError(f"the search was {report.interrupted}; its runs so far: {search.directory}")
+            raise Interrupted(report.interrupted)  # the runs so far stay in search.json
         search.steps.append(_step(qps, report))
         _write(search)
         if report.result.valid:
