@@ -302,6 +302,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harness.reproduce import main as rerun_main
 
         return _leave(rerun_main(argv[1:]))
+    if argv[:1] == ["compare"]:
+        from harness.compare import main as compare_main
+
+        return compare_main(argv[1:])
+    if argv[:1] == ["report"]:
+        from harness.reportgen import main as report_main
+
+        return report_main(argv[1:])
     if argv[:1] == ["sweep"]:
         from harness.sweep import main as sweep_main
 

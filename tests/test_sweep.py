@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import pytest
 
 from common.errors import HarnessError
+from harness.reportgen import build_report
 from harness.sweep import load_plan, run_sweep
 from tests.conftest import ROOT
 
@@ -100,6 +102,15 @@ def test_a_sweep_runs_every_point_and_a_second_sweep_runs_only_what_did_not_fini
         assert record["samples"]["failed"] == 0
     accuracy = [entry for entry in manifest["runs"] if entry["mode"] == "accuracy"]
     assert all(entry["accuracy"].startswith("rouge1") for entry in accuracy)
+
+    # One report of the whole sweep: each row says what differs, and the plots are in the one HTML file.
+    report = build_report([tmp_path / "small"], tmp_path / "report")
+    assert sorted({row.configuration for row in report.rows}) == ["engine.max_num_seqs=64", "engine.max_num_seqs=8"]
+    assert {plot.name for plot in report.plots} == {"tokens_vs_accuracy.png", "latency_vs_qps.png"}
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "http" not in page
+    with (tmp_path / "report" / "results.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 6
 
     # As if the sweep had been stopped before its last run: that run, and only it, runs again.
     manifest["runs"][-1]["status"] = "interrupted"

@@ -1,0 +1,168 @@
+"""`python -m harness compare BASELINE CANDIDATE`: two runs, or two sweeps, side by side, gated.
+
+Each pair of runs (a sweep's runs pair up by point, scenario and mode) is compared figure by figure:
+tokens/s and samples/s and the ROUGE scores should not fall, TTFT and TPOT p99 should not rise, a VALID
+run should stay VALID. A change beyond the allowed regression (`--max-regression 2%`, or per figure,
+`--max-regression tokens_per_second=5%`) is a regression, and the command exits 1, so CI can gate on it.
+Accuracy runs also get the per-sample comparison of `python -m accuracy compare` (the samples that
+dropped most).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from common.errors import HarnessError, report_failure
+from harness.reproduce import compare_runs
+
+HIGHER_IS_BETTER = ("tokens_per_second", "samples_per_second", "rouge1", "rouge2", "rougeL")
+LOWER_IS_BETTER = ("ttft_ms p99", "tpot_ms p99")
+GATED = HIGHER_IS_BETTER + LOWER_IS_BETTER
+DEFAULT_MAX_REGRESSION = 0.02
+
+
+@dataclass
+class Change:
+    figure: str
+    baseline: Any
+    candidate: Any
+    change: float | None
+    """Relative change, candidate against baseline."""
+    regression: bool
+
+
+@dataclass
+class PairComparison:
+    label: str
+    baseline: Path
+    candidate: Path
+    changes: list[Change]
+
+    @property
+    def regressions(self) -> list[Change]:
+        return [change for change in self.changes if change.regression]
+
+
+def compare_dirs(baseline: Path, candidate: Path, limits: dict[str, float]) -> list[PairComparison]:
+    """Pair up the runs of `baseline` and `candidate` (two runs, or two sweeps) and compare each pair."""
+    pairs = _pairs(baseline, candidate)
+    if not pairs:
+        raise HarnessError(f"{baseline} and {candidate} have no runs in common (same point, scenario and mode).")
+    return [_compare_pair(label, a, b, limits) for label, a, b in pairs]
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness compare",
+        description="Performance and accuracy of two runs or two sweeps side by side; exits 1 on a regression.",
+    )
+    parser.add_argument("baseline", type=Path, metavar="BASELINE", help="a run or sweep directory")
+    parser.add_argument("candidate", type=Path, metavar="CANDIDATE", help="a run or sweep directory")
+    parser.add_argument(
+        "--max-regression",
+        action="append",
+        default=[],
+        metavar="[FIGURE=]PERCENT",
+        help=f"allowed worsening, for every figure (default {DEFAULT_MAX_REGRESSION:.0%}) or one "
+        f"({', '.join(GATED)}); repeat for several",
+    )
+    args = parser.parse_args(argv)
+    console = Console()
+    try:
+        limits = parse_limits(args.max_regression)
+        comparisons = compare_dirs(args.baseline, args.candidate, limits)
+    except Exception as exc:
+        return report_failure(exc, lambda line: print(f"error: {line}"))
+    for comparison in comparisons:
+        print_pair(comparison, console)
+        if (comparison.baseline / "accuracy.json").is_file() and (comparison.candidate / "accuracy.json").is_file():
+            from accuracy.compare import compare, print_comparison
+
+            print_comparison(compare(comparison.baseline, comparison.candidate), console)
+    regressions = sum(len(comparison.regressions) for comparison in comparisons)
+    console.print(
+        f"[bold red]{regressions} regressions[/]" if regressions else "[green]no regression[/]",
+        f"in {len(comparisons)} compared runs",
+    )
+    return 1 if regressions else 0
+
+
+def parse_limits(texts: Sequence[str]) -> dict[str, float]:
+    """`["2%", "tokens_per_second=5%"]` -> {"*": 0.02, "tokens_per_second": 0.05}."""
+    limits = {"*": DEFAULT_MAX_REGRESSION}
+    for text in texts:
+        figure, _, amount = text.rpartition("=")
+        if figure and figure not in GATED:
+            raise HarnessError(f"--max-regression {text}: no figure {figure!r}; use one of {', '.join(GATED)}.")
+        try:
+            value = float(amount.rstrip("%")) / (100 if amount.endswith("%") else 1)
+        except ValueError:
+            raise HarnessError(f"--max-regression {text}: give a share like 2% or 0.02.") from None
+        if not 0 <= value < 10:
+            raise HarnessError(f"--max-regression {text}: give a share between 0% and 1000%.")
+        limits[figure or "*"] = value
+    return limits
+
+
+def print_pair(comparison: PairComparison, console: Console) -> None:
+    table = Table(
+        title=comparison.label, title_justify="left", caption=f"{comparison.baseline} -> {comparison.candidate}"
+    )
+    for column in ("figure", "baseline", "candidate", "change", ""):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for change in comparison.changes:
+        table.add_row(
+            change.figure,
+            str(change.baseline),
+            str(change.candidate),
+            "" if change.change is None else f"{change.change:+.1%}",
+            "[bold red]REGRESSION" if change.regression else "",
+        )
+    console.print(table)
+
+
+def _compare_pair(label: str, baseline: Path, candidate: Path, limits: dict[str, float]) -> PairComparison:
+    before = json.loads((baseline / "run.json").read_text())
+    after = json.loads((candidate / "run.json").read_text())
+    figures = compare_runs(baseline, before, candidate, after).figures
+    changes = []
+    for figure, (old, new) in figures.items():
+        if figure == "valid":
+            changes.append(Change(figure, old, new, None, bool(old) and not new))
+            continue
+        if not isinstance(old, int | float) or not isinstance(new, int | float) or not old:
+            changes.append(Change(figure, old, new, None, False))
+            continue
+        relative = (new - old) / abs(old)
+        allowed = limits.get(figure, limits["*"])
+        worse = -relative if figure in HIGHER_IS_BETTER else relative if figure in LOWER_IS_BETTER else 0.0
+        changes.append(Change(figure, old, new, relative, worse > allowed))
+    return PairComparison(label, baseline, candidate, changes)
+
+
+def _pairs(baseline: Path, candidate: Path) -> list[tuple[str, Path, Path]]:
+    if (baseline / "run.json").is_file() and (candidate / "run.json").is_file():
+        return [(f"{baseline.name} -> {candidate.name}", baseline, candidate)]
+    runs_a, runs_b = _sweep_runs(baseline), _sweep_runs(candidate)
+    return [(key, runs_a[key], runs_b[key]) for key in runs_a if key in runs_b]
+
+
+def _sweep_runs(path: Path) -> dict[str, Path]:
+    manifest = path / "sweep.json"
+    if not manifest.is_file():
+        raise HarnessError(f"{path} is neither a run directory (run.json) nor a sweep directory (sweep.json).")
+    runs = {}
+    for entry in json.loads(manifest.read_text())["runs"]:
+        run_dir = Path(entry.get("run_dir") or "")
+        if entry.get("status") in ("done", "skipped") and (run_dir / "run.json").is_file():
+            values = ", ".join(f"{axis}={value}" for axis, value in entry["values"].items()) or "base"
+            runs[f"{values} · {entry['scenario']} {entry['mode']}"] = run_dir
+    return runs
