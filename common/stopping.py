@@ -18,13 +18,16 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+POLL_SECONDS = 0.05
+"""How often `wait` looks at `requested`: a stop is acted on this soon."""
 
 
 @dataclass(frozen=True)
@@ -60,15 +63,20 @@ class Interrupted(BaseException):
 class StopSignals:
     """Catches SIGINT and SIGTERM for the life of a run (`with StopSignals(...) as stop:`).
 
+    The handler does as little as a signal handler may: it records the signal, writes one line to
+    `notice_fd` with `os.write`, and raises where that is safe. Anything more (a rich console, a lock, an
+    import) could run inside whatever the main thread was doing, such as holding that very lock or
+    importing a module, and break it. So code that waits polls `requested` (`wait` does) instead of
+    being woken by an event.
+
     Outside the main thread signals cannot be caught; there `requested` stays None unless `request` is
     called (what a program that runs the harness on a thread of its own can do to stop it)."""
 
-    def __init__(self, say: Callable[[str], None] = lambda line: None) -> None:
+    def __init__(self, notice_fd: int | None = None) -> None:
         self.phase = "preparation"
         self.requested: Interruption | None = None
-        self._say = say
+        self._notice_fd = notice_fd
         self._interruptible = 0
-        self._event = threading.Event()
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
@@ -95,7 +103,10 @@ class StopSignals:
 
     def wait(self, timeout: float) -> bool:
         """Until a stop is requested or `timeout` passes; whether one was requested."""
-        return self._event.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while self.requested is None and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, POLL_SECONDS))
+        return self.requested is not None
 
     def check(self) -> None:
         """Raise `Interrupted` if a stop was requested outside `interruptible`; call where unwinding is safe."""
@@ -106,15 +117,30 @@ class StopSignals:
         """Stop the run as that signal would, from any thread (never raises)."""
         if self.requested is None:
             self.requested = Interruption(signal.Signals(signum).name, self.phase)
-            self._event.set()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.requested is not None:
             # The user asked twice: no more clean-up. Children end when their pipes close.
-            os.write(2, f"\n{name} again: exiting now, without clean-up\n".encode())
+            self._notice(f"\n{name} again: exiting now, without clean-up\n")
             os._exit(128 + signum)
         self.request(signum)
-        self._say(f"{name}: stopping during {self.phase}; a second one exits at once")
+        self._notice(f"\n{name}: stopping during {self.phase}; a second one exits at once\n")
         if self._interruptible:
-            raise Interrupted(self.requested)
+            raise Interrupted(Interruption(name, self.phase))
+
+    def _notice(self, line: str) -> None:
+        if self._notice_fd is None:
+            return
+        try:
+            os.write(self._notice_fd, line.encode())
+        except OSError:
+            pass  # a closed or full stderr must not stop the stopping
+
+
+def console_fd(console: Any) -> int | None:
+    """The file descriptor a rich console writes to, where it has one (not a StringIO)."""
+    try:
+        return int(console.file.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None

@@ -28,7 +28,7 @@ from accuracy.targets import resolve_targets
 from benchmarks import Targets
 from common.dataset import Dataset, load_dataset
 from common.errors import HarnessError, InternalError
-from common.stopping import Interrupted, Interruption, StopSignals
+from common.stopping import Interrupted, Interruption, StopSignals, console_fd
 from harness.config import RunConfig, check_model_dir, check_tokenizer_dir, redact
 from harness.progress import RunProgress
 from harness.record import engine_args, failure_kinds, package_versions, replica_rows, write_samples
@@ -218,7 +218,7 @@ def run(
             "LoadGen is still running the test of an interrupted run in this process (a Server test keeps its "
             "schedule); start the next run in a new process."
         )
-    with StopSignals(lambda line: console.print(f"[bold yellow]{line}[/]", highlight=False)) as stop:
+    with StopSignals(console_fd(console)) as stop:
         with stop.interruptible("preparation"):
             dataset, targets, built = _prepare(config, console)
         stop.check()

@@ -39,7 +39,7 @@ def main() -> int:
         parser.error("--servers must be at least 1")
     # Servers run in sessions of their own, out of reach of a Ctrl-C at the terminal: this process stops
     # them, on SIGINT or SIGTERM, also while they are still starting.
-    with StopSignals(lambda line: print(line, file=sys.stderr)) as stop:
+    with StopSignals(sys.stderr.fileno()) as stop:
         try:
             with stop.interruptible("start-up"):
                 servers = local_servers.start(
