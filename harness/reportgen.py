@@ -135,7 +135,11 @@ def main(argv: Sequence[str]) -> int:
 # -- rows ----------------------------------------------------------------------------------------------------
 def _row(run_dir: Path, record: dict[str, Any], flat: dict[str, Any], base: dict[str, Any]) -> Row:
     result = record["result"]
-    differs = {key: value for key, value in flat.items() if key not in PER_RUN and value != base.get(key)}
+    differs = {
+        key: value
+        for key, value in flat.items()
+        if key not in PER_RUN and json.loads(json.dumps(value, default=str)) != base.get(key)
+    }
     accuracy = record.get("accuracy") or {}
     effective = (record.get("loadgen") or {}).get("effective") or {}
     verdict = "INTERRUPTED" if record.get("interrupted") else ("VALID" if result["valid"] else "INVALID")
@@ -179,13 +183,17 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _most_common(flats: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per setting, the value most runs have (the first run's on a tie)."""
+    """Per setting, the value more than half the runs have. A setting without one (two values in equal
+    numbers, as a sweep axis has) has no base: every row names its value."""
     base: dict[str, Any] = {}
     for key in dict.fromkeys(key for flat in flats for key in flat):
         counts = Counter(json.dumps(flat.get(key), default=str) for flat in flats)
-        best = max(counts.values())
-        base[key] = next(flat.get(key) for flat in flats if counts[json.dumps(flat.get(key), default=str)] == best)
+        value, count = counts.most_common(1)[0]
+        base[key] = json.loads(value) if count * 2 > len(flats) else _NO_BASE
     return base
+
+
+_NO_BASE = object()
 
 
 # -- plots ----------------------------------------------------------------------------------------------------
@@ -222,7 +230,7 @@ def _accuracy_plot(rows: list[Row], output: Path) -> Path | None:
                 edgecolors="tab:green" if passed else "tab:red",
                 zorder=3,
             )
-            ax.annotate(name, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+            ax.annotate(_short(name), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
         target = next(
             (acc.accuracy_targets.get(metric) for _, _, acc in points if metric in acc.accuracy_targets), None
         )
@@ -257,7 +265,7 @@ def _latency_plot(rows: list[Row], output: Path) -> Path | None:
                 [r.target_qps for r in runs],
                 [getattr(r, f"{metric}_p99_ms") for r in runs],
                 marker="o",
-                label=f"{configuration} ({scenario})",
+                label=_short(f"{configuration} ({scenario})"),
             )
         limits = {(r.scenario, getattr(get_benchmark(r.benchmark).rules(r.scenario), f"{metric}_ms")) for r in served}
         for (scenario, limit), style in zip(sorted(pair for pair in limits if pair[1]), ("-", "--", ":"), strict=False):
@@ -282,7 +290,7 @@ def _replica_plot(rows: list[Row], output: Path) -> Path | None:
         return None
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * len(grouped) + 2.5))
-    labels = [f"{r.configuration} · {r.scenario}" for r in grouped]
+    labels = [_short(f"{r.configuration} · {r.scenario}") for r in grouped]
     names = list(dict.fromkeys(replica["name"] for r in grouped for replica in r.replicas))
     height = 0.8 / len(names)
     for ax, key, title in (
@@ -297,6 +305,11 @@ def _replica_plot(rows: list[Row], output: Path) -> Path | None:
         ax.legend(fontsize=7)
     fig.suptitle("per replica")
     return _save(plt, fig, output / "replicas.png")
+
+
+def _short(label: str, limit: int = 60) -> str:
+    """A plot label that leaves room for the plot (the tables keep the whole configuration)."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 def _save(plt: Any, fig: Any, path: Path) -> Path:

@@ -367,7 +367,10 @@ def _entry(planned: PlannedRun) -> dict[str, Any]:
 def _finished(report: RunReport) -> dict[str, Any]:
     result, record = report.result, report.record
     accuracy = record.get("accuracy")
-    verdict = "PASS" if result.passed else ("VALID" if result.valid else "INVALID")
+    if record["mode"] == "accuracy" or record.get("compliance"):
+        verdict = "PASS" if result.passed else "FAIL"
+    else:
+        verdict = "VALID" if result.valid else "INVALID"
     return {
         "status": "interrupted" if report.interrupted else "done",
         "run_dir": str(report.run_dir),
