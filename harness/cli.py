@@ -316,7 +316,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _leave(sweep_main(argv[1:]))
     args = _parser().parse_args(argv)
     # A duplicate of stderr: engine start-up redirects fd 2 to the engine log for a while.
-    console = Console(file=open(os.dup(2), "w", buffering=1))
+    with open(os.dup(2), "w", buffering=1) as stream:
+        return _run_command(args, argv, Console(file=stream))
+
+
+def _run_command(args: argparse.Namespace, argv: list[str], console: Console) -> int:
+    """`python -m harness` with its options parsed: one run, or a peak search and its final run."""
     try:
         from harness.report import print_summary
         from harness.runner import exit_code, run

@@ -42,6 +42,8 @@ SEARCH_QUERIES = 500
 """The search runs' minimum query count, at most: LoadGen's early stopping needs about 460 queries to pass
 at p99, and a run it fails is INVALID whatever its latencies."""
 PROBE_DURATION_MS = 10_000
+FINAL_ATTEMPTS = 3
+"""Full runs at most, each at the next lower target the search found VALID, until one is VALID."""
 
 
 @dataclass
@@ -66,7 +68,10 @@ class PeakSearch:
     tolerance: float
     steps: list[SearchStep] = field(default_factory=list)
     peak_qps: float | None = None
+    """The target of the last final run: VALID in full unless every attempt was INVALID."""
     final: RunReport | None = None
+    finals: list[dict[str, Any]] = field(default_factory=list)
+    """Each full run at a found target: its QPS, verdict and run directory."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +81,7 @@ class PeakSearch:
             "peak_qps": self.peak_qps,
             "steps": [dataclasses.asdict(step) for step in self.steps],
             "final_run": str(self.final.run_dir) if self.final else None,
+            "final_runs": self.finals,
         }
 
 
@@ -117,10 +123,21 @@ def search_peak(
             f"no target QPS down to {search.steps[-1].target_qps:.3g} was VALID in {len(search.steps)} runs: "
             f"{'; '.join(search.steps[-1].reasons[:2])}. See {directory / 'search.json'}."
         )
-    search.peak_qps = valid
-    console.rule(f"[bold]peak search[/]: the final run at {valid:.4g} QPS, with the configuration's own settings")
-    search.final = runner(_at(config, valid, directory, duration_ms=None))
-    _write(search)
+    # Near the peak, a run can land either side of the limits: a final run that is INVALID steps back to
+    # the next lower target the search found VALID, a bounded number of times.
+    candidates = sorted({step.target_qps for step in search.steps if step.valid}, reverse=True)
+    for qps in candidates[:FINAL_ATTEMPTS]:
+        console.rule(f"[bold]peak search[/]: the final run at {qps:.4g} QPS, with the configuration's own settings")
+        search.final = runner(_at(config, qps, directory, duration_ms=None))
+        if search.final.interrupted is not None:
+            raise Interrupted(search.final.interrupted)
+        search.finals.append(
+            {"target_qps": qps, "valid": search.final.result.valid, "run_dir": str(search.final.run_dir)}
+        )
+        search.peak_qps = qps
+        _write(search)
+        if search.final.result.valid:
+            break
     return search
 
 
@@ -197,7 +214,7 @@ def _at(config: RunConfig, qps: float, directory: Path, *, duration_ms: int | No
     if duration_ms is not None:
         changes["min_duration_ms"] = _at_most(config.loadgen.min_duration_ms, duration_ms)
         changes["min_query_count"] = _at_most(config.loadgen.min_query_count, SEARCH_QUERIES)
-    name = f"qps-{qps:.4g}" if duration_ms is not None else "final"
+    name = f"qps-{qps:.4g}" if duration_ms is not None else f"final-{qps:.4g}"
     return dataclasses.replace(
         config, loadgen=dataclasses.replace(config.loadgen, **changes), output_dir=directory / name
     )

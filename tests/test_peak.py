@@ -83,3 +83,19 @@ def test_the_peak_of_a_slowed_replica_is_found_below_what_it_can_do(tmp_path):
     record = json.loads((Path(search.final.run_dir) / "run.json").read_text())
     assert record["loadgen"]["effective"]["target_qps"] == pytest.approx(search.peak_qps)
     assert record["samples"]["issued"] == record["samples"]["completed"]
+
+
+def test_a_peak_that_does_not_hold_in_the_full_run_steps_back_to_the_next_valid_target(tmp_path):
+    """Full runs are VALID only up to 34 QPS, search runs up to 37: the final run steps back."""
+
+    def system(config: RunConfig) -> RunReport:
+        config.output_dir.mkdir(parents=True, exist_ok=True)
+        qps = config.loadgen.target_qps or 0.0
+        full = config.loadgen.min_query_count == 2000
+        return RunReport(config.output_dir, RunResult(qps <= (34.0 if full else 37.0)), {})
+
+    config = build_config(scenario="Server", output_dir=tmp_path, min_duration_ms=20_000, min_query_count=2000)
+    search = search_peak(config, offline_samples_per_second=20.0, tolerance=0.05, max_runs=10, runner=system)
+    assert [final["valid"] for final in search.finals] == [False, False, True]
+    assert search.peak_qps == search.finals[-1]["target_qps"] <= 34.0
+    assert search.final is not None and search.final.result.valid
