@@ -103,7 +103,12 @@ def search_peak(
         raise HarnessError("the search needs a tolerance between 0 and 1 and at least 2 runs.")
     runner = runner or (lambda c: run(c, console=console))
     directory = config.output_dir / f"peak-{config.loadgen.benchmark}-{config.loadgen.scenario}"
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot create the search folder {directory}: {exc.strerror}. Check --output-dir."
+        ) from None
     if offline_samples_per_second is None:
         estimate_from = "an Offline probe run"
         probe = runner(_probe_config(config, directory))

@@ -86,7 +86,12 @@ def build_report(paths: Sequence[Path], output: Path) -> Report:
     flats = [_flatten(record["config"]) for _, record in records]
     base = _most_common(flats)
     rows = [_row(run_dir, record, flat, base) for (run_dir, record), flat in zip(records, flats, strict=True)]
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot create the report folder {output}: {exc.strerror}. Give another --output."
+        ) from None
     plots = [
         plot
         for plot in (_accuracy_plot(rows, output), _latency_plot(rows, output), _replica_plot(rows, output))

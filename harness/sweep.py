@@ -93,7 +93,8 @@ def load_plan(path: Path, *, output_dir: Path | None = None) -> Plan:
     """Read and check a plan: every run's configuration is built now, so a mistake stops the sweep before
     its first run, with the plan's line."""
     if not path.is_file():
-        raise HarnessError(f"sweep plan {path} does not exist.")
+        what = "is a folder, not a plan file" if path.is_dir() else "does not exist"
+        raise HarnessError(f"sweep plan {path} {what}: give a .yaml or .toml plan.")
     text = path.read_text()
     data = _parse(path, text)
     lines = _Lines(path, text)
@@ -163,7 +164,12 @@ class SweepOutcome:
 def run_sweep(plan: Plan, *, console: Console | None = None) -> SweepOutcome:
     """Run the plan's runs in order, skipping those a previous sweep of it finished."""
     console = console or Console(stderr=True)
-    plan.directory.mkdir(parents=True, exist_ok=True)
+    try:
+        plan.directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot create the sweep folder {plan.directory}: {exc.strerror}. Give another --output-dir."
+        ) from None
     manifest = plan.directory / MANIFEST
     finished = _finished_runs(manifest)
     entries = [_entry(planned) for planned in plan.runs]

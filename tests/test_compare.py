@@ -75,3 +75,19 @@ def test_a_bad_threshold_is_one_error(baseline, option, message):
     code, out, _ = run_cli("compare", str(baseline), str(baseline), "--max-regression", option)
     assert code == 2
     assert message in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["report", "RUN", "--output", "/etc/passwd/report"], "cannot create the report folder /etc/passwd/report"),
+        (["report", "/nonexistent", "--output", "OUT"], "/nonexistent is neither a run directory nor a folder"),
+        (["sweep", "/tmp"], "sweep plan /tmp is a folder, not a plan file"),
+        (["compare", "/nonexistent", "RUN"], "/nonexistent is neither a run directory (run.json) nor a sweep"),
+    ],
+)
+def test_research_commands_given_bad_paths_say_so_in_one_line(baseline, tmp_path, args, message):
+    args = [str(baseline) if a == "RUN" else str(tmp_path / "out") if a == "OUT" else a for a in args]
+    code, out, err = run_cli(*args)
+    assert code == 2
+    assert message in out + err and "Traceback" not in out + err
