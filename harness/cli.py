@@ -14,6 +14,7 @@ from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, LOADGEN_SCENARIOS
 from common.errors import HarnessError, report_failure
 from common.stopping import Interrupted
 from harness.config import SEARCH, build_config
+from sut.apis import PROTOCOLS
 from sut.engine_config import parse_engine_arg
 
 EPILOG = """\
@@ -196,9 +197,10 @@ def _parser() -> argparse.ArgumentParser:
     rem.add_argument("--endpoints-file", metavar="FILE", help="base URLs, one a line (# comments)")
     rem.add_argument(
         "--protocol",
-        choices=["openai", "kserve-v2"],
+        choices=list(PROTOCOLS),
         default="openai",
-        help="openai: /v1/completions, token ids both ways (default); kserve-v2: generate_stream, text",
+        help="openai: /v1/completions, token ids both ways (default); kserve-v2: generate_stream, text; "
+        "tgi: text-generation-inference's generate_stream, text in, token ids out",
     )
     rem.add_argument("--served-model-name", help="the model name the servers serve (default: the only one listed)")
     rem.add_argument("--token-env", metavar="VAR", help="environment variable with a bearer token (never logged)")

@@ -261,6 +261,8 @@ def build_config(
         compliance=compliance,
     )
     generation_config.check()
+    if remote_config is not None:
+        remote_config.check_generation(generation_config)
     if sut == "local":
         engine_config.check()
     for name, value, lowest in (

@@ -2,7 +2,8 @@
 
 A plan (YAML or TOML) has a `base` configuration (the keyword arguments of `build_config`, as the library
 takes them) and `axes`: keys, dotted into nested settings (`engine.kv_cache_dtype`), each with the values
-to try; `target_qps: search` runs the peak search (`harness.peak`) for Server and Interactive. Every
+to try (a mapping value is merged into the base's mapping, so it changes several settings together);
+`target_qps: search` runs the peak search (`harness.peak`) for Server and Interactive. Every
 combination of axis values is a point; each point runs a performance run per scenario and, unless
 `accuracy: false`, one accuracy run (an engine configuration's accuracy does not depend on the scenario).
 For example::
@@ -339,19 +340,40 @@ def _config(options: dict[str, Any], scenario: str, mode: str, output_dir: Path)
 
 
 def _with_values(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The base with each axis value set; a mapping value is merged into the base's mapping, so that an axis
+    such as `remote: [{endpoints: [...], protocol: tgi}, ...]` changes settings together and keeps the rest."""
     options = copy.deepcopy(base)
     for axis, value in values.items():
         *parents, last = axis.split(".")
         node = options
         for parent in parents:
             node = node.setdefault(parent, {})
-        node[last] = value
+        if isinstance(value, dict) and isinstance(node.get(last), dict):
+            node[last] = _merged(node[last], value)
+        else:
+            node[last] = copy.deepcopy(value)
     return options
 
 
+def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merged(base[key], value) if both else copy.deepcopy(value)
+    return merged
+
+
 def _point_name(number: int, values: dict[str, Any]) -> str:
-    parts = [f"{axis.split('.')[-1]}={value}" for axis, value in values.items()]
+    parts = [_name_part(axis.split(".")[-1], value) for axis, value in values.items()]
     return re.sub(r"[^\w.=,-]+", "_", "-".join([f"p{number:02d}", *parts]))[:120]
+
+
+def _name_part(key: str, value: Any) -> str:
+    """`key=value`; a mapping names its plain settings (URL lists are too long for a folder name)."""
+    if not isinstance(value, dict):
+        return f"{key}={value}"
+    plain = [_name_part(k, v) for k, v in value.items() if not isinstance(v, list)]
+    return ",".join(plain) or key
 
 
 def _hash(value: Any) -> str:

@@ -15,8 +15,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from common.errors import HarnessError
+from sut.apis import PROTOCOLS, api_class
+from sut.generation import GenerationConfig
 
-PROTOCOLS = ("openai", "kserve-v2")
 OUTPUT_IDS = ("auto", "text")
 
 
@@ -80,8 +81,10 @@ class RemoteConfig:
             raise HarnessError("the same endpoint is listed twice; give each replica's URL once.")
         if self.protocol not in PROTOCOLS:
             raise HarnessError(f"--protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}.")
-        if self.protocol == "kserve-v2" and not self.served_model_name:
-            raise HarnessError("--protocol kserve-v2 has no model listing: name the model with --served-model-name.")
+        if api_class(self.protocol).needs_model_name and not self.served_model_name:
+            raise HarnessError(
+                f"--protocol {self.protocol} has no model listing: name the model with --served-model-name."
+            )
         if self.output_ids not in OUTPUT_IDS:
             raise HarnessError(f"--output-ids {self.output_ids!r}: use one of {', '.join(OUTPUT_IDS)}.")
         if self.token_env and self.token_file:
@@ -102,6 +105,12 @@ class RemoteConfig:
         if self.retries < 0:
             raise HarnessError("--retries must be 0 or more.")
         self.bearer_token()
+
+    def check_generation(self, generation: GenerationConfig) -> None:
+        """Generation settings the protocol cannot send are an error now, not a silently different run."""
+        problem = api_class(self.protocol).unsupported(generation)
+        if problem:
+            raise HarnessError(f"--protocol {self.protocol}: {problem}")
 
     def tls_verify(self) -> ssl.SSLContext | bool:
         """What httpx verifies servers with: the system's CAs, or `ca_bundle`'s."""

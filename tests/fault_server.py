@@ -2,9 +2,10 @@
 
 A real vLLM server cannot be told to fail the next request with a 503, to cut a
 stream after three tokens or to stop listening for a moment; this one can. It
-speaks the OpenAI completions protocol (as vLLM's server does) and the KServe v2
-generate extension, and answers every prompt with a deterministic text that
-tests can predict with `expected_token_ids` / `expected_text`.
+speaks the OpenAI completions protocol (as vLLM's server does), the KServe v2
+generate extension and text-generation-inference's `generate(_stream)`, and
+answers every prompt with a deterministic text that tests can predict with
+`expected_token_ids` / `expected_text`.
 
 It runs uvicorn on a thread of its own (with its own event loop) on 127.0.0.1.
 Faults are set from the test thread while it runs; each applies to the next
@@ -46,6 +47,7 @@ WORDS = (
 )  # fmt: skip
 WORD_STRIDE = 7  # coprime with len(WORDS): consecutive words differ
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default when a request gives none
+TGI_MAX_TOTAL_TOKENS = 4096  # prompt and output together, as TGI's --max-total-tokens
 STARTUP_TIMEOUT = 10.0
 _ERROR_TYPES = {
     400: "BadRequestError",
@@ -58,7 +60,7 @@ _ERROR_TYPES = {
 
 
 def prompt_ids_for_text(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
-    """The ids a text prompt (KServe `text_input`, OpenAI string prompt) is hashed by: BOS included."""
+    """The ids a text prompt (KServe `text_input`, TGI `inputs`, OpenAI string prompt) is hashed by: BOS included."""
     return tokenizer.encode(text)
 
 
@@ -100,18 +102,26 @@ def _drop_stream_cuts(record: logging.LogRecord) -> bool:
     return not (record.exc_info and isinstance(record.exc_info[1], _StreamCut))
 
 
+_TGI_GENERATION = ("/generate", "/generate_stream")
+_TGI_ERROR_TYPES = {422: "validation", 424: "generation", 429: "overloaded"}
+
+
 def _is_generation(method: str, path: str) -> bool:
     """Whether a request is one that faults apply to and counters count."""
     return method == "POST" and (
-        path == "/v1/completions"
+        path in ("/v1/completions", *_TGI_GENERATION)
         or (path.startswith("/v2/models/") and path.endswith(("/generate", "/generate_stream")))
     )
 
 
 def _error(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """An error in the protocol's own shape: OpenAI's error object, or KServe's `{"error": message}`."""
+    """An error in the protocol's own shape: OpenAI's error object, KServe's `{"error": message}`, or TGI's
+    `{"error", "error_type"}`."""
     if path.startswith("/v2/"):
         return JSONResponse({"error": message}, status_code=status, headers=headers)
+    if path in _TGI_GENERATION or path == "/info":
+        body = {"error": message, "error_type": _TGI_ERROR_TYPES.get(status, "error")}
+        return JSONResponse(body, status_code=status, headers=headers)
     error = {"message": message, "type": _ERROR_TYPES.get(status, "Error"), "code": status}
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
@@ -155,7 +165,7 @@ class _Gate:
             self._server._arrive(scope.get("client"))
         try:
             key = self._server.api_key
-            guarded = path.startswith(("/v1/", "/v2/models/"))
+            guarded = path.startswith(("/v1/", "/v2/models/")) or path in (*_TGI_GENERATION, "/info")
             if guarded and key is not None and Headers(scope=scope).get("authorization") != f"Bearer {key}":
                 await _error(path, 401, "Unauthorized")(scope, receive, send)
             else:
@@ -166,7 +176,7 @@ class _Gate:
 
 
 class FaultServer:
-    """OpenAI-compatible and KServe v2 server whose faults tests script while it runs."""
+    """OpenAI-compatible, KServe v2 and TGI server whose faults tests script while it runs."""
 
     def __init__(
         self,
@@ -178,9 +188,12 @@ class FaultServer:
         port: int = 0,
         token_delay: float = 0.001,
         tls: tuple[str, str] | None = None,
+        max_total_tokens: int = TGI_MAX_TOTAL_TOKENS,
     ) -> None:
-        """`tls`: (certificate file, key file) to serve https instead of http."""
+        """`tls`: (certificate file, key file) to serve https instead of http. `max_total_tokens`: what TGI's
+        /info reports, and the prompt and output tokens a TGI request may ask for together."""
         self.tokenizer, self.model, self.api_key = tokenizer, model, api_key
+        self.max_total_tokens = max_total_tokens
         self.token_ids, self.token_delay = token_ids, token_delay
         self._port = port
         self._tls = tls
@@ -202,6 +215,9 @@ class FaultServer:
             Route("/v2/models/{name}/ready", self._kserve_ready),
             Route("/v2/models/{name}/generate", self._kserve_generate, methods=["POST"]),
             Route("/v2/models/{name}/generate_stream", self._kserve_generate_stream, methods=["POST"]),
+            Route("/info", self._tgi_info),
+            Route("/generate", self._tgi_generate, methods=["POST"]),
+            Route("/generate_stream", self._tgi_generate_stream, methods=["POST"]),
         ]
         self._app = _Gate(Starlette(routes=routes), self)
         logging.getLogger("uvicorn.error").addFilter(_drop_stream_cuts)
@@ -379,15 +395,17 @@ class FaultServer:
             self._outputs[key] = ids, [texts[k + 1][len(texts[k]) :] for k in range(len(ids))]
         return self._outputs[key]
 
-    async def _events(self, events: list[str], plan: _Plan) -> AsyncIterator[str]:
-        """SSE body: `plan.first_token_delay`, then the events `token_delay` apart, cut if the plan says so."""
+    async def _events(self, events: list[str], plan: _Plan, field: str = "data: ") -> AsyncIterator[str]:
+        """SSE body: `plan.first_token_delay`, then the events `token_delay` apart, cut if the plan says so.
+
+        `field`: how each event starts; TGI's server (axum) writes `data:` without the space."""
         await asyncio.sleep(plan.first_token_delay)
         for k, event in enumerate(events):
             if k == plan.cut_after:
                 raise _StreamCut(f"stream cut after {k} events")
             if k:
                 await asyncio.sleep(self.token_delay)
-            yield f"data: {event}\n\n"
+            yield f"{field}{event}\n\n"
 
     async def _whole(self, payload: dict[str, Any], tokens: int, plan: _Plan) -> Response:
         """A non-streamed answer, after as long as its stream would take; a cut sends half the body, then aborts."""
@@ -524,3 +542,73 @@ class FaultServer:
                 event["finish_reason"] = "length" if len(ids) == max_tokens else "stop"
             events.append(json.dumps(event))
         return StreamingResponse(self._events(events, plan), media_type="text/event-stream")
+
+    # -- text-generation-inference routes ---------------------------------------------
+
+    async def _tgi_info(self, request: Request) -> JSONResponse:
+        info = {
+            "model_id": self.model,
+            "max_input_tokens": self.max_total_tokens - 1,
+            "max_total_tokens": self.max_total_tokens,
+            "version": "fault-server",
+        }
+        return JSONResponse(info)
+
+    async def _tgi_request(
+        self, request: Request, stream: bool
+    ) -> tuple[list[int], list[str], int, bool, _Plan] | Response:
+        """Validation (TGI's 422s) and faults shared by generate and generate_stream."""
+        path = request.url.path
+        body = await self._json_body(request)
+        inputs = None if body is None else body.get("inputs")
+        parameters = (body or {}).get("parameters") or {}
+        max_tokens = parameters.get("max_new_tokens", DEFAULT_MAX_TOKENS)
+        if not isinstance(inputs, str) or not inputs or not isinstance(max_tokens, int) or max_tokens < 1:
+            return _error(path, 422, "expected {inputs: non-empty str, parameters: {max_new_tokens: positive int}}")
+        if parameters.get("temperature") is not None and parameters["temperature"] <= 0:
+            return _error(path, 422, "Input validation error: `temperature` must be strictly positive")
+        prompt = prompt_ids_for_text(self.tokenizer, inputs)
+        if len(prompt) + max_tokens > self.max_total_tokens:
+            message = (
+                f"Input validation error: `inputs` tokens + `max_new_tokens` must be <= {self.max_total_tokens}. "
+                f"Given: {len(prompt)} `inputs` tokens and {max_tokens} `max_new_tokens`"
+            )
+            return _error(path, 422, message)
+        plan = self._take_plan(stream)
+        if plan.fail_status is not None:
+            return self._fail(path, plan)
+        ids, pieces = self._answer(prompt, max_tokens)
+        return ids, pieces, max_tokens, parameters.get("details") is True, plan
+
+    def _tgi_details(self, ids: list[int], max_tokens: int, plan: _Plan) -> dict[str, Any]:
+        reason = "length" if len(ids) == max_tokens else "eos_token"
+        return {"finish_reason": reason, "generated_tokens": len(ids) + plan.usage_delta, "seed": None}
+
+    async def _tgi_generate(self, request: Request) -> Response:
+        prepared = await self._tgi_request(request, stream=False)
+        if isinstance(prepared, Response):
+            return prepared
+        ids, pieces, max_tokens, details, plan = prepared
+        answer: dict[str, Any] = {"generated_text": "".join(pieces)}
+        if details:
+            tokens = [{"id": i, "text": t, "logprob": -0.5, "special": False} for i, t in zip(ids, pieces, strict=True)]
+            answer["details"] = self._tgi_details(ids, max_tokens, plan) | {"prefill": [], "tokens": tokens}
+        return await self._whole(answer, len(ids), plan)
+
+    async def _tgi_generate_stream(self, request: Request) -> Response:
+        """One event per token; the last has generated_text (and details if asked); no [DONE]."""
+        prepared = await self._tgi_request(request, stream=True)
+        if isinstance(prepared, Response):
+            return prepared
+        ids, pieces, max_tokens, details, plan = prepared
+        events = []
+        for k, (token, piece) in enumerate(zip(ids, pieces, strict=True)):
+            last = k == len(ids) - 1
+            event = {
+                "index": k + 1,
+                "token": {"id": token, "text": piece, "logprob": -0.5, "special": False},
+                "generated_text": "".join(pieces) if last else None,
+                "details": self._tgi_details(ids, max_tokens, plan) if last and details else None,
+            }
+            events.append(json.dumps(event))
+        return StreamingResponse(self._events(events, plan, field="data:"), media_type="text/event-stream")

@@ -160,6 +160,10 @@ CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
         (["--sut", "remote", "--endpoint", "http://[::1"], ["'http://[::1' is not a valid URL"]),
         (["--sut", "remote", "--endpoint", "http://10.0.0.5:8000/v1/"], ["without it (http://10.0.0.5:8000)"]),
         (["--sut", "remote", "--endpoint", CLOSED, "--protocol", "kserve-v2"], ["--served-model-name"]),
+        (
+            ["--sut", "remote", "--endpoint", CLOSED, "--protocol", "tgi", "--min-new-tokens", "5"],
+            ["--protocol tgi", "no minimum output length", "--min-new-tokens 5"],
+        ),
     ],
 )
 def test_remote_options_that_cannot_work_are_one_error_before_anything_connects(tmp_path, options, needles):

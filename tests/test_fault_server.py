@@ -238,6 +238,40 @@ def test_kserve_generate_stream_and_generate(server: FaultServer, tokenizer: Pre
     assert server.requests == 4
 
 
+def test_tgi_generate_stream_and_generate(server: FaultServer, tokenizer: PreTrainedTokenizerBase) -> None:
+    inputs = "What is the capital of France?"
+    ids = expected_token_ids(tokenizer, prompt_ids_for_text(tokenizer, inputs), 5)
+    body = {"inputs": inputs, "parameters": {"max_new_tokens": 5, "details": True}}
+    with httpx.Client(timeout=TIMEOUT) as client:
+        info = client.get(f"{server.url}/info").json()
+        assert (info["model_id"], info["max_total_tokens"]) == ("tiny", 4096)
+        with client.stream("POST", f"{server.url}/generate_stream", json=body) as response:
+            assert response.status_code == 200
+            lines = [line for line in response.iter_lines() if line]
+        assert all(line.startswith("data:{") for line in lines)  # as TGI writes them: no space after the colon
+        events = [json.loads(line.removeprefix("data:")) for line in lines]
+        assert [event["token"]["id"] for event in events] == ids
+        assert [event["index"] for event in events] == [1, 2, 3, 4, 5]
+        assert [event["generated_text"] for event in events[:-1]] == [None] * 4
+        assert events[-1]["generated_text"] == tokenizer.decode(ids)
+        assert events[-1]["details"] == {"finish_reason": "length", "generated_tokens": 5, "seed": None}
+        whole = client.post(f"{server.url}/generate", json=body).json()
+        assert whole["generated_text"] == tokenizer.decode(ids)
+        assert [token["id"] for token in whole["details"]["tokens"]] == ids
+        plain = client.post(f"{server.url}/generate", json={"inputs": inputs, "parameters": {"max_new_tokens": 5}})
+        assert plain.json() == {"generated_text": tokenizer.decode(ids)}
+        too_long = client.post(
+            f"{server.url}/generate", json={"inputs": inputs, "parameters": {"max_new_tokens": 4090}}
+        )
+        assert too_long.status_code == 422
+        assert too_long.json()["error_type"] == "validation"
+        assert "must be <= 4096" in too_long.json()["error"]
+        server.fail_next(1, status=503)
+        failed = client.post(f"{server.url}/generate_stream", json=body)
+        assert (failed.status_code, failed.json()) == (503, {"error": "injected failure (503)", "error_type": "error"})
+    assert server.requests == 5
+
+
 def test_counters_and_reset(server: FaultServer) -> None:
     async def concurrently(count: int) -> None:
         """`count` requests at once, each on a connection of its own."""

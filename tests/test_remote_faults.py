@@ -6,6 +6,7 @@ every issued sample answered exactly once, and VALID only when nothing was lost.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,9 @@ from common import embedded
 from common.dataset import load_dataset
 from common.errors import HarnessError
 from harness.config import build_config
+from harness.reportgen import build_report
 from harness.runner import RunReport, run
+from harness.sweep import load_plan, run_sweep
 from tests.conftest import read_samples
 from tests.fault_server import FaultServer, expected_token_ids, prompt_ids_for_text
 
@@ -291,11 +294,101 @@ def test_kserve_v2_runs_answer_with_the_servers_tokens(server, tmp_path, tokeniz
 
     assert_each_sample_answered_once(report)
     assert report.record["samples"]["failed"] == 0
-    for row in read_samples(report.run_dir):
+    assert_outputs_answer_the_text_prompts(report, tokenizer, prompts)
+
+
+def assert_outputs_answer_the_text_prompts(report: RunReport, tokenizer, prompts) -> None:
+    """Text-in protocols: the server answered the prompt as its text, which it tokenized itself."""
+    rows = read_samples(report.run_dir)
+    assert rows
+    for row in rows:
         text = tokenizer.decode(prompts[row["qsl_idx"]], skip_special_tokens=True)
         assert row["output_token_ids"] == expected_token_ids(tokenizer, prompt_ids_for_text(tokenizer, text), 1024)
-        if options:
+        if row["first_token"] is not None:
             assert row["first_token"] == row["output_token_ids"][0]
+
+
+@pytest.mark.parametrize("options", [{}, SHORT_SERVER], ids=["Offline", "Server"])
+def test_tgi_runs_log_the_token_ids_the_server_generated(server, tmp_path, tokenizer, prompts, options):
+    report = remote_run(tmp_path, [server], remote={"protocol": "tgi"}, **options)
+
+    assert_each_sample_answered_once(report)
+    assert report.record["samples"]["failed"] == 0
+    assert report.record["replicas"][0]["text_outputs"] == 0  # ids as streamed, nothing re-tokenized
+    assert report.record["replicas"][0]["count_mismatches"] == 0
+    assert_outputs_answer_the_text_prompts(report, tokenizer, prompts)
+    if not options:
+        assert report.result.valid, report.result.invalid_reasons
+
+
+def test_a_tgi_stream_cut_before_its_last_event_is_retried_in_offline(server, tmp_path, tokenizer, prompts):
+    server.cut_after(3, count=2)
+    report = remote_run(tmp_path, [server], remote={"protocol": "tgi"})
+
+    assert report.result.valid, report.result.invalid_reasons
+    assert errors(report) == {"stream_cut": 2}
+    assert_outputs_answer_the_text_prompts(report, tokenizer, prompts)
+
+
+def test_a_tgi_server_too_small_for_the_output_length_is_one_error_before_the_test(tokenizer, tmp_path):
+    with FaultServer(tokenizer, max_total_tokens=512) as small:
+        with pytest.raises(HarnessError) as error:
+            remote_run(tmp_path, [small], remote={"protocol": "tgi"})
+    assert str(error.value).startswith(f"replica-0 ({small.url}): it takes at most 512 tokens")
+    assert "--max-new-tokens 1024" in str(error.value)
+
+
+def test_prompts_too_long_for_a_tgi_server_fail_with_its_validation_message(tokenizer, tmp_path, prompts):
+    limit = 40 + 24  # prompts of more than 40 tokens, with --max-new-tokens 24, do not fit
+    too_long = sum(
+        len(prompt_ids_for_text(tokenizer, tokenizer.decode(p, skip_special_tokens=True))) > 40 for p in prompts[:50]
+    )
+    assert too_long > 0
+    with FaultServer(tokenizer, max_total_tokens=limit) as server:
+        report = remote_run(
+            tmp_path, [server], remote={"protocol": "tgi"}, generation={"max_new_tokens": 24}, total_sample_count=50
+        )
+
+    assert not report.result.valid
+    assert_each_sample_answered_once(report)
+    assert report.record["samples"]["failed"] == too_long * report.record["samples"]["issued"] // 50
+    assert report.record["replicas"][0]["retries"] == 0
+    assert any("HTTP 422" in r and f"must be <= {limit}" in r for r in report.result.invalid_reasons)
+
+
+def test_one_plan_runs_the_benchmark_against_each_protocol_and_the_report_names_them(server, tmp_path, prompts):
+    plan = tmp_path / "backends.yaml"
+    plan.write_text(
+        f"""
+name: backends
+scenarios: [Offline]
+base:
+  sut: remote
+  remote: {{endpoints: ["{server.url}"], served_model_name: tiny, probe_interval: 0.2}}
+  total_sample_count: 50
+  min_query_count: 50
+  min_duration_ms: 0
+  warmup_samples: 0
+axes:
+  remote: [{{protocol: openai}}, {{protocol: kserve-v2}}, {{protocol: tgi}}]
+"""
+    )
+    outcome = run_sweep(load_plan(plan, output_dir=tmp_path))
+
+    assert [entry["status"] for entry in outcome.entries] == ["done"] * 6  # performance and accuracy, each backend
+    points = sorted({Path(entry["run_dir"]).parent.name for entry in outcome.entries})
+    assert points == ["p01-protocol=openai", "p02-protocol=kserve-v2", "p03-protocol=tgi"]
+    for entry in outcome.entries:
+        record = json.loads((Path(entry["run_dir"]) / "run.json").read_text())
+        assert record["config"]["remote"]["endpoints"] == [server.url]  # the axis value merged into the base
+        assert record["samples"]["completed"] == record["samples"]["issued"] > 0
+    report = build_report([tmp_path / "backends"], tmp_path / "report")
+    assert sorted({row.configuration for row in report.rows}) == [
+        "remote.protocol=kserve-v2",
+        "remote.protocol=openai",
+        "remote.protocol=tgi",
+    ]
+    assert all(row.verdict == "VALID" for row in report.rows if row.mode == "performance")
 
 
 def _self_signed(directory: Path) -> tuple[str, str]:

@@ -38,6 +38,24 @@ def test_the_example_plan_has_a_performance_run_per_scenario_and_one_accuracy_ru
     assert all(run.config.output_dir == tmp_path / "embedded" / run.point for run in plan.runs)
 
 
+def test_the_backends_plan_merges_each_remote_value_into_the_base(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLPERF_TOKEN", "secret")
+    plan = load_plan(ROOT / "examples" / "sweep-backends.yaml", output_dir=tmp_path)
+
+    performance = [run for run in plan.runs if (run.scenario, run.mode) == ("Server", "performance")]
+    remotes = [run.config.remote for run in performance]
+    assert [(r.protocol, r.token_env, r.max_in_flight) for r in remotes if r] == [
+        ("openai", "MLPERF_TOKEN", 128),
+        ("kserve-v2", "MLPERF_TOKEN", 128),
+        ("tgi", "MLPERF_TOKEN", 128),
+    ]
+    assert [run.point for run in performance] == [
+        "p01-protocol=openai",
+        "p02-protocol=kserve-v2,served_model_name=llama",
+        "p03-protocol=tgi",
+    ]
+
+
 def test_a_toml_plan_reads_as_the_yaml_one(tmp_path):
     toml = _plan(
         tmp_path,

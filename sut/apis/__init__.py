@@ -1,21 +1,24 @@
 """Wire protocols of remote replicas: how a request is written and a streamed answer read.
 
-One module per protocol (`openai`, `kserve_v2`), each a `StreamAPI`: the replica
+One module per protocol, each a `StreamAPI` named in `PROTOCOLS`: the replica
 (`sut.remote_replica`) owns the connection, timeouts, retries and health; the API
-only knows paths, bodies and the shape of each server-sent event.
+only knows paths, bodies and the shape of each server-sent event. A new protocol
+is one new module and one line in `PROTOCOLS`.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
+if TYPE_CHECKING:  # the CLI imports PROTOCOLS: keep this module light
+    import httpx
 
-from sut.generation import GenerationConfig
-from sut.output_ids import Retokenizer
-from sut.replica import GenerationRequest
+    from sut.generation import GenerationConfig
+    from sut.output_ids import Retokenizer
+    from sut.replica import GenerationRequest
 
 
 @dataclass(slots=True)
@@ -38,6 +41,14 @@ class StreamError(Exception):
     """The server reported an error inside an open stream."""
 
 
+PROTOCOLS = {
+    "openai": "sut.apis.openai:OpenAICompletions",
+    "kserve-v2": "sut.apis.kserve_v2:KServeV2Generate",
+    "tgi": "sut.apis.tgi:TGIGenerate",
+}
+"""`--protocol` names and the `StreamAPI` class that speaks each."""
+
+
 class StreamAPI(Protocol):
     model: str | None
     """The served model name; `check` fills it in when the user gave none."""
@@ -45,6 +56,17 @@ class StreamAPI(Protocol):
     """Whether a stream that simply ends is complete (no end marker in the protocol)."""
     needs_tokenizer: bool
     """Whether prompts or outputs always pass through the local tokenizer."""
+    needs_model_name: bool
+    """Whether the user must name the model: the protocol has no way to list what a server serves."""
+
+    def __init__(
+        self, model: str | None, generation: GenerationConfig, retokenizer: Retokenizer, *, server_ids: bool
+    ) -> None:
+        """`server_ids`: read the server's output token ids where the protocol carries them."""
+
+    @staticmethod
+    def unsupported(generation: GenerationConfig) -> str | None:
+        """Why the protocol cannot ask a server for these generation settings, or None."""
 
     def path(self, stream: bool) -> str:
         """Where generation requests go, relative to the endpoint's base URL."""
@@ -58,17 +80,33 @@ class StreamAPI(Protocol):
         """Raise `EndpointProblem` unless the endpoint is up and serves the model."""
 
 
+class APIBase:
+    """What every `StreamAPI` keeps: the model name, the generation settings and the tokenizer."""
+
+    def __init__(
+        self, model: str | None, generation: GenerationConfig, retokenizer: Retokenizer, *, server_ids: bool = True
+    ) -> None:
+        self.model = model
+        self.generation = generation
+        self.retokenizer = retokenizer
+        self.server_ids = server_ids
+
+    @staticmethod
+    def unsupported(generation: GenerationConfig) -> str | None:
+        return None
+
+
+def api_class(protocol: str) -> type[StreamAPI]:
+    """The `StreamAPI` class for `protocol`, one of `PROTOCOLS`."""
+    module, name = PROTOCOLS[protocol].split(":")
+    api: type[StreamAPI] = getattr(importlib.import_module(module), name)
+    return api
+
+
 def build_api(
     protocol: str, model: str | None, generation: GenerationConfig, retokenizer: Retokenizer, *, server_ids: bool
 ) -> StreamAPI:
-    """The `StreamAPI` for `protocol` (one of `sut.remote_config.PROTOCOLS`)."""
-    if protocol == "openai":
-        from sut.apis.openai import OpenAICompletions
-
-        return OpenAICompletions(model, generation, server_ids=server_ids)
-    from sut.apis.kserve_v2 import KServeV2Generate
-
-    return KServeV2Generate(model, generation, retokenizer)
+    return api_class(protocol)(model, generation, retokenizer, server_ids=server_ids)
 
 
 async def get(client: httpx.AsyncClient, path: str, *, not_found: str | None = None) -> httpx.Response:
@@ -101,7 +139,7 @@ async def get_json(client: httpx.AsyncClient, path: str, *, what: str) -> Any:
 
 
 def error_message(content: bytes) -> str:
-    """The server's own error text: OpenAI's `{"error": {"message"}}`, KServe's `{"error": "..."}`, or raw."""
+    """The server's own error text: OpenAI's `{"error": {"message"}}`, KServe's and TGI's `{"error": "..."}`, or raw."""
     try:
         body = json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError):

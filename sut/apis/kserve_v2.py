@@ -17,20 +17,14 @@ from urllib.parse import quote
 
 import httpx
 
-from sut.apis import Delta, StreamError, get
-from sut.generation import GenerationConfig
-from sut.output_ids import Retokenizer
+from sut.apis import APIBase, Delta, StreamError, get
 from sut.replica import GenerationRequest
 
 
-class KServeV2Generate:
+class KServeV2Generate(APIBase):
     end_on_eof = True
     needs_tokenizer = True
-
-    def __init__(self, model: str | None, generation: GenerationConfig, retokenizer: Retokenizer) -> None:
-        self.model = model
-        self.generation = generation
-        self.retokenizer = retokenizer
+    needs_model_name = True
 
     def path(self, stream: bool) -> str:
         return f"/v2/models/{quote(self.model or '', safe='')}/{'generate_stream' if stream else 'generate'}"

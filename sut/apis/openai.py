@@ -15,19 +15,14 @@ from typing import Any
 
 import httpx
 
-from sut.apis import Delta, EndpointProblem, StreamError, get_json
-from sut.generation import GenerationConfig
+from sut.apis import APIBase, Delta, EndpointProblem, StreamError, get_json
 from sut.replica import GenerationRequest
 
 
-class OpenAICompletions:
+class OpenAICompletions(APIBase):
     end_on_eof = False
     needs_tokenizer = False
-
-    def __init__(self, model: str | None, generation: GenerationConfig, *, server_ids: bool = True) -> None:
-        self.model = model
-        self.generation = generation
-        self.server_ids = server_ids
+    needs_model_name = False
 
     def path(self, stream: bool) -> str:
         return "/v1/completions"
@@ -62,7 +57,9 @@ class OpenAICompletions:
         return delta
 
     async def check(self, client: httpx.AsyncClient) -> None:
-        listing = await get_json(client, "/v1/models", what="an OpenAI-compatible server (try --protocol kserve-v2)")
+        listing = await get_json(
+            client, "/v1/models", what="an OpenAI-compatible server (try --protocol kserve-v2 or tgi)"
+        )
         served = [m.get("id") for m in listing.get("data", [])] if isinstance(listing, dict) else []
         if self.model is None:
             if len(served) != 1:
