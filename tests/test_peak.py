@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import HarnessError
 from harness.config import RunConfig, build_config
 from harness.peak import search_peak
 from harness.results import RunResult
@@ -99,3 +100,35 @@ def test_a_peak_that_does_not_hold_in_the_full_run_steps_back_to_the_next_valid_
     assert [final["valid"] for final in search.finals] == [False, False, True]
     assert search.peak_qps == search.finals[-1]["target_qps"] <= 34.0
     assert search.final is not None and search.final.result.valid
+
+
+def test_without_an_offline_rate_a_short_offline_probe_gives_the_first_estimate(tmp_path):
+    """The probe is a calibrated Offline run of at most 10 s; the search starts at half its samples/s."""
+    runs: list[RunConfig] = []
+
+    def system(config: RunConfig) -> RunReport:
+        runs.append(config)
+        config.output_dir.mkdir(parents=True, exist_ok=True)
+        if config.loadgen.scenario == "Offline":
+            return RunReport(config.output_dir, RunResult(True, samples_per_second=24.0), {})
+        return RunReport(config.output_dir, RunResult((config.loadgen.target_qps or 0.0) <= 20.0), {})
+
+    config = build_config(scenario="Server", output_dir=tmp_path, min_duration_ms=600_000, min_query_count=2000)
+    search = search_peak(config, tolerance=0.1, max_runs=6, runner=system)
+
+    probe = runs[0].loadgen
+    assert (probe.scenario, probe.calibrate, probe.target_qps, probe.min_duration_ms) == ("Offline", True, None, 10_000)
+    assert runs[0].output_dir == search.directory / "probe"
+    assert search.steps[0].target_qps == 12.0 and search.estimate_from == "an Offline probe run"
+    assert search.peak_qps is not None and 20.0 / 1.1 <= search.peak_qps <= 20.0
+    assert json.loads((search.directory / "search.json").read_text())["estimate_from"] == "an Offline probe run"
+
+
+def test_a_probe_without_throughput_is_one_error_naming_its_run(tmp_path):
+    def system(config: RunConfig) -> RunReport:
+        config.output_dir.mkdir(parents=True, exist_ok=True)
+        return RunReport(config.output_dir, RunResult(False, invalid_reasons=["2 samples failed"]), {})
+
+    config = build_config(scenario="Server", output_dir=tmp_path)
+    with pytest.raises(HarnessError, match=r"the Offline probe run gave no throughput to start from: see .*probe"):
+        search_peak(config, runner=system)
