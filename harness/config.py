@@ -23,7 +23,7 @@ from sut.remote_config import RemoteConfig, read_endpoints_file, redact_url
 
 SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
-SUTS = ("local", "remote")
+SUTS = ("local", "remote", "ray")
 AUTO = "auto"
 SEARCH = "search"
 """The Server target QPS that asks for the peak search (`harness.peak`), on the command line and in sweep plans."""
@@ -49,8 +49,11 @@ class RunConfig:
     save_outputs: bool = False
     """Keep every sample's output token ids in samples.jsonl (always done in accuracy mode)."""
     sut: str = "local"
-    """`local`: vLLM engines in worker processes on this host; `remote`: inference servers (`remote`)."""
+    """`local`: vLLM engines in worker processes on this host; `remote`: inference servers (`remote`);
+    `ray`: vLLM engines in Ray actors, anywhere in a Ray cluster."""
     remote: RemoteConfig | None = None
+    ray_address: str = "auto"
+    """`--sut ray`: the cluster to join; `auto` joins this node's, or starts a local one on 127.0.0.1."""
     replicas: int = 1
     """Engines on this host; each gets tensor_parallel_size devices of its own."""
     dispatch: str = "round-robin"
@@ -167,6 +170,7 @@ def build_config(
     sut: str = "local",
     remote: dict[str, Any] | None = None,
     endpoints_file: str | Path | None = None,
+    ray_address: str | None = None,
     command: list[str] | None = None,
 ) -> RunConfig:
     """Everything a run needs. Leaving out `model` selects the embedded tiny model,
@@ -185,6 +189,10 @@ def build_config(
         if mode != "performance":
             raise HarnessError(f"--compliance {compliance} sets its own mode: leave out --mode {mode}.")
     remote_config = _remote_config(sut, remote, endpoints_file)
+    if ray_address is not None and sut != "ray":
+        raise HarnessError("--ray-address goes with --sut ray.")
+    if sut == "ray" and devices:
+        raise HarnessError("--devices maps this host's GPUs, and with --sut ray the Ray cluster places replicas.")
     if remote_config is not None:
         local_only = {
             "engine options (--dtype, --tensor-parallel-size, --engine-arg, ...)": bool(engine or engine_extra),
@@ -263,7 +271,7 @@ def build_config(
     generation_config.check()
     if remote_config is not None:
         remote_config.check_generation(generation_config)
-    if sut == "local":
+    if sut != "remote":
         engine_config.check()
     for name, value, lowest in (
         ("--warmup-samples", warmup_samples, 0),
@@ -299,6 +307,7 @@ def build_config(
         save_outputs=save_outputs,
         sut=sut,
         remote=remote_config,
+        ray_address=ray_address or "auto",
         replicas=len(remote_config.endpoints) if remote_config else replicas,
         dispatch=dispatch,
         devices=list(devices) if devices else None,

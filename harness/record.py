@@ -67,6 +67,7 @@ def replica_rows(members: list[Replica], streams: dict[str, list[SampleRecord]] 
             "name": s.name,
             "devices": s.devices,
             "cpus": format_cpus(s.cpus) if s.cpus is not None else None,
+            "node": s.node,
             "samples": s.samples,
             "share": round(s.samples / total, 4),
             "output_tokens": s.output_tokens,

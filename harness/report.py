@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from rich.console import Console
 from rich.table import Table
 
@@ -106,12 +108,14 @@ def replica_table(replicas: list[dict]) -> Table:
     return table
 
 
-def _where(replica: dict) -> str:
+def _where(replica: dict, here: str = socket.gethostname()) -> str:
     if replica.get("endpoint"):
         return replica["endpoint"].split("://", 1)[-1]
     devices = ",".join(replica["devices"])
     where = devices if devices == "cpu" else f"gpu {devices}"
-    return f"{where} {replica['cpus']}" if replica.get("cpus") else where
+    where = f"{where} {replica['cpus']}" if replica.get("cpus") else where
+    node = replica.get("node")
+    return f"{node}: {where}" if node and node != here else where  # another host: a Ray actor's node
 
 
 def _errors(replica: dict) -> str:

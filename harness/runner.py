@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import mlperf_loadgen as lg
 from rich.console import Console
@@ -40,13 +40,17 @@ from scenarios.base import ScenarioDriver
 from scenarios.qsl import SampleLibrary
 from scenarios.responder import Accounts, LoadGenResponder, SampleRecord
 from sut.dispatch import Dispatcher
+from sut.engine_config import EngineConfig
 from sut.engine_logs import route_vllm_logs
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
-from sut.layout import plan_layout, running_on_cpu
+from sut.layout import Placement, plan_layout, running_on_cpu
 from sut.output_ids import Retokenizer
 from sut.remote_replica import AttemptBudget, RemoteReplica, RemoteStats
 from sut.replica import Replica, ResultSink
+
+if TYPE_CHECKING:
+    from sut.ray_replica import RayCluster
 
 SEED_FIELDS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
 CALIBRATION_SAMPLES = 1000
@@ -117,23 +121,62 @@ def local_engines(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica
         devices=config.devices,
         cpu_bind=config.cpu_bind,
     )
+    return _engines(config, sink, [(placement, None) for placement in placements], config.engine, log_path)
+
+
+def ray_engines(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica:
+    """`config.replicas` vLLM engines as Ray actors (`sut.ray_replica`); several go behind a dispatcher."""
+    from sut.ray_replica import connect
+
+    log_path = run_dir / "engine.log"
+    route_vllm_logs(log_path)
+    cluster = connect(config.ray_address)
+    engine = config.engine
+    try:
+        on_gpus = cluster.gpus > 0
+        engine.to_engine_args(on_cpu=not on_gpus)
+        if on_gpus and engine.tensor_parallel_size > 1:
+            # The actor holds its replica's GPUs, and its tensor-parallel ranks are its own processes; vLLM's
+            # Ray executor would instead look for one placement bundle per rank.
+            engine = dataclasses.replace(engine, extra={"distributed_executor_backend": "mp", **engine.extra})
+        layout = cluster.layout(config.replicas, engine.tensor_parallel_size, config.cpu_bind)
+    except BaseException:
+        cluster.close_if_unused()
+        raise
+    return _engines(config, sink, layout, engine, log_path, cluster)
+
+
+def _engines(
+    config: RunConfig,
+    sink: ResultSink,
+    layout: list[tuple[Placement, dict[str, float] | None]],
+    engine_config: EngineConfig,
+    log_path: Path,
+    cluster: RayCluster | None = None,
+) -> Replica:
+    """One `EngineReplica` per placement: a local worker process, or (with a Ray bundle) a Ray actor."""
 
     def engine(slot: int, replica_sink: ResultSink) -> Replica:
+        placement, bundle = layout[slot]
         spec = WorkerSpec(
             name=f"replica-{slot}",
-            engine=config.engine,
+            engine=engine_config,
             generation=config.generation,
-            placement=placements[slot],
+            placement=placement,
             log_path=log_path,
             step_delay=config.step_delays.get(slot, 0.0),
         )
-        return EngineReplica(spec, replica_sink)
+        if cluster is None or bundle is None:
+            return EngineReplica(spec, replica_sink)
+        from sut.ray_replica import RayLink
+
+        return EngineReplica(spec, replica_sink, RayLink(cluster, bundle))
 
     if config.replicas == 1:
         return engine(0, sink)
     # An engine batches up to max_num_seqs at once; a quarter more in hand covers the
     # step it takes a finished request's replacement to arrive.
-    target = (config.engine.max_num_seqs or 256) * 5 // 4
+    target = (engine_config.max_num_seqs or 256) * 5 // 4
     return Dispatcher(engine, config.replicas, sink, policy=config.dispatch, target=target)
 
 
@@ -211,7 +254,7 @@ def run(
     SIGINT or SIGTERM (in the main thread) stop the run within seconds, at any phase: the report then has
     `interrupted`, and run.json says so. Before the run directory exists, `Interrupted` is raised instead."""
     if replica_factory is None:
-        replica_factory = remote_endpoints if config.sut == "remote" else local_engines
+        replica_factory = {"local": local_engines, "remote": remote_endpoints, "ray": ray_engines}[config.sut]
     console = console or Console(stderr=True)
     if loadgen_running():
         raise HarnessError(

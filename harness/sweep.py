@@ -325,10 +325,12 @@ def _config(options: dict[str, Any], scenario: str, mode: str, output_dir: Path)
         config = build_config(**options, scenario=scenario, mode=mode, output_dir=output_dir)
     except TypeError as exc:
         raise HarnessError(f"a setting has the wrong form: {exc}") from None
-    if config.sut == "local":
-        # What a run would find only after its data set loaded: vLLM's own argument check and the layout.
+    if config.sut != "remote":
+        # What a run would find only after its data set loaded: vLLM's own argument check and (on this host)
+        # the layout; a Ray cluster's layout is its own business, checked when the run joins it.
         on_cpu = running_on_cpu()
         config.engine.to_engine_args(on_cpu=on_cpu)
+    if config.sut == "local":
         plan_layout(
             config.replicas,
             config.engine.tensor_parallel_size,

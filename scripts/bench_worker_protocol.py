@@ -12,9 +12,12 @@ sink calls. Two shapes:
   message and a final message per sample.
 
 Per sample, it reports the wall time and the CPU time the harness process spent
-(the part that competes with LoadGen for cores).
+(the part that competes with LoadGen for cores). `--link ray` puts the worker in a
+Ray actor on a local Ray cluster (`--sut ray`'s path) instead of a process of its
+own; `--link both` measures both.
 
     python scripts/bench_worker_protocol.py [--samples 20000] [--prompt-tokens 300] [--output-tokens 300]
+        [--link process|ray|both]
 """
 
 from __future__ import annotations
@@ -110,7 +113,9 @@ class _CountingSink:
         raise SystemExit(f"the worker failed: {reason}")
 
 
-def measure(samples: int, prompt_tokens: int, output_tokens: int, *, stream: bool, chunk: int) -> dict[str, float]:
+def measure(
+    samples: int, prompt_tokens: int, output_tokens: int, *, stream: bool, chunk: int, link: str = "process"
+) -> dict[str, float]:
     sink = _CountingSink(samples)
     spec = WorkerSpec(
         name="echo",
@@ -119,7 +124,12 @@ def measure(samples: int, prompt_tokens: int, output_tokens: int, *, stream: boo
         placement=Placement(devices=["cpu"]),
         engine_factory=echo_engine,
     )
-    replica = EngineReplica(spec, sink)
+    if link == "ray":
+        from sut.ray_replica import RayLink, connect
+
+        replica = EngineReplica(spec, sink, RayLink(connect(), {"CPU": 1.0}))
+    else:
+        replica = EngineReplica(spec, sink)
     replica.start()
     prompt = [(7 * i) % 32000 + 1 for i in range(prompt_tokens)]
     requests = [GenerationRequest(i, i, prompt, stream) for i in range(samples)]
@@ -141,14 +151,20 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20000)
     parser.add_argument("--prompt-tokens", type=int, default=300)
     parser.add_argument("--output-tokens", type=int, default=300)
+    parser.add_argument("--link", choices=["process", "ray", "both"], default="process")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_worker_protocol.json")
     args = parser.parse_args()
     console = Console(width=None if sys.stdout.isatty() else 120)
     shapes = {"Offline (chunks of 16)": (False, 16), "Server (one per submit)": (True, 1)}
+    links = ["process", "ray"] if args.link == "both" else [args.link]
     results = {}
-    for name, (stream, chunk) in shapes.items():
-        with console.status(f"{name}: {args.samples:,} samples"):
-            results[name] = measure(args.samples, args.prompt_tokens, args.output_tokens, stream=stream, chunk=chunk)
+    for link in links:
+        for shape, (stream, chunk) in shapes.items():
+            name = shape if len(links) == 1 and link == "process" else f"{shape}, {link}"
+            with console.status(f"{name}: {args.samples:,} samples"):
+                results[name] = measure(
+                    args.samples, args.prompt_tokens, args.output_tokens, stream=stream, chunk=chunk, link=link
+                )
     table = Table(
         title=f"protocol cost per sample ({args.prompt_tokens} prompt + {args.output_tokens} output tokens, "
         "echo engine)",

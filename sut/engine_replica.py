@@ -1,11 +1,13 @@
-"""A vLLM engine in a worker process of its own, as a `Replica`.
+"""A vLLM engine in an engine worker (`sut.engine_worker`), as a `Replica`.
 
-The harness side of `sut.engine_worker`: it starts the process with the
-replica's devices and cores, sends requests in batches, and turns the worker's
-step messages into sink calls on one receiver thread per replica (not per
-query). It keeps the requests the worker holds, so when the process dies, for
-whatever reason, it knows at once (the process sentinel fires) which samples
-had started streaming (those fail) and which can go to another replica.
+The harness side of the worker: it starts it with the replica's devices and
+cores, sends requests in batches, and turns the worker's step messages into sink
+calls on one receiver thread per replica (not per query). It keeps the requests
+the worker holds, so when the worker dies, for whatever reason, it knows at once
+which samples had started streaming (those fail) and which can go to another
+replica. A `WorkerLink` carries the messages: `ProcessLink` to a worker process
+on this host (a pipe, and the process sentinel for its death), or a Ray actor's
+(`sut.ray_replica`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import threading
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, Protocol
 
 from common.errors import HarnessError
 from sut import engine_worker
@@ -29,17 +31,105 @@ from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Wa
 STOP_GRACE_SECONDS = 30.0
 
 
-class EngineReplica:
-    """One engine worker process, seen from the harness."""
+class WorkerLink(Protocol):
+    """How the harness reaches one engine worker, and learns that it is gone."""
 
-    def __init__(self, spec: WorkerSpec, sink: ResultSink) -> None:
+    def launch(self, spec: WorkerSpec) -> None:
+        """Start the worker; returns at once (the engine comes up in `wait_ready`)."""
+
+    def wait_ready(self) -> Ready | str:
+        """The worker's `Ready`, or why it never came; `kill` from another thread ends the wait."""
+
+    def send(self, message: Any) -> None:
+        """Raises OSError when the worker is gone."""
+
+    def receive(self) -> Any | None:
+        """The worker's next message; None once it is gone."""
+
+    def join(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for a worker told to stop to end."""
+
+    def kill(self) -> None:
+        """End the worker and its engine processes now; idempotent."""
+
+    def exit_reason(self) -> str:
+        """Why a worker that `receive` found gone went: "its worker process exited (code -9)"."""
+
+
+class ProcessLink:
+    """A worker process on this host, spawned fresh, over a pipe."""
+
+    def __init__(self) -> None:
+        self._process: Any = None
+        self._conn: Connection | None = None
+
+    def launch(self, spec: WorkerSpec) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, theirs = context.Pipe()
+        process = context.Process(target=engine_worker.main, args=(theirs, spec), name=f"{spec.name}-worker")
+        process.start()
+        self._process = process
+        theirs.close()
+
+    def wait_ready(self) -> Ready | str:
+        assert self._conn is not None
+        ready = wait([self._conn, self._process.sentinel])
+        if self._conn in ready:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                message = None
+            if isinstance(message, Ready):
+                return message
+            if isinstance(message, StartFailed):
+                return message.reason
+        self._process.join(5)
+        return f"its worker process exited with code {self._process.exitcode} before the engine was up"
+
+    def send(self, message: Any) -> None:
+        assert self._conn is not None
+        self._conn.send(message)
+
+    def receive(self) -> Any | None:
+        assert self._conn is not None
+        if self._conn not in wait([self._conn, self._process.sentinel]):
+            return None
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError):
+            return None
+
+    def join(self, timeout: float) -> None:
+        self._process.join(timeout)
+
+    def kill(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group is gone already, or not made yet (the worker has not reached os.setpgrp)
+        # The worker itself, which a group kill misses in its first moments, before it leads a group of its own.
+        process.kill()
+        process.join()
+
+    def exit_reason(self) -> str:
+        self._process.join(5)
+        return f"its worker process exited (code {self._process.exitcode})"
+
+
+class EngineReplica:
+    """One engine worker, seen from the harness."""
+
+    def __init__(self, spec: WorkerSpec, sink: ResultSink, link: WorkerLink | None = None) -> None:
         self.name = spec.name
         self.spec = spec
         self._sink = sink
-        self._process: Any = None
-        self._conn: Connection | None = None
+        self._link = link or ProcessLink()
+        self._launched = False
         self._lock = threading.Lock()
-        """Guards the pipe's sending end and the request table."""
+        """Guards the link's sending end and the request table."""
         self._held: dict[int, tuple[GenerationRequest, bool]] = {}
         """Requests the worker has, and whether their first token went out."""
         self._dead: str | None = None
@@ -57,17 +147,13 @@ class EngineReplica:
 
     # -- Replica ----------------------------------------------------------------------------------
     def start(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, theirs = context.Pipe()
-        process = context.Process(target=engine_worker.main, args=(theirs, self.spec), name=f"{self.name}-worker")
-        with self._lock:  # `stop` from another thread sees either no process or a started one
+        with self._lock:  # `stop` from another thread sees either no worker or a launched one
             if self._stopping:
                 raise HarnessError(f"{self.name} was stopped before it started")
-            process.start()
-            self._process = process
-        theirs.close()
+            self._link.launch(self.spec)
+            self._launched = True
         try:
-            message = self._first_message(process)
+            message = self._link.wait_ready()
         except BaseException:
             self._kill()
             raise
@@ -79,6 +165,9 @@ class EngineReplica:
                 f"{message.rstrip('.')}.{where}{memory_hint(message)}"
             )
         self.pid = message.pid
+        self._stats.node = message.node
+        if not self._stats.devices and message.devices:  # a Ray actor: the GPUs Ray gave it
+            self._stats.devices = message.devices.split(",")
         if self.spec.placement.cpus is not None:
             self._stats.cpus = message.cpus
         self._receiver = threading.Thread(target=self._receive, name=f"{self.name}-receiver", daemon=True)
@@ -120,14 +209,14 @@ class EngineReplica:
         engine reads no messages, so it is killed; a running one stops after its current engine step."""
         with self._lock:
             self._stopping = True
-            if self._process is None:
+            if not self._launched:
                 return
         if self._receiver is not None:
             try:
                 self._send(Stop())
             except OSError:
                 pass
-            self._process.join(STOP_GRACE_SECONDS)
+            self._link.join(STOP_GRACE_SECONDS)
         self._kill()
         if self._receiver is not None:
             self._receiver.join()
@@ -136,37 +225,16 @@ class EngineReplica:
             leftover = [request for request, _ in self._held.values()]
             self._held.clear()
         self._fail(leftover, "the replica was stopped")
-        self._process = None
+        self._launched = False
 
     def stats(self) -> ReplicaStats:
         return self._stats
 
     # -- the receiving thread -------------------------------------------------------------------------
-    def _first_message(self, process: Any) -> Ready | str:
-        """The worker's Ready, or why it never came."""
-        assert self._conn is not None
-        ready = wait([self._conn, process.sentinel])
-        if self._conn in ready:
-            try:
-                message = self._conn.recv()
-            except (EOFError, OSError):
-                message = None
-            if isinstance(message, Ready):
-                return message
-            if isinstance(message, StartFailed):
-                return message.reason
-        process.join(5)
-        return f"its worker process exited with code {process.exitcode} before the engine was up"
-
     def _receive(self) -> None:
-        assert self._conn is not None
         while True:
-            ready = wait([self._conn, self._process.sentinel])
-            if self._conn not in ready:
-                break
-            try:
-                message = self._conn.recv()
-            except (EOFError, OSError):
+            message = self._link.receive()
+            if message is None:
                 break
             if isinstance(message, Step):
                 self._on_step(message)
@@ -176,8 +244,7 @@ class EngineReplica:
                 self._on_death(message.reason)
                 return
         if not self._stopping:
-            self._process.join(5)
-            self._on_death(f"{self.name} failed: its worker process exited (code {self._process.exitcode})")
+            self._on_death(f"{self.name} failed: {self._link.exit_reason()}")
 
     def _on_step(self, step: Step) -> None:
         first: list[tuple[GenerationRequest, int]] = []
@@ -235,18 +302,8 @@ class EngineReplica:
             self._send_locked(message)
 
     def _send_locked(self, message: Any) -> None:
-        assert self._conn is not None
-        self._conn.send(message)
+        self._link.send(message)
 
     def _kill(self) -> None:
-        """End the worker and every engine process in its group."""
-        process = self._process
-        if process is None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass  # the group is gone already, or not made yet (the worker has not reached os.setpgrp)
-        # The worker itself, which a group kill misses in its first moments, before it leads a group of its own.
-        process.kill()
-        process.join()
+        """End the worker and every engine process under it."""
+        self._link.kill()

@@ -1,6 +1,7 @@
-"""Inside an engine worker process: one vLLM engine on its own devices, fed over a pipe.
+"""Inside an engine worker: one vLLM engine on its own devices, fed over a pipe or a Ray actor's mailbox.
 
-The harness starts one of these per replica (`sut.engine_replica`); vLLM's
+The harness starts one of these per replica, as a process of its own
+(`sut.engine_replica`) or inside a Ray actor (`sut.ray_replica`); vLLM's
 engine core runs inside it. The main thread drives the engine: it adds whatever arrived since the last step, steps,
 and sends one `Step` message with what that step produced. A reader thread
 moves incoming messages to a queue, so the harness never waits on a busy
@@ -9,8 +10,8 @@ cannot: a step that never returns, or, where the engine core is a process of
 its own (`VLLM_ENABLE_V1_MULTIPROCESSING=1`), that process dying (vLLM's
 synchronous client then waits forever).
 
-The worker leads its own process group, so the harness can stop it and every
-engine process under it at once; and it stops itself when the harness goes
+A worker process leads its own process group, so the harness can stop it and
+every engine process under it at once; and it stops itself when the harness goes
 away (its end of the pipe closes).
 """
 
@@ -19,13 +20,13 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sut.engine_config import EngineConfig
 from sut.engine_logs import engine_failure_reason, redirect_output
@@ -54,6 +55,15 @@ class WorkerSpec:
     `add_request` / `step` / `has_unfinished_requests` will do (the protocol benchmark uses an echo)."""
 
 
+class Mailbox(Protocol):
+    """The worker's end of its link to the harness: a `multiprocessing` pipe, or a Ray actor's queues."""
+
+    def send(self, message: Any) -> None: ...
+
+    def recv(self) -> Any:
+        """The next message; raises EOFError or OSError when the harness is gone."""
+
+
 @dataclass
 class _Live:
     response_id: int
@@ -61,11 +71,23 @@ class _Live:
     tokens: list[int] = field(default_factory=list)
 
 
-def main(conn: Connection, spec: WorkerSpec) -> None:
+def main(conn: Mailbox, spec: WorkerSpec) -> None:
     """The worker process's entry point."""
     os.setpgrp()
     if spec.log_path is not None:
         redirect_output(spec.log_path)
+    serve(conn, spec, end=_end_group)
+
+
+def _end_group() -> None:
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def serve(conn: Mailbox, spec: WorkerSpec, *, end: Callable[[], None]) -> None:
+    """Build the engine, say `Ready` (or `StartFailed`), then run it until `Stop`.
+
+    `end` ends this worker and its engine processes at once: when the harness is
+    gone, or the engine hangs inside vLLM where no message reaches it."""
     os.environ.update(spec.placement.env)
     os.environ.setdefault("VLLM_LOGGING_PREFIX", f"[{spec.name}] ")
     # The worker is the engine process: vLLM's engine core runs in it rather than in one more
@@ -77,12 +99,26 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
         os.sched_setaffinity(0, spec.placement.cpus)
     try:
         engine = (spec.engine_factory or build_engine)(spec)
-        worker = _Worker(conn, engine, spec)
+        worker = _Worker(conn, engine, spec, end)
     except BaseException as exc:
         conn.send(StartFailed(engine_failure_reason(spec.log_path, exc)))
         return
-    conn.send(Ready(os.getpid(), sorted(os.sched_getaffinity(0)), os.environ.get("CUDA_VISIBLE_DEVICES")))
+    ready = Ready(
+        os.getpid(), sorted(os.sched_getaffinity(0)), os.environ.get("CUDA_VISIBLE_DEVICES"), socket.gethostname()
+    )
+    conn.send(ready)
     worker.run()
+
+
+def take_all(inbox: queue.SimpleQueue[Any], *, block: bool = True, timeout: float | None = None) -> list[Any]:
+    """Every message in `inbox`, waiting for the first as `block` and `timeout` say (none there: [])."""
+    messages = []
+    try:
+        messages.append(inbox.get(block=block, timeout=timeout))
+        while True:
+            messages.append(inbox.get_nowait())
+    except queue.Empty:
+        return messages
 
 
 def build_engine(spec: WorkerSpec) -> Any:
@@ -94,10 +130,11 @@ def build_engine(spec: WorkerSpec) -> Any:
 
 
 class _Worker:
-    def __init__(self, conn: Connection, engine: Any, spec: WorkerSpec) -> None:
+    def __init__(self, conn: Mailbox, engine: Any, spec: WorkerSpec, end: Callable[[], None]) -> None:
         self._conn = conn
         self._engine = engine
         self._spec = spec
+        self._end = end
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._send_lock = threading.Lock()
         self._params = {stream: spec.generation.sampling_params(stream=stream) for stream in (False, True)}
@@ -134,8 +171,8 @@ class _Worker:
                 message = self._conn.recv()
             except (EOFError, OSError):
                 # The harness is gone: nobody is left to answer, and the engine may be deep in a long warm-up
-                # or step loop that would not look at the inbox for minutes. This process group goes now.
-                os.killpg(os.getpgrp(), signal.SIGKILL)
+                # or step loop that would not look at the inbox for minutes. The worker goes now.
+                self._end()
                 return
             if isinstance(message, Stop):
                 self._stop_requested = True
@@ -145,13 +182,7 @@ class _Worker:
 
     def _take(self, *, block: bool) -> list[Any]:
         """Everything that arrived so far; waits for something when the engine is idle."""
-        messages = []
-        try:
-            messages.append(self._inbox.get(block=block))
-            while True:
-                messages.append(self._inbox.get_nowait())
-        except queue.Empty:
-            return messages
+        return take_all(self._inbox, block=block)
 
     def _add(self, submit: Submit, live: dict[str, _Live]) -> list[tuple[int, str]]:
         rejected = []
@@ -225,8 +256,8 @@ class _Worker:
         except OSError:
             pass
         if hard:
-            # The engine loop is stuck inside vLLM; end this process and its engine processes now.
-            os.killpg(os.getpgrp(), signal.SIGKILL)
+            # The engine loop is stuck inside vLLM; end the worker and its engine processes now.
+            self._end()
 
     def _send(self, message: Any) -> None:
         with self._send_lock:

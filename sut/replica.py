@@ -55,6 +55,8 @@ class ReplicaStats:
     devices: list[str] = field(default_factory=list)
     cpus: list[int] | None = None
     """The cores it ran on, where it was pinned."""
+    node: str | None = None
+    """The host its engine ran on (a Ray actor's node), where it is a worker of the harness's."""
     samples: int = 0
     output_tokens: int = 0
     failed: int = 0

@@ -70,6 +70,8 @@ class Ready:
     """The cores the worker may run on, as the worker itself sees them."""
     devices: str | None
     """`CUDA_VISIBLE_DEVICES` as the worker sees it."""
+    node: str = ""
+    """The host the worker runs on."""
 
 
 @dataclass(frozen=True, slots=True)

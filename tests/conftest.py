@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,28 @@ def embedded_rows() -> list[dict]:
     from common import embedded
 
     return [json.loads(line) for line in embedded.DATASET.read_text().splitlines()]
+
+
+def kill_member_after(factory, slot: int, samples: int) -> tuple:
+    """`factory` (a replica factory that builds a group) wrapped, and a started thread that SIGKILLs the
+    worker (process or Ray actor) of the group's member `slot` once it has answered `samples` samples."""
+    import signal
+    import time
+
+    groups = []
+
+    def recording(config, sink, run_dir):
+        groups.append(factory(config, sink, run_dir))
+        return groups[-1]
+
+    def kill() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if groups and groups[0].members[slot].stats().samples >= samples:
+                os.kill(groups[0].members[slot].pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill, daemon=True)
+    killer.start()
+    return recording, killer

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import threading
-import time
 
 import pytest
 from rich.console import Console
@@ -24,7 +22,7 @@ from sut.engine_worker import WorkerSpec
 from sut.generation import GenerationConfig
 from sut.layout import Placement
 from sut.replica import GenerationRequest
-from tests.conftest import read_samples
+from tests.conftest import kill_member_after, read_samples
 
 pytestmark = pytest.mark.engine
 POLICIES = ("round-robin", "least-requests", "least-tokens")
@@ -97,23 +95,7 @@ def test_two_replicas_generate_what_one_replica_generates(tmp_path):
 
 
 def test_a_replica_killed_mid_run_loses_no_sample_and_the_run_says_so(tmp_path):
-    replicas = []
-
-    def factory(config, sink, run_dir):
-        replica = local_engines(config, sink, run_dir)
-        replicas.append(replica)
-        return replica
-
-    def kill_replica_1_after_50_samples() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if replicas and replicas[0].members[1].stats().samples >= 50:
-                os.kill(replicas[0].members[1].pid, signal.SIGKILL)
-                return
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill_replica_1_after_50_samples, daemon=True)
-    killer.start()
+    factory, killer = kill_member_after(local_engines, 1, 50)
     report = _run(tmp_path, factory, replicas=2, dispatch="least-requests", **SERVER)
     killer.join()
 

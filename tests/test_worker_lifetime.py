@@ -107,9 +107,13 @@ def test_stopping_a_replica_whose_worker_was_just_spawned_ends_the_worker():
     # The worker does not lead a process group of its own in its first moments: the stop must still reach it.
     replica = _endless_replica()
     starting, errors = _in_thread(replica.start)
-    while replica._process is None:
+    from sut.engine_replica import ProcessLink
+
+    link = replica._link
+    assert isinstance(link, ProcessLink)
+    while link._process is None:
         time.sleep(0.001)
-    worker = replica._process.pid
+    worker = link._process.pid
     stopping, _ = _in_thread(replica.stop)
     stopping.join(10)
     starting.join(10)
