@@ -35,7 +35,8 @@ per replica), with a local copy of the tokenizer:
 Every run writes a directory under --output-dir with LoadGen's logs, run.json
 and samples.jsonl. 'python -m harness rerun RUN_DIR' runs one again (refusing if
 the model or the data changed) and compares; 'python -m harness sweep PLAN' runs
-every combination of a plan's settings, resumably; 'python -m harness.submission'
+every combination of a plan's settings, resumably; 'python -m harness multi PLAN'
+runs several runs at once (each with its own LoadGen) and each alone; 'python -m harness.submission'
 turns runs into the round's submission tree. Ctrl-C stops a run within seconds
 (exit 130), with every issued sample answered and run.json written.
 """
@@ -322,6 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harness.sweep import main as sweep_main
 
         return _leave(sweep_main(argv[1:]))
+    if argv[:1] == ["multi"]:
+        from harness.multi import main as multi_main
+
+        return multi_main(argv[1:])
     args = _parser().parse_args(argv)
     # A duplicate of stderr: engine start-up redirects fd 2 to the engine log for a while.
     with open(os.dup(2), "w", buffering=1) as stream:

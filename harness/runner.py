@@ -248,11 +248,14 @@ def run(
     *,
     console: Console | None = None,
     replica_factory: ReplicaFactory | None = None,
+    before_test: Callable[[], None] | None = None,
 ) -> RunReport:
     """Run LoadGen against the replica `replica_factory` builds (by default, what `config.sut` says).
 
-    SIGINT or SIGTERM (in the main thread) stop the run within seconds, at any phase: the report then has
-    `interrupted`, and run.json says so. Before the run directory exists, `Interrupted` is raised instead."""
+    `before_test` is called once the replicas are warm, and the LoadGen test starts when it returns (runs
+    measured together wait for each other there). SIGINT or SIGTERM (in the main thread) stop the run within
+    seconds, at any phase: the report then has `interrupted`, and run.json says so. Before the run directory
+    exists, `Interrupted` is raised instead."""
     if replica_factory is None:
         replica_factory = {"local": local_engines, "remote": remote_endpoints, "ray": ray_engines}[config.sut]
     console = console or Console(stderr=True)
@@ -267,7 +270,7 @@ def run(
         stop.check()
         run_dir = new_run_dir(config)
         try:
-            return _Run(run_dir, config, console, stop, dataset, targets, built).execute(replica_factory)
+            return _Run(run_dir, config, console, stop, dataset, targets, built).execute(replica_factory, before_test)
         except (HarnessError, Interrupted):
             raise
         except Exception as exc:
@@ -334,10 +337,12 @@ class _Run:
         self.interruption: Interruption | None = None
         """The stop signal that cut the run short, and in which phase."""
 
-    def execute(self, replica_factory: ReplicaFactory) -> RunReport:
+    def execute(self, replica_factory: ReplicaFactory, before_test: Callable[[], None] | None = None) -> RunReport:
         try:
             self.start_replicas(replica_factory)
             self.warm_up()
+            if before_test is not None:
+                self._until_stopped("waiting to start", before_test)
             self.test()
         except Interrupted:
             pass  # `stop.requested` says when and why; what follows is the same as after a whole run
@@ -451,6 +456,12 @@ class _Run:
             "started_at": self.started.isoformat(),
             "interrupted": interruption.to_json() if interruption else None,
             "wall_seconds": round(self.loadgen.wall_seconds, 3) if self.loadgen else None,
+            # When the LoadGen test ran (Unix seconds): what runs measured together overlapped (`harness.multi`).
+            "test_window": (
+                [round(self.loadgen.started_unix, 3), round(self.loadgen.started_unix + self.loadgen.wall_seconds, 3)]
+                if self.loadgen
+                else None
+            ),
             # CPU time of this process (LoadGen, drivers, replica clients; not engines or servers) during the test.
             "harness_cpu_seconds": round(self.loadgen.cpu_seconds, 3) if self.loadgen else None,
             "compliant": not built.non_compliant,
@@ -589,6 +600,7 @@ class _LoadGenTest:
         qsl, sut = self._library.open(), self._driver.open()
         self._thread = threading.Thread(target=self._test, args=(sut, qsl, audit_path), name="loadgen", daemon=True)
         self._t0, self._cpu0 = time.perf_counter(), time.process_time()
+        self.started_unix = time.time()
         _loadgen_thread = self._thread
         self._thread.start()
 

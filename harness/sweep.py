@@ -35,13 +35,11 @@ import itertools
 import json
 import re
 import time
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -50,6 +48,7 @@ from common.errors import HarnessError, InternalError, report_failure
 from common.stopping import Interrupted
 from harness.config import SEARCH, RunConfig, build_config
 from harness.peak import search_peak
+from harness.plans import PlanLines, read_plan
 from harness.runner import RunReport, run
 from sut.layout import plan_layout, running_on_cpu
 
@@ -93,17 +92,7 @@ class Plan:
 def load_plan(path: Path, *, output_dir: Path | None = None) -> Plan:
     """Read and check a plan: every run's configuration is built now, so a mistake stops the sweep before
     its first run, with the plan's line."""
-    if not path.is_file():
-        what = "is a folder, not a plan file" if path.is_dir() else "does not exist"
-        raise HarnessError(f"sweep plan {path} {what}: give a .yaml or .toml plan.")
-    text = path.read_text()
-    data = _parse(path, text)
-    lines = _Lines(path, text)
-    unknown = sorted(set(data) - set(PLAN_KEYS))
-    if unknown:
-        raise HarnessError(
-            f"{lines.of(unknown[0])}: unknown plan key {unknown[0]!r}; a plan has {', '.join(PLAN_KEYS)}."
-        )
+    data, lines = read_plan(path, "sweep plan", PLAN_KEYS)
     base = data.get("base") or {}
     axes = data.get("axes") or {}
     if not isinstance(base, dict) or not isinstance(axes, dict):
@@ -261,36 +250,9 @@ def main(argv: Sequence[str]) -> int:
 
 
 # -- plan checking -------------------------------------------------------------------------------------------
-def _parse(path: Path, text: str) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise HarnessError(f"sweep plan {path} does not parse: {exc}".replace("\n", " ")) from None
-    if not isinstance(data, dict):
-        raise HarnessError(f"sweep plan {path} is not a mapping of {', '.join(PLAN_KEYS)}.")
-    return data
-
-
-class _Lines:
-    """Where a key stands in the plan's text, for error messages."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-
-    def of(self, key: str) -> str:
-        last = key.split(".")[-1]
-        for candidates in (key, last):
-            pattern = re.compile(rf"^\s*[\"']?{re.escape(candidates)}[\"']?\s*[:=]")
-            for number, line in enumerate(self.lines, 1):
-                if pattern.search(line):
-                    return f"{self.path}:{number}"
-        return str(self.path)
-
-
 def _checked_config(
     plan: Plan,
-    lines: _Lines,
+    lines: PlanLines,
     base: dict[str, Any],
     values: dict[str, Any],
     options: dict[str, Any],

@@ -22,7 +22,9 @@ from tests.harness_process import stop_run
 
 pytestmark = pytest.mark.engine
 
-SERVER = {"scenario": "Server", "min_duration_ms": 4000, "total_sample_count": 600}
+# 500 queries (what LoadGen's early stopping needs at p99) at 40 QPS, a tenth of what two CPU replicas of the
+# embedded model answer: VALID on any machine, in about 13 s rather than the demo's 50.
+SERVER = {"scenario": "Server", "target_qps": 40.0, "min_duration_ms": 4000, "total_sample_count": 600}
 
 
 @pytest.fixture(scope="module")
@@ -46,25 +48,26 @@ def _answered_exactly_once(record: dict[str, Any]) -> None:
     assert samples["duplicates"] == 0 and samples["unanswered"] == 0
 
 
-def test_two_ray_replicas_generate_what_a_local_replica_generates(cluster, tmp_path):
+def test_two_ray_replicas_give_a_valid_offline_run_generating_what_a_local_replica_generates(cluster, tmp_path):
     """Greedy in float32, so batch composition cannot flip near-ties."""
-    options = {"mode": "accuracy", "total_sample_count": 200, "engine": {"dtype": "float32"}}
-    local = _run(tmp_path / "local", **options)
+    options = {"total_sample_count": 200, "engine": {"dtype": "float32"}}
+    local = _run(tmp_path / "local", mode="accuracy", **options)
     ray = _run(tmp_path / "ray", sut="ray", replicas=2, **options)
 
     assert local.result.valid and ray.result.valid, ray.result.invalid_reasons
+    _answered_exactly_once(ray.record)
     rows = ray.record["replicas"]
     assert [r["cpus"] for r in rows] == ["0", "1"] and all(r["samples"] > 0 for r in rows)
     assert all(r["node"] for r in rows)
     assert ray.record["sut"] == "ray" and ray.record["config"]["ray_address"] == "auto"
     one = {row["qsl_idx"]: row["output_token_ids"] for row in read_samples(local.run_dir)}
-    two = {row["qsl_idx"]: row["output_token_ids"] for row in read_samples(ray.run_dir)}
-    assert len(one) == 200 and two == one
+    assert len(one) == 200
+    for row in read_samples(ray.run_dir):  # the Offline query issues each sample several times
+        assert row["output_token_ids"] == one[row["qsl_idx"]]
 
 
-@pytest.mark.parametrize("scenario", ["Offline", "Server"])
-def test_two_ray_replicas_give_a_valid_run(cluster, tmp_path, scenario):
-    report = _run(tmp_path, sut="ray", replicas=2, scenario=scenario)
+def test_two_ray_replicas_give_a_valid_server_run(cluster, tmp_path):
+    report = _run(tmp_path, sut="ray", replicas=2, **SERVER)
 
     assert report.result.valid, report.result.invalid_reasons
     _answered_exactly_once(report.record)
