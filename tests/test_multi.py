@@ -57,6 +57,24 @@ def test_a_plan_that_cannot_run_is_one_error_naming_its_line(tmp_path, runs, lin
     assert message in str(error.value)
 
 
+def test_on_gpus_each_run_gets_the_gpus_its_layout_needs_and_named_ones_are_kept(tmp_path, monkeypatch):
+    """The GPU path, by its mapping: 4 visible GPUs, one run naming GPUs 2 and 3, one placed on the rest."""
+    monkeypatch.setattr("harness.multi.running_on_cpu", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    path = _plan(
+        tmp_path,
+        "runs:\n  named: {devices: ['2,3'], engine: {tensor_parallel_size: 2}}\n"
+        "  placed: {engine: {tensor_parallel_size: 2}}\n",
+    )
+    plan = load_multi_plan(path, output_dir=tmp_path)
+    assert [run.config.devices for run in plan.runs] == [["2,3"], ["0,1"]]
+    assert [run.placed for run in plan.runs] == [None, "GPUs 0,1"]
+
+    path.write_text("runs:\n  a: {replicas: 2}\n  b: {replicas: 3}\n")
+    with pytest.raises(HarnessError, match=r"plan.yaml:3: run 'b' needs 3 GPUs of its own, and .* has 2 free"):
+        load_multi_plan(path, output_dir=tmp_path)
+
+
 def test_the_overlap_is_the_share_of_a_test_that_others_ran_during():
     windows = {"a": [0.0, 10.0], "b": [5.0, 20.0], "c": [8.0, 9.0], "d": None}
     assert _overlap("a", windows) == 0.5

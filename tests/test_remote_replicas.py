@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,25 @@ def test_sigterm_during_a_server_run_against_real_servers_ends_it_within_seconds
     after = ("--output-dir", str(tmp_path / "after"), "--total-sample-count", "20", "--min-query-count", "20")
     code, _, err = run_cli(*endpoints, "--token-env", TOKEN_ENV, *after, "--min-duration", "0", "--max-new-tokens", "8")
     assert code == 0, err
+
+
+def test_a_multi_plan_measures_two_runs_on_their_own_real_servers_together_and_alone(servers, token, tmp_path):
+    from harness.multi import load_multi_plan, run_multi
+
+    short = {"total_sample_count": 60, "min_query_count": 60, "min_duration_ms": 0, "warmup_samples": 0}
+    runs = {
+        f"server-{i}": {"sut": "remote", "remote": _remote(servers, endpoints=[url]), **short}
+        for i, url in enumerate(servers.urls)
+    }
+    path = tmp_path / "plan.json"  # JSON is YAML
+    path.write_text(json.dumps({"name": "two-servers", "runs": runs}))
+    outcome = run_multi(load_multi_plan(path, output_dir=tmp_path))
+
+    assert outcome.exit_code == 0, outcome.failed
+    for row, url in zip(outcome.report["runs"], servers.urls, strict=True):
+        for setting in ("together", "alone"):
+            record = json.loads((Path(row[setting]["run_dir"]) / "run.json").read_text())
+            assert record["replicas"][0]["endpoint"] == url
+            assert record["result"]["valid"], record["result"]["invalid_reasons"]
+            assert row[setting]["tokens_per_second"] == record["result"]["tokens_per_second"]
+        assert row["ratio"]["tokens_per_second"] > 0
