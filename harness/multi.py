@@ -28,6 +28,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -283,7 +284,7 @@ def _run_processes(
                 # Each run is a process group of its own: the signal goes to each, once.
                 for process in processes.values():
                     if process.is_alive() and process.pid is not None:
-                        os.kill(process.pid, stop.requested.signal)
+                        os.kill(process.pid, signal.Signals[stop.requested.signal])
                 forwarded = True
             if not go.is_set() and all(
                 ready[name].is_set() or not process.is_alive() for name, process in processes.items()
