@@ -314,6 +314,7 @@ def _child(options: dict[str, Any], output_dir: Path, ready: Any, go: Any) -> No
     from harness.runner import exit_code, run
 
     os.setpgrp()
+    _end_with_parent()
     log = os.open(output_dir / "run.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
@@ -343,6 +344,22 @@ def _child(options: dict[str, Any], output_dir: Path, ready: Any, go: Any) -> No
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(outcome.get("code", 3))
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _end_with_parent() -> None:
+    """A multi that is killed outright (SIGKILL, the OOM killer) passes no signal on, and its runs are out of
+    the terminal's reach: the kernel sends each SIGTERM instead, so each still stops cleanly and says so."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it was gone before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _outcome(name: str, code: int, output_dir: Path) -> Measured:

@@ -27,6 +27,7 @@ import logging
 import os
 import queue
 import signal
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,10 @@ POLL_SECONDS = 1.0
 """How long one `take` waits for the worker's next message; a message ends the wait at once."""
 PLACEMENT_SECONDS = 60.0
 """How long a replica may wait for the cluster to free the resources it reserves."""
+REACH_SECONDS = 5.0
+"""How long the head at `--ray-address` may take to accept a connection; Ray itself retries for a minute."""
+JOIN_SECONDS = 10.0
+"""How long joining a cluster whose head accepts connections may take."""
 HARD_EXIT_DELAY = 2.0
 """Seconds an actor whose engine hung gives its last message to reach the harness before it exits."""
 
@@ -219,6 +224,10 @@ def _join(address: str) -> RayCluster:
     options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     # A local cluster keeps Ray's token authentication; its notice that it is on is not the run's business.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    if address != AUTO:
+        _check_reachable(address)
+        # Something that is not a Ray head may listen there: Ray's own default tries it for 20 s.
+        os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(int(JOIN_SECONDS)))
     try:
         ray.init(address=address, **options)
         return RayCluster(address, started_here=False)
@@ -236,6 +245,24 @@ def _join(address: str) -> RayCluster:
         **options,
     )
     return RayCluster("127.0.0.1 (local)", started_here=True)
+
+
+def _check_reachable(address: str) -> None:
+    """One clear error at once for a head that is not there, instead of Ray's minute of retries and warnings."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise HarnessError(
+            f"--ray-address {address}: not a Ray address. Give the head's host:port (e.g. 10.0.0.5:6379), "
+            "or leave --ray-address out to join this node's cluster or start a local one."
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise HarnessError(
+            f"--ray-address {address}: nothing accepts connections there ({reason}). Check that the Ray head "
+            "runs (ray start --head) and that this host can reach that port."
+        ) from None
 
 
 class RayLink:

@@ -188,3 +188,17 @@ def test_a_ca_bundle_without_a_certificate_is_one_error_naming_it(tmp_path):
         "--sut", "remote", "--endpoint", CLOSED, "--ca-bundle", str(bundle), "--output-dir", str(tmp_path)
     )
     _assert_one_error(code, err, f"--ca-bundle {bundle} holds no usable CA certificate")
+
+
+@pytest.mark.parametrize(
+    ("address", "needles"),
+    [
+        ("127.0.0.1:9", ["--ray-address 127.0.0.1:9: nothing accepts connections there", "ray start --head"]),
+        ("ray://127.0.0.1:9", ["--ray-address ray://127.0.0.1:9: nothing accepts connections there"]),
+        ("headnode", ["--ray-address headnode: not a Ray address", "host:port"]),
+    ],
+)
+def test_a_ray_address_with_no_cluster_is_one_error_within_seconds(tmp_path, address, needles):
+    """Ray alone would retry for a minute, printing its own warnings: that is past the timeout here."""
+    code, _, err = run_cli("--sut", "ray", "--ray-address", address, "--output-dir", str(tmp_path), timeout=45)
+    _assert_one_error(code, err, *needles)

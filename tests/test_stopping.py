@@ -7,6 +7,7 @@ no process of the run (engine worker, scoring worker) is left.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -81,6 +82,44 @@ def test_a_second_ctrl_c_exits_at_once(hung_server, tmp_path):
         run.ctrl_c()
         assert run.ended(within=5) == 130
     assert "SIGINT again: exiting now" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("stop", "signum"),
+    [("ctrl-c", signal.SIGINT), ("kill-multi", signal.SIGTERM)],
+    ids=["ctrl-c-reaches-each-run", "a-killed-multi-stops-each-run"],
+)
+def test_stopping_multi_stops_each_of_its_runs_which_each_say_so(hung_server, tmp_path, stop, signum):
+    """Each run of a plan is a process group of its own, out of the terminal's reach: multi passes Ctrl-C on,
+    and if multi itself is killed outright, the kernel sends each run SIGTERM."""
+    remote = f"sut: remote, remote: {{endpoints: ['{hung_server.url}'], served_model_name: tiny}}, warmup_samples: 0"
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "name: hung\nruns:\n"
+        f"  offline: {{{remote}, total_sample_count: 50, min_query_count: 50, min_duration_ms: 0}}\n"
+        f"  server: {{{remote}, scenario: Server, min_duration_ms: 60000}}\n"
+    )
+    with HarnessProcess("multi", str(plan), output_dir=tmp_path) as multi:
+        for name in ("offline", "server"):
+            multi.wait_for_file(f"hung/together/{name}/{LOADGEN_STARTED}", timeout=120)
+        time.sleep(1.0)
+        if stop == "ctrl-c":
+            multi.ctrl_c()
+            assert multi.ended() == 130
+        else:
+            multi.proc.kill()
+            multi.ended()  # its runs end too, within seconds
+
+    assert not (tmp_path / "hung" / "alone").exists()  # nothing more starts after the signal
+    for name in ("offline", "server"):
+        (run_json,) = (tmp_path / "hung" / "together" / name).glob("*/run.json")
+        record = json.loads(run_json.read_text())
+        assert record["interrupted"] == {"signal": signum.name, "phase": "the LoadGen test"}
+        samples = record["samples"]
+        assert samples["issued"] > 0 and samples["issued"] == samples["failed"]
+    if stop == "ctrl-c":
+        report = json.loads((tmp_path / "hung" / "multi.json").read_text())
+        assert [row["name"] for row in report["runs"]] == ["offline", "server"]
 
 
 # -- in-process engines ----------------------------------------------------------------------------------
