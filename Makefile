@@ -29,7 +29,7 @@ demo: install
 
 test: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest -v
+	$(PY) -m pytest -v --durations=30
 
 clean:
 	rm -rf $(VENV) results build *.egg-info

@@ -30,9 +30,10 @@ setup(
         "pandas",
         "pyarrow",
         "transformers",
+        # Hugging Face datasets: saved folders (save_to_disk) and hub ids as --dataset.
         "datasets",
         "httpx",
-        "evaluate",
+        # Not `evaluate`: its rouge metric is loaded from the hub and wraps rouge_score, used here directly.
         "rouge_score",
         "nltk",
         "rich",

@@ -18,8 +18,8 @@ from common.stopping import Interrupted, StopSignals
 def _score_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m accuracy",
-        description="Score mlperf_log_accuracy.json with ROUGE against the OpenOrca references, as the "
-        "MLCommons llama2-70b evaluator does. 'python -m accuracy compare RUN_A RUN_B' compares two runs.",
+        description="Score mlperf_log_accuracy.json with ROUGE against the data set's references, as the "
+        "benchmark's MLCommons evaluator does. 'python -m accuracy compare RUN_A RUN_B' compares two runs.",
     )
     p.add_argument("--accuracy-log", required=True, type=Path, help="LoadGen's mlperf_log_accuracy.json")
     p.add_argument("--dataset", required=True, type=Path, help="the data set the run used (.parquet, .jsonl, .pkl)")
@@ -75,7 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         tokenizer = args.tokenizer or args.model
         if tokenizer is None:
             raise HarnessError("pass --model or --tokenizer: the outputs are token ids and need detokenizing.")
-        dataset = load_dataset(args.dataset, tokenizer_dir=tokenizer, trust_pickle=args.trust_pickle)
+        dataset = load_dataset(
+            args.dataset,
+            prompt_format=get_benchmark(args.benchmark).prompt_format,
+            tokenizer_dir=tokenizer,
+            trust_pickle=args.trust_pickle,
+        )
         out_dir = args.output_dir or args.accuracy_log.parent
         out_dir.mkdir(parents=True, exist_ok=True)
         with StopSignals() as stop, stop.interruptible("scoring"):

@@ -1,9 +1,10 @@
-"""The yardstick: the MLCommons llama2-70b evaluate-accuracy.py algorithm, plainly, in one process.
+"""The yardsticks: the MLCommons evaluators (llama2-70b's evaluate-accuracy.py, llama3.1-8b's
+evaluation.py), plainly, in one process.
 
-A direct transcription of the reference, except that `evaluate.load("rouge")`
+Direct transcriptions of the references, except that `evaluate.load("rouge")`
 (which needs the network) is replaced by what it wraps: `rouge_score`'s
 `RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)`.
-Tests and scripts/bench_accuracy.py hold `accuracy.scoring` to it.
+Tests and scripts/bench_accuracy.py hold `accuracy.scoring` to them.
 """
 
 from __future__ import annotations
@@ -53,3 +54,32 @@ def reference_metrics(
         }
     )
     return final, per_sample
+
+
+def cnndm_reference_metrics(
+    accuracy_log: Path, targets: Sequence[str], tokenizer: Any, dtype: str = "int32"
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """The MLCommons llama3.1-8b evaluation.py, plainly: (its printed dict, per-sample F-measures in log order).
+
+    `metric.compute(predictions, references, use_stemmer=True, use_aggregator=False)` of evaluate's
+    rouge is, as that metric's code does it, a `RougeScorer` over its four default types scoring each
+    (reference, prediction) pair, keeping each F-measure."""
+    results = json.loads(Path(accuracy_log).read_text())
+    dedup_results = []
+    seen: set[int] = set()
+    for result in results:
+        if result["qsl_idx"] not in seen:
+            seen.add(result["qsl_idx"])
+            dedup_results.append(result)
+    target_required = [targets[pred["qsl_idx"]] for pred in dedup_results]
+    preds_token_ids = [np.frombuffer(bytes.fromhex(pred["data"]), dtype) for pred in dedup_results]
+    decoded = tokenizer.batch_decode(preds_token_ids, skip_special_tokens=True)
+    preds = ["\n".join(nltk.sent_tokenize(pred)) for pred in (p.strip() for p in decoded)]
+    refs = ["\n".join(nltk.sent_tokenize(target)) for target in (t.strip() for t in target_required)]
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
+    scores = [scorer.score(ref, pred) for ref, pred in zip(refs, preds, strict=True)]
+    per_sample = {key: [score[key].fmeasure for score in scores] for key in scores[0]}
+    result: dict[str, Any] = {k: f"{round(np.mean(v) * 100, 4)}" for k, v in per_sample.items()}
+    result["gen_len"] = np.sum([len(pred) for pred in preds])
+    result["gen_num"] = len(preds)
+    return result, per_sample

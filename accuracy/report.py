@@ -21,6 +21,7 @@ from rich.table import Table
 
 from accuracy.log import read_accuracy_log
 from accuracy.scoring import AccuracyResult, evaluate
+from accuracy.targets import LENGTH_KEYS, ROUGE_KEYS
 from benchmarks import Targets
 from common.dataset import Dataset, load_tokenizer, sha256_of
 from common.errors import HarnessError
@@ -87,6 +88,7 @@ def write_report(report: AccuracyReport, result: AccuracyResult, out_dir: Path) 
     verdicts = [
         f"{row['metric']}: {row['value']} "
         + (f"in [{row['min']:.4f}, {row['max']:.4f}]" if "max" in row else f">= {row['min']:.4f}")
+        + (f" (the target's share for {row['scaled_to']} samples)" if "scaled_to" in row else "")
         + f" {'PASS' if row['passed'] else 'FAIL'}"
         for row in report.checks
     ]
@@ -113,12 +115,13 @@ def print_report(report: AccuracyReport, console: Console) -> None:
     table.add_column("target", justify="right")
     table.add_column("")
     checked = {row["metric"]: row for row in report.checks}
-    for key in ("rouge1", "rouge2", "rougeL", "rougeLsum", "tokens_per_sample"):
+    lengths = [key for key in LENGTH_KEYS if key in checked] or ["tokens_per_sample"]
+    for key in (*ROUGE_KEYS, *lengths):
         row = checked.get(key)
         if row is None:
             table.add_row(key, f"{report.metrics[key]}", "", "")
             continue
-        bound = f"{row['min']:.2f} - {row['max']:.2f}" if "max" in row else f">= {row['min']:.4f}"
+        bound = f"{row['min']:,.2f} - {row['max']:,.2f}" if "max" in row else f">= {row['min']:.4f}"
         table.add_row(key, f"{row['value']}", bound, "[green]PASS" if row["passed"] else "[red]FAIL")
     metrics = report.metrics
     table.caption = (

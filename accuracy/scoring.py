@@ -1,7 +1,7 @@
-"""Scoring an accuracy log: the MLCommons llama2-70b evaluator's algorithm, in parallel.
+"""Scoring an accuracy log: the MLCommons evaluators' algorithm, in parallel.
 
-Step for step as the reference evaluate-accuracy.py: drop repeated `qsl_idx`
-entries (the first stays), decode the hex data as token ids, detokenize with
+llama2-70b's evaluate-accuracy.py and llama3.1-8b's evaluation.py score alike,
+step for step: drop repeated `qsl_idx` entries (the first stays), decode the hex data as token ids, detokenize with
 `skip_special_tokens=True`, strip, split predictions and references into
 sentences with NLTK's English Punkt and join them with newlines, score
 ROUGE-1/2/L/Lsum with stemming per sample, and report each mean x100 rounded to

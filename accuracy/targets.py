@@ -2,6 +2,10 @@
 
 {"name": "tiny-llama", "rouge1": 98.5, "rouge2": 97.7, "rougeL": 98.5,
  "factor": 0.99, "tokens_per_sample": 15.3, "tolerance": 0.1}
+
+Output length targets are `tokens_per_sample` (llama2-70b's) or `gen_len`, the
+characters of all predictions together (llama3.1-8b's), with `samples`: how many
+samples that total covers.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from benchmarks import BENCHMARKS, Targets, get_benchmark
 from common.errors import HarnessError
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+LENGTH_KEYS = ("tokens_per_sample", "gen_len")
 
 
 def resolve_targets(name_or_file: str | Path, *, option: str = "--accuracy-targets") -> Targets:
@@ -29,13 +34,14 @@ def resolve_targets(name_or_file: str | Path, *, option: str = "--accuracy-targe
         reference = {k: float(raw[k]) for k in ROUGE_KEYS if k in raw}
         if not reference:
             raise KeyError("rouge1")
-        tokens = raw.get("tokens_per_sample")
+        samples = raw.get("samples")
         return Targets(
             name=str(raw.get("name", path.stem)),
             reference=reference,
             factor=float(raw.get("factor", 1.0)),
-            tokens_per_sample=float(tokens) if tokens is not None else None,
+            lengths={k: float(raw[k]) for k in LENGTH_KEYS if k in raw},
             tolerance=float(raw.get("tolerance", 0.1)),
+            samples=int(samples) if samples is not None else None,
         )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HarnessError(

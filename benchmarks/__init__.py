@@ -2,7 +2,8 @@
 
 Each module in this package defines `BENCHMARKS`, a list of `Benchmark`s under
 their official MLPerf names; the registry below collects them, so adding a
-benchmark is one new file here (plus its data loader in `common.dataset`).
+benchmark is one new file here: its rules, how the reference turns its public
+data set's rows into prompts, its generation settings and its accuracy targets.
 Every number comes from MLCommons' own files, named in a comment beside it.
 """
 
@@ -11,26 +12,58 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import HarnessError
 
 DEFAULT_BENCHMARK = "llama2-70b-99.9"
-# The LoadGen scenarios a scenario name runs as: Interactive is LoadGen's Server with tighter limits.
-LOADGEN_SCENARIOS = {"Offline": "Offline", "Server": "Server", "Interactive": "Server"}
+ROUND = "v6.1"
+"""The submission round whose rules these are."""
+# loadgen/mlperf.conf: *.*.qsl_rng_seed, sample_index_rng_seed, schedule_rng_seed: one set per round,
+# for every benchmark (the submission checker's constants.py "seeds").
+SEEDS = {
+    "qsl_rng_seed": 2085463073848966840,
+    "sample_index_rng_seed": 2747215439041700203,
+    "schedule_rng_seed": 16159082839903944936,
+}
+# The LoadGen scenario each scenario name runs as: Interactive is LoadGen's Server with tighter limits.
+LOADGEN_SCENARIOS = {"Offline": "Offline", "Server": "Server", "Interactive": "Server", "SingleStream": "SingleStream"}
+STREAMING_SCENARIOS = ("Server", "SingleStream")
+"""LoadGen scenarios whose samples stream: LoadGen times their first token."""
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How the reference turns a row of the benchmark's public data set into a prompt: what a raw file needs."""
+
+    source: str
+    """The public data set, as a user would look for it."""
+    prompt_columns: tuple[str, ...]
+    """Columns every raw row needs."""
+    reference_column: str
+    """The column with the reference answer."""
+    render: Callable[[Mapping[str, Any]], str]
+    """One raw row -> the prompt text, as the reference's preprocessing writes it."""
+    tokenize: Callable[[Sequence[str], Any], list[list[int]]]
+    """Prompt texts and the model's tokenizer -> token ids, as the reference's preprocessing makes them."""
+    processed: Callable[[Sequence[Mapping[str, Any]], Any], list[dict[str, Any]]]
+    """Raw rows -> the rows of the reference's processed file (its columns), for `harness.dataset`."""
 
 
 @dataclass(frozen=True)
 class Targets:
-    """Accuracy targets: reference scores reached to within `factor`, tokens per sample within `tolerance`."""
+    """Accuracy targets: reference ROUGE scores reached to within `factor`, and output lengths held within
+    `tolerance` of theirs (`tokens_per_sample`, or `gen_len`: the characters of all predictions together)."""
 
     name: str
     reference: Mapping[str, float]
     factor: float
-    tokens_per_sample: float | None = None
+    lengths: Mapping[str, float] = field(default_factory=dict)
     tolerance: float = 0.1
+    samples: int | None = None
+    """How many samples the `gen_len` target covers; a run over fewer is held to its share of it."""
 
     def check(self, metrics: Mapping[str, float]) -> list[dict[str, Any]]:
         """One row per checked metric: value, bound(s), PASS or FAIL."""
@@ -38,13 +71,13 @@ class Targets:
         for key, value in self.reference.items():
             minimum = value * self.factor
             rows.append({"metric": key, "value": metrics[key], "min": minimum, "passed": metrics[key] >= minimum})
-        if self.tokens_per_sample is not None:
-            low = self.tokens_per_sample * (1 - self.tolerance)
-            high = self.tokens_per_sample * (1 + self.tolerance)
-            value = metrics["tokens_per_sample"]
-            rows.append(
-                {"metric": "tokens_per_sample", "value": value, "min": low, "max": high, "passed": low <= value <= high}
-            )
+        for key, target in self.lengths.items():
+            row: dict[str, Any] = {"metric": key, "value": metrics[key]}
+            if key == "gen_len" and self.samples and metrics.get("gen_num") not in (None, self.samples):
+                target = target * metrics["gen_num"] / self.samples
+                row["scaled_to"] = metrics["gen_num"]
+            low, high = target * (1 - self.tolerance), target * (1 + self.tolerance)
+            rows.append({**row, "min": low, "max": high, "passed": low <= metrics[key] <= high})
         return rows
 
     def describe(self) -> dict[str, Any]:
@@ -52,8 +85,9 @@ class Targets:
             "name": self.name,
             "reference": dict(self.reference),
             "factor": self.factor,
-            "tokens_per_sample": self.tokens_per_sample,
+            "lengths": dict(self.lengths),
             "tolerance": self.tolerance,
+            "samples": self.samples,
         }
 
 
@@ -74,7 +108,7 @@ class ScenarioRules:
 
     @property
     def streams(self) -> bool:
-        return self.loadgen_scenario == "Server"
+        return self.loadgen_scenario in STREAMING_SCENARIOS
 
 
 @dataclass(frozen=True)
@@ -85,6 +119,23 @@ class ComplianceTest:
     audit_settings: Mapping[str, str]
     """key -> value lines of the official audit.config, all for model `*` and scenario `*`."""
     eos_token_id: int
+
+
+def test06(eos_token_id: int) -> ComplianceTest:
+    """TEST06 (compliance/TEST06/audit.config, line for line: the same for every model), for a model whose
+    tokenizer ends an answer with `eos_token_id`."""
+    return ComplianceTest(
+        "TEST06",
+        audit_settings={
+            "mode": "2",
+            "accuracy_log_rng_seed": "720381539243781796",
+            "accuracy_log_sampling_target": "100",
+            "min_query_count": "100",
+            "min_duration": "0",
+            "sample_concatenate_permutation": "0",
+        },
+        eos_token_id=eos_token_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -100,13 +151,22 @@ class Benchmark:
     dataset_size: int
     performance_sample_count: int
     accuracy: Targets
-    seeds: Mapping[str, int]
+    prompt_format: PromptFormat
+    demo_dataset: str
+    """The bundled synthetic sample in the benchmark's processed schema (a file in common/embedded/)."""
+    demo_targets: str
+    """The embedded tiny model's own scores on that sample (a targets file in common/embedded/)."""
+    generation: Mapping[str, Any] = field(default_factory=dict)
+    """The reference's generation settings (`sut.generation.GenerationConfig` fields)."""
+    seeds: Mapping[str, int] = field(default_factory=lambda: SEEDS)
     compliance: tuple[ComplianceTest, ...] = ()
     current_round: bool = True
     """Listed by the current round's submission checker for a closed-division result."""
-    round_name: str = ""
+    round_name: str = ROUND
     token_dtype: str = "int32"
     """How the SUT writes output token ids into LoadGen's logs."""
+    category: str = "datacenter"
+    """datacenter or edge: the system category whose submissions list it."""
 
     def rules(self, scenario: str) -> ScenarioRules:
         if scenario not in self.scenarios:
@@ -185,6 +245,8 @@ class Benchmark:
 def _collect() -> dict[str, Benchmark]:
     found: dict[str, Benchmark] = {}
     for module in pkgutil.iter_modules(__path__):
+        if module.name.startswith("_"):  # __main__: the table of them
+            continue
         for benchmark in importlib.import_module(f"{__name__}.{module.name}").BENCHMARKS:
             found[benchmark.name] = benchmark
     return found

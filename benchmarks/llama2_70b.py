@@ -4,25 +4,32 @@ Sources, all in mlcommons/inference:
 - loadgen/mlperf.conf: sample counts, durations, seeds, the TTFT/TPOT limits per LoadGen model key;
 - tools/submission/submission_checker/constants.py (round v6.1): the names the round lists,
   accuracy targets, the data set size and which benchmarks need TEST06;
-- compliance/TEST06/audit.config and run_verification.py: the audit and its EOS id;
-- language/llama2-70b/README.md: the data set (24,576 processed OpenOrca samples).
+- compliance/TEST06/run_verification.py: the audit's EOS id;
+- language/llama2-70b/README.md: the data set (24,576 processed OpenOrca samples);
+- language/llama2-70b/processorca.py: the prompt template and its extra token;
+- language/llama2-70b/SUT.py: the generation settings.
 """
 
 from __future__ import annotations
 
-from benchmarks import Benchmark, ComplianceTest, ScenarioRules, Targets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from benchmarks import Benchmark, PromptFormat, ScenarioRules, Targets, test06
+
+# processorca.py's templates, byte for byte.
+PROMPT_SYSTEM = "<s>[INST] <<SYS>>\n{}\n<</SYS>>\n\n{} [/INST]"
+PROMPT_NO_SYSTEM = "<s>[INST] {} [/INST]"
+# processorca.py appends Llama-2's "▁" token to every prompt (its first-token cheat guard).
+RESPONSE_INIT_TOKEN = 29871
+# SUT.py gen_kwargs: greedy (do_sample False, num_beams 1), min_new_tokens 1, max_new_tokens 1024.
+GENERATION = {"max_new_tokens": 1024, "min_new_tokens": 1}
 
 # constants.py "accuracy-target" (ROUGE at 99 / 99.9% of these) and "accuracy-upper-limit" (tokens +-10%).
 REFERENCE_ROUGE = {"rouge1": 44.4312, "rouge2": 22.0352, "rougeL": 28.6162}
 TOKENS_PER_SAMPLE = 294.45
 # mlperf.conf: llama2-70b.*.performance_sample_count_override; constants.py "dataset-size".
 SAMPLES = 24576
-# mlperf.conf: *.*.qsl_rng_seed, sample_index_rng_seed, schedule_rng_seed (constants.py "seeds").
-SEEDS = {
-    "qsl_rng_seed": 2085463073848966840,
-    "sample_index_rng_seed": 2747215439041700203,
-    "schedule_rng_seed": 16159082839903944936,
-}
 # mlperf.conf: *.Offline.min_duration, *.Server.min_duration (constants.py TEST_DURATION_MS).
 MIN_DURATION_MS = 600_000
 # mlperf.conf: llama2-70b.Offline.min_query_count; Server sets none, so LoadGen's default of 100
@@ -40,18 +47,66 @@ SCENARIOS = {
     ),
 }
 
-# compliance/TEST06/audit.config, line for line; run_verification.py --eos_token_id defaults to 2.
-TEST06 = ComplianceTest(
-    "TEST06",
-    audit_settings={
-        "mode": "2",
-        "accuracy_log_rng_seed": "720381539243781796",
-        "accuracy_log_sampling_target": "100",
-        "min_query_count": "100",
-        "min_duration": "0",
-        "sample_concatenate_permutation": "0",
-    },
-    eos_token_id=2,
+# run_verification.py --eos_token_id defaults to 2, Llama-2's </s>.
+TEST06 = test06(eos_token_id=2)
+
+
+def format_prompt(system_prompt: str | None, question: str) -> str:
+    if system_prompt:
+        return PROMPT_SYSTEM.format(system_prompt, question)
+    return PROMPT_NO_SYSTEM.format(question)
+
+
+def response_init_token(tokenizer: Any) -> int | None:
+    """Llama-2's "▁" id when the tokenizer is Llama-2's, so prompts match the reference."""
+    if len(tokenizer) == 32000 and tokenizer.convert_ids_to_tokens(RESPONSE_INIT_TOKEN) == "▁":
+        return RESPONSE_INIT_TOKEN
+    return None
+
+
+def tokenize_prompts(texts: Sequence[str], tokenizer: Any) -> list[list[int]]:
+    """Tokenize formatted prompts exactly as processorca.py does."""
+    extra = response_init_token(tokenizer)
+    encoded = tokenizer(list(texts))["input_ids"]
+    if extra is not None:
+        encoded = [[*ids, extra] for ids in encoded]
+    return [list(map(int, ids)) for ids in encoded]
+
+
+def _render(row: Mapping[str, Any]) -> str:
+    return format_prompt(row.get("system_prompt") or "", row["question"])
+
+
+def processed_rows(raw_rows: Sequence[Mapping[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
+    """Raw OpenOrca rows -> the reference's processed columns (processorca.py)."""
+    rows = list(raw_rows)
+    inputs = [_render(r) for r in rows]
+    tok_inputs = tokenize_prompts(inputs, tokenizer)
+    tok_outputs = [list(map(int, ids)) for ids in tokenizer([r["response"] for r in rows])["input_ids"]]
+    return [
+        {
+            "id": r.get("id", str(i)),
+            "origin": str(r.get("id", "")).split(".")[0],
+            "system_prompt": r.get("system_prompt", ""),
+            "question": r["question"],
+            "input": text,
+            "output": r["response"],
+            "tok_input": ti,
+            "tok_output": to,
+            "tok_input_length": len(ti),
+            "tok_output_length": len(to),
+        }
+        for i, (r, text, ti, to) in enumerate(zip(rows, inputs, tok_inputs, tok_outputs, strict=True))
+    ]
+
+
+OPENORCA = PromptFormat(
+    source="OpenOrca (system_prompt, question, response)",
+    prompt_columns=("question",),
+    reference_column="response",
+    render=_render,
+    tokenize=tokenize_prompts,
+    processed=processed_rows,
 )
 
 
@@ -66,11 +121,13 @@ def _benchmark(level: str, factor: float, *, interactive: bool, current: bool) -
         dataset="OpenOrca, processed (open_orca_gpt4_tokenized_llama.sampled_24576)",
         dataset_size=SAMPLES,
         performance_sample_count=SAMPLES,
-        accuracy=Targets(name, REFERENCE_ROUGE, factor, TOKENS_PER_SAMPLE, 0.1),
-        seeds=SEEDS,
+        accuracy=Targets(name, REFERENCE_ROUGE, factor, {"tokens_per_sample": TOKENS_PER_SAMPLE}, 0.1),
+        prompt_format=OPENORCA,
+        demo_dataset="openorca-synthetic-600.jsonl",
+        demo_targets="tiny-llama-targets.json",
+        generation=GENERATION,
         compliance=(TEST06,),
         current_round=current,
-        round_name="v6.1",
     )
 
 

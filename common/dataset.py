@@ -1,12 +1,16 @@
-"""OpenOrca in the MLPerf llama2-70b schema: loading, validation and conversion.
+"""A benchmark's data set: loading, validation and conversion.
 
-Accepted inputs, recognised by file suffix:
+Accepted inputs:
 
-* the reference's processed pandas DataFrame (``tok_input``, ``input``, ``output``,
-  ``tok_input_length``, ...) as a pickle (only when trusted), parquet or jsonl;
-* raw OpenOrca rows (``system_prompt``, ``question``, ``response``) in the same
-  formats: they are formatted with the Llama-2 chat template the reference uses
-  and tokenized with the model's tokenizer.
+* the reference's processed file (``tok_input``, ``input``, ``output``, ...): a
+  pandas pickle (only when trusted), parquet, jsonl, or a JSON array of rows
+  (llama3.1-8b's ``cnn_eval.json``);
+* the benchmark's raw public rows (OpenOrca's ``question``/``response``,
+  CNN-DailyMail's ``article``/``highlights``) in the same formats: they become
+  prompts as the reference's preprocessing makes them (the benchmark's
+  `PromptFormat`), with the model's tokenizer;
+* either kind as a Hugging Face dataset: a folder written by ``save_to_disk``,
+  or ``hf:<id>[:<config>][@<split>]`` from the hub where it is reachable.
 
 ``python -m harness.dataset convert SRC DST`` turns any of them into parquet or
 jsonl, so a pickle has to be trusted once only.
@@ -15,7 +19,7 @@ jsonl, so a pickle has to be trusted once only.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,15 +31,14 @@ from common.errors import HarnessError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from benchmarks import PromptFormat
+
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 PARQUET_SUFFIXES = (".parquet",)
 JSONL_SUFFIXES = (".jsonl", ".json")
-
-# The reference's processorca.py templates, byte for byte.
-LLAMA2_PROMPT_SYSTEM = "<s>[INST] <<SYS>>\n{}\n<</SYS>>\n\n{} [/INST]"
-LLAMA2_PROMPT_NO_SYSTEM = "<s>[INST] {} [/INST]"
-# processorca.py appends Llama-2's "▁" token to every prompt (its first-token cheat guard).
-LLAMA2_RESPONSE_INIT_TOKEN = 29871
+HUB_PREFIX = "hf:"
+DEFAULT_SPLIT = "validation"
+"""The split MLPerf's LLM data sets are drawn from (CNN-DailyMail's validation split, for llama3.1-8b)."""
 
 
 @dataclass(frozen=True)
@@ -63,17 +66,16 @@ class Dataset:
 
 
 def sha256_of(path: Path) -> str:
+    """The file's sha256; for a folder (a saved Hugging Face dataset), that of its files' names and bytes."""
     digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
-
-
-def format_llama2_prompt(system_prompt: str | None, question: str) -> str:
-    if system_prompt:
-        return LLAMA2_PROMPT_SYSTEM.format(system_prompt, question)
-    return LLAMA2_PROMPT_NO_SYSTEM.format(question)
 
 
 def load_tokenizer(tokenizer_dir: str | Path, **options: Any) -> Any:
@@ -89,64 +91,61 @@ def load_tokenizer(tokenizer_dir: str | Path, **options: Any) -> Any:
         ) from None
 
 
-def response_init_token(tokenizer: Any) -> int | None:
-    """Llama-2's "▁" id when the tokenizer is Llama-2's, so prompts match the reference."""
-    if len(tokenizer) == 32000 and tokenizer.convert_ids_to_tokens(29871) == "▁":
-        return LLAMA2_RESPONSE_INIT_TOKEN
-    return None
-
-
-def tokenize_prompts(texts: Sequence[str], tokenizer: Any) -> list[list[int]]:
-    """Tokenize formatted prompts exactly as processorca.py does."""
-    extra = response_init_token(tokenizer)
-    encoded = tokenizer(list(texts))["input_ids"]
-    if extra is not None:
-        encoded = [[*ids, extra] for ids in encoded]
-    return [list(map(int, ids)) for ids in encoded]
-
-
 def load_dataset(
     path: str | Path,
     *,
+    prompt_format: PromptFormat | None = None,
     tokenizer_dir: str | Path | None = None,
     trust_pickle: bool = False,
     expected_sha256: str | None = None,
 ) -> Dataset:
-    """Load and validate a data set; every problem is one `HarnessError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise HarnessError(
-            f"dataset {path} does not exist. Pass --dataset with the processed OpenOrca "
-            "file (parquet, jsonl, or a trusted pickle), or leave it out to use the "
-            "bundled synthetic sample."
-        )
-    digest = sha256_of(path)
-    if expected_sha256 and digest != expected_sha256.lower():
-        raise HarnessError(
-            f"dataset {path} has sha256 {digest}, not the expected {expected_sha256}. "
-            "Check that it is the file you meant, or drop --dataset-sha256."
-        )
-    frame, file_format = _read_frame(path, trusted=trust_pickle or bool(expected_sha256))
+    """Load and validate a data set; every problem is one `HarnessError`. Raw rows need the benchmark's
+    `prompt_format` (the default benchmark's when None) and the model's tokenizer."""
+    if str(path).startswith(HUB_PREFIX):
+        frame, file_format, digest = _from_hub(str(path)), "hub", ""
+        path = Path(str(path))
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise HarnessError(
+                f"dataset {path} does not exist. Pass --dataset with the benchmark's processed file (parquet, "
+                "jsonl, json, or a trusted pickle), a saved Hugging Face dataset folder, or hf:<id>; or leave "
+                "it out to use the bundled synthetic sample."
+            )
+        digest = sha256_of(path)
+        if expected_sha256 and digest != expected_sha256.lower():
+            raise HarnessError(
+                f"dataset {path} has sha256 {digest}, not the expected {expected_sha256}. "
+                "Check that it is the file you meant, or drop --dataset-sha256."
+            )
+        if path.is_dir():
+            frame, file_format = _from_disk(path), "hf-disk"
+        else:
+            frame, file_format = _read_frame(path, trusted=trust_pickle or bool(expected_sha256))
+    if prompt_format is None:
+        from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK
+
+        prompt_format = BENCHMARKS[DEFAULT_BENCHMARK].prompt_format
     if "tok_input" in frame.columns:
         schema = "processed"
         prompts = [_token_ids(value, path, row) for row, value in enumerate(frame["tok_input"])]
         references = _texts(frame["output"]) if "output" in frame.columns else None
-    elif "question" in frame.columns:
-        schema = "raw-openorca"
+    elif set(prompt_format.prompt_columns) <= set(frame.columns):
+        schema = "raw"
         if tokenizer_dir is None:
             raise HarnessError(
-                f"dataset {path} holds raw OpenOrca rows, which need the model's "
+                f"dataset {path} holds raw {prompt_format.source} rows, which need the model's "
                 "tokenizer: pass --model or --tokenizer."
             )
-        system = frame["system_prompt"] if "system_prompt" in frame.columns else [""] * len(frame)
-        texts = [format_llama2_prompt(s, q) for s, q in zip(_texts(system), _texts(frame["question"]), strict=True)]
-        prompts = tokenize_prompts(texts, load_tokenizer(tokenizer_dir))
-        references = _texts(frame["response"]) if "response" in frame.columns else None
+        rows = [{k: _text(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+        prompts = prompt_format.tokenize([prompt_format.render(row) for row in rows], load_tokenizer(tokenizer_dir))
+        column = prompt_format.reference_column
+        references = _texts(frame[column]) if column in frame.columns else None
     else:
         raise HarnessError(
-            f"dataset {path} has columns {sorted(map(str, frame.columns))}, but needs "
-            "either 'tok_input' (the MLPerf processed OpenOrca schema) or 'question' "
-            "(raw OpenOrca rows with 'system_prompt' and 'response')."
+            f"dataset {path} has columns {sorted(map(str, frame.columns))}, but needs either 'tok_input' (the "
+            f"benchmark's processed schema) or {', '.join(map(repr, prompt_format.prompt_columns))} (raw "
+            f"{prompt_format.source} rows). Is it the data set of the --benchmark you chose?"
         )
     if not prompts:
         raise HarnessError(f"dataset {path} has no rows.")
@@ -177,7 +176,8 @@ def _read_frame(path: Path, *, trusted: bool) -> tuple[pd.DataFrame, str]:
             file_format = "jsonl" if suffix == ".jsonl" else "json"
         else:
             raise HarnessError(
-                f"dataset {path} has an unknown suffix {suffix!r}: use .parquet, .jsonl, .json, or a trusted .pkl."
+                f"dataset {path} has an unknown suffix {suffix!r}: use .parquet, .jsonl, .json, a trusted .pkl, "
+                "or a saved Hugging Face dataset folder."
             )
     except HarnessError:
         raise
@@ -186,9 +186,55 @@ def _read_frame(path: Path, *, trusted: bool) -> tuple[pd.DataFrame, str]:
     if not isinstance(frame, pd.DataFrame):
         raise HarnessError(
             f"dataset {path} holds a {type(frame).__name__}, not a table of rows "
-            "(a pandas DataFrame in the MLPerf OpenOrca schema)."
+            "(a pandas DataFrame in the benchmark's processed schema)."
         )
     return frame, file_format
+
+
+def _from_disk(path: Path) -> pd.DataFrame:
+    """A folder written by `Dataset.save_to_disk` (or a `DatasetDict`'s, whose validation split is used)."""
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except FileNotFoundError:
+        raise HarnessError(
+            f"dataset {path} is a folder, but not one written by Hugging Face datasets' save_to_disk (it has no "
+            "dataset_info.json or dataset_dict.json). Pass that folder, or a data file."
+        ) from None
+    except Exception as exc:
+        raise HarnessError(f"dataset {path}: Hugging Face datasets cannot load it: {_first_line(exc)}") from None
+    return _one_split(loaded, DEFAULT_SPLIT, str(path))
+
+
+def _from_hub(spec: str) -> pd.DataFrame:
+    """`hf:<id>[:<config>][@<split>]`, e.g. hf:abisee/cnn_dailymail:3.0.0@validation."""
+    import datasets
+
+    name, _, split = spec[len(HUB_PREFIX) :].partition("@")
+    repo, _, config = name.partition(":")
+    if not repo:
+        raise HarnessError(f"dataset {spec}: give a hub id, as hf:<id>[:<config>][@<split>].")
+    try:
+        loaded = datasets.load_dataset(repo, config or None, split=split or DEFAULT_SPLIT)
+    except Exception as exc:
+        raise HarnessError(
+            f"dataset {spec}: cannot load it from the Hugging Face hub ({type(exc).__name__}: {_first_line(exc)}). "
+            "Where the hub is out of reach, load it elsewhere, save it with save_to_disk, and pass that folder."
+        ) from None
+    return _one_split(loaded, split or DEFAULT_SPLIT, spec)
+
+
+def _one_split(loaded: Any, split: str, where: str) -> pd.DataFrame:
+    import datasets
+
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise HarnessError(
+                f"dataset {where} has the splits {sorted(loaded)}, not {split!r}: save the split you mean alone."
+            )
+        loaded = loaded[split]
+    return loaded.to_pandas()
 
 
 def _token_ids(value: Any, path: Path, row: int) -> list[int]:
@@ -205,35 +251,19 @@ def _token_ids(value: Any, path: Path, row: int) -> list[int]:
 
 
 def _texts(values: Iterable[Any]) -> list[str]:
-    return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+    return [_text(v) for v in values]
+
+
+def _text(value: Any) -> Any:
+    """A missing text (None, NaN) as an empty one; anything else as it is."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value) if isinstance(value, str | int | float) else value
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
-
-
-def processed_rows(raw_rows: Iterable[dict[str, str]], tokenizer: Any) -> list[dict[str, Any]]:
-    """Raw OpenOrca rows -> the reference's processed columns (processorca.py)."""
-    rows = list(raw_rows)
-    inputs = [format_llama2_prompt(r.get("system_prompt"), r["question"]) for r in rows]
-    tok_inputs = tokenize_prompts(inputs, tokenizer)
-    tok_outputs = [list(map(int, ids)) for ids in tokenizer([r["response"] for r in rows])["input_ids"]]
-    return [
-        {
-            "id": r.get("id", str(i)),
-            "origin": str(r.get("id", "")).split(".")[0],
-            "system_prompt": r.get("system_prompt", ""),
-            "question": r["question"],
-            "input": text,
-            "output": r["response"],
-            "tok_input": ti,
-            "tok_output": to,
-            "tok_input_length": len(ti),
-            "tok_output_length": len(to),
-        }
-        for i, (r, text, ti, to) in enumerate(zip(rows, inputs, tok_inputs, tok_outputs, strict=True))
-    ]
 
 
 def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
@@ -259,8 +289,15 @@ def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
 def convert(src: Path, dst: Path, *, trust_pickle: bool) -> int:
     """Re-save a data set (typically the reference pickle) in a safe format."""
     frame, _ = _read_frame(src, trusted=trust_pickle)
-    if "tok_input" not in frame.columns and "question" not in frame.columns:
-        raise HarnessError(f"dataset {src} has neither 'tok_input' nor 'question' columns: not OpenOrca.")
+    from benchmarks import BENCHMARKS
+
+    raw = {b.prompt_format.prompt_columns for b in BENCHMARKS.values()}
+    if "tok_input" not in frame.columns and not any(set(columns) <= set(frame.columns) for columns in raw):
+        known = " or ".join(f"'{c[0]}'" for c in sorted(raw))
+        raise HarnessError(
+            f"dataset {src} has neither 'tok_input' (a processed data set) nor {known} (raw rows): it is not a "
+            "benchmark's data set."
+        )
     rows = frame.to_dict(orient="records")
     for row in rows:
         for key, value in row.items():

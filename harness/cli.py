@@ -45,7 +45,7 @@ turns runs into the round's submission tree. Ctrl-C stops a run within seconds
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m harness",
-        description="Run MLPerf LoadGen (Offline, Server or Interactive) against vLLM.",
+        description="Run MLPerf LoadGen (Offline, Server, Interactive or SingleStream) against vLLM.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -54,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         "--scenario",
         choices=list(LOADGEN_SCENARIOS),
         default="Offline",
-        help="Offline, Server, or Interactive (LoadGen's Server under the benchmark's interactive latency limits) "
-        "(default: Offline)",
+        help="Offline, Server, Interactive (LoadGen's Server under the benchmark's interactive latency limits), or "
+        "SingleStream (one query at a time: the edge benchmarks) (default: Offline)",
     )
     run.add_argument(
         "--mode",
@@ -121,8 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--tokenizer", help="tokenizer directory, if not the model's")
     data.add_argument(
         "--dataset",
-        help="processed OpenOrca file: .parquet, .jsonl, or .pkl with --trust-pickle "
-        "(default: the bundled synthetic sample)",
+        help="the benchmark's data set, processed or raw rows: .parquet, .jsonl, .json, .pkl with --trust-pickle, "
+        "a saved Hugging Face dataset folder, or hf:<id>[:<config>][@<split>] (default: the bundled synthetic sample)",
     )
     data.add_argument(
         "--trust-pickle",
@@ -138,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_qps,
         help="Server target QPS; Offline expected QPS, or auto: measured just before the test, so the Offline query "
         "outlasts the minimum duration at any speed (the demo's default); Server and Interactive: search, the "
-        "highest target QPS whose run is VALID, found by shorter runs and then run in full",
+        "highest target QPS whose run is VALID, found by shorter runs and then run in full; SingleStream: 1 / the "
+        "expected query latency, from which LoadGen sizes the test",
     )
     lg_opts.add_argument(
         "--search-from",
@@ -250,12 +251,17 @@ def _parser() -> argparse.ArgumentParser:
         help="auto: the server's token ids where it sends them, else its text re-tokenized; text: always re-tokenize",
     )
 
-    gen = p.add_argument_group("generation (defaults: MLPerf llama2-70b, greedy)")
-    gen.add_argument("--max-new-tokens", type=int, default=1024)
-    gen.add_argument("--min-new-tokens", type=int, default=1)
-    gen.add_argument("--temperature", type=float, default=0.0, help="0 is greedy")
-    gen.add_argument("--top-p", type=float, default=1.0)
-    gen.add_argument("--top-k", type=int, default=0, help="0 disables top-k")
+    gen = p.add_argument_group("generation (defaults: the benchmark's reference settings, greedy)")
+    lengths = {b.family: b.generation.get("max_new_tokens") for b in BENCHMARKS.values()}
+    gen.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="default: the benchmark's (" + ", ".join(f"{family} {n}" for family, n in lengths.items()) + ")",
+    )
+    gen.add_argument("--min-new-tokens", type=int, help="default: 1")
+    gen.add_argument("--temperature", type=float, help="0 (the default) is greedy")
+    gen.add_argument("--top-p", type=float, help="default: 1")
+    gen.add_argument("--top-k", type=int, help="0 (the default) disables top-k")
     gen.add_argument("--seed", type=int, help="sampling seed (only matters when temperature > 0)")
     return p
 
@@ -364,7 +370,7 @@ def _run_command(args: argparse.Namespace, argv: list[str], console: Console) ->
             enable_trace=args.enable_trace,
             engine=engine,
             engine_extra=dict(parse_engine_arg(text) for text in args.engine_arg),
-            generation={k: getattr(args, k) for k in GENERATION_FLAGS},
+            generation={k: getattr(args, k) for k in GENERATION_FLAGS if getattr(args, k) is not None},
             warmup_samples=args.warmup_samples,
             save_outputs=args.save_outputs,
             accuracy_targets=args.accuracy_targets,

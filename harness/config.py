@@ -215,7 +215,7 @@ def build_config(
         for key, value in embedded.ENGINE_DEFAULTS.items():
             engine_fields.setdefault(key, value)
     if dataset is None:
-        dataset = embedded.DATASET
+        dataset = embedded.ROOT / chosen.demo_dataset
     unknown = set(engine_fields) - {f.name for f in dataclasses.fields(EngineConfig)}
     if unknown:
         raise HarnessError(f"unknown engine settings {sorted(unknown)}; pass them as engine_extra.")
@@ -229,7 +229,7 @@ def build_config(
         **engine_fields,
     )
     try:
-        generation_config = GenerationConfig(**(generation or {}))
+        generation_config = GenerationConfig(**{**chosen.generation, **(generation or {})})
     except TypeError as exc:
         raise HarnessError(f"unknown generation setting: {exc}") from None
     if demo:
@@ -300,7 +300,7 @@ def build_config(
             path=Path(dataset),
             trust_pickle=trust_pickle,
             sha256=dataset_sha256,
-            embedded=Path(dataset) == embedded.DATASET,
+            embedded=Path(dataset).parent == embedded.ROOT,
         ),
         output_dir=Path(output_dir),
         warmup_samples=warmup_samples,
@@ -313,7 +313,7 @@ def build_config(
         devices=list(devices) if devices else None,
         cpu_bind=list(cpu_bind) if cpu_bind else None,
         step_delays=step_delays,
-        accuracy_targets=str(accuracy_targets or (embedded.ACCURACY_TARGETS if demo else benchmark)),
+        accuracy_targets=str(accuracy_targets or (embedded.ROOT / chosen.demo_targets if demo else benchmark)),
         scoring_workers=scoring_workers,
         command=list(command) if command else None,
     )

@@ -1,4 +1,4 @@
-"""`python -m harness.dataset convert SRC DST`: re-save an OpenOrca data set (e.g. the reference
+"""`python -m harness.dataset convert SRC DST`: re-save a benchmark's data set (e.g. the reference
 pickle) as parquet or jsonl, so a pickle has to be trusted once only."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from common.errors import HarnessError, report_failure
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m harness.dataset",
-        description="Convert an OpenOrca data set (e.g. the reference pickle) to parquet or jsonl.",
+        description="Convert a benchmark's data set (e.g. the reference pickle) to parquet or jsonl.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     conv = sub.add_parser("convert", help="re-save SRC as DST (.parquet or .jsonl)")

@@ -37,6 +37,8 @@ def print_summary(report: RunReport, console: Console) -> None:
             table.add_row("tokens/s", f"{result.tokens_per_second:,.1f}")
         if result.samples_per_second is not None:
             table.add_row("samples/s", f"{result.samples_per_second:,.2f}")
+        if result.latency_ms is not None:
+            table.add_row("latency p50/p90/p99", _ms(result.latency_ms))
         if result.ttft_ms is not None:
             table.add_row("TTFT p50/p90/p99", _ms(result.ttft_ms))
             table.add_row("TPOT p50/p90/p99", _ms(result.tpot_ms))
@@ -138,7 +140,11 @@ def _effective(effective: dict) -> str:
     if effective.get("scenario") == "Offline":
         parts.append(f"samples in the query {effective.get('samples_per_query')}")
     else:
-        parts += [f"target QPS {effective.get('target_qps')}", f"min queries {effective.get('min_query_count')}"]
+        if effective.get("scenario") == "SingleStream":
+            parts.append(f"expected latency {1e3 / (effective.get('target_qps') or float('inf')):g} ms")
+        else:
+            parts.append(f"target QPS {effective.get('target_qps')}")
+        parts.append(f"min queries {effective.get('min_query_count')}")
     if effective.get("accuracy_log_sampling_target"):
         parts.append(f"accuracy log sampling {effective['accuracy_log_sampling_target']}")
     return ", ".join(parts)

@@ -31,6 +31,8 @@ class RunResult:
     samples_per_second: float | None = None
     ttft_ms: dict[str, float] | None = None
     tpot_ms: dict[str, float] | None = None
+    latency_ms: dict[str, float] | None = None
+    """SingleStream: each query's latency, first token to last (its p90 is the edge benchmarks' result)."""
     loadgen_validity: str | None = None
     invalid_reasons: list[str] = field(default_factory=list)
     accuracy_passed: bool | None = None
@@ -83,17 +85,30 @@ def _percentiles_ms(values: dict[str, Any], stem: str, suffix: str) -> dict[str,
     return {k: round(v, 3) for k, v in found.items()} or None
 
 
+ONE_TOKEN_ERROR = "Number of tokens need to be greater than 1"
+
+
+def _hint(error: str) -> str:
+    """What to do about a LoadGen error whose text does not say."""
+    if ONE_TOKEN_ERROR in error:
+        return (
+            " (a sample was answered with one token, EOS alone, and LoadGen's time per output token needs two: "
+            "a model that does this needs --min-new-tokens 2)"
+        )
+    return ""
+
+
 def summarize(
     log: DetailLog,
     *,
-    streams: bool,
+    scenario: str,
     mode: str,
     harness_problems: list[str],
 ) -> RunResult:
-    """The run's result; `harness_problems` are ours (failed or lost samples)."""
+    """The run's result in LoadGen `scenario`; `harness_problems` are ours (failed or lost samples)."""
     v = log.values
     reasons = list(harness_problems)
-    reasons += [f"LoadGen reported {e}" for e in dict.fromkeys(log.errors)]
+    reasons += [f"LoadGen reported {e}{_hint(e)}" for e in dict.fromkeys(log.errors)]
     if mode == "accuracy":
         return RunResult(valid=not reasons, invalid_reasons=reasons)
 
@@ -116,19 +131,27 @@ def summarize(
     if validity == "INVALID" and len(reasons) == len(harness_problems):
         reasons.append("LoadGen marked the run INVALID")
 
-    if streams:
-        tokens, samples = v.get("result_completed_tokens_per_second"), v.get("result_completed_samples_per_sec")
-        ttft = _percentiles_ms(v, "result_first_token_", "_percentile_latency_ns")
-        tpot = _percentiles_ms(v, "result_time_per_output_token_", "_percentile_ns")
-    else:
+    latency = None
+    if scenario == "Offline":
         tokens, samples = v.get("result_tokens_per_second"), v.get("result_samples_per_second")
         ttft = tpot = None
+    else:
+        ttft = _percentiles_ms(v, "result_first_token_", "_percentile_latency_ns")
+        tpot = _percentiles_ms(v, "result_time_per_output_token_", "_percentile_ns")
+        if scenario == "SingleStream":
+            # LoadGen's result_token_throughput is not per second in SingleStream (6.0.17 logs ~1e-6); these are.
+            tokens = v.get("result_token_throughput_with_loadgen_overhead")
+            samples = v.get("result_qps_with_loadgen_overhead")
+            latency = _percentiles_ms(v, "result_", "_percentile_latency_ns")
+        else:
+            tokens, samples = v.get("result_completed_tokens_per_second"), v.get("result_completed_samples_per_sec")
     return RunResult(
         valid=validity == "VALID" and not reasons,
         tokens_per_second=tokens,
         samples_per_second=samples,
         ttft_ms=ttft,
         tpot_ms=tpot,
+        latency_ms=latency,
         loadgen_validity=validity,
         invalid_reasons=list(dict.fromkeys(reasons)),
     )

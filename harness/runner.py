@@ -25,7 +25,7 @@ from accuracy.compliance import Test06Result, verify_test06, write_verification
 from accuracy.report import AccuracyReport, score_log
 from accuracy.scoring import check_punkt
 from accuracy.targets import resolve_targets
-from benchmarks import Targets
+from benchmarks import Targets, get_benchmark
 from common.dataset import Dataset, load_dataset
 from common.errors import HarnessError, InternalError
 from common.stopping import Interrupted, Interruption, StopSignals, console_fd
@@ -90,7 +90,7 @@ def check_vocabulary(dataset: Dataset, model: str) -> None:
         raise HarnessError(
             f"dataset {dataset.path} has token id {highest}, but model {model} has only "
             f"{vocab} tokens: the data set was tokenized for another model. Use the "
-            "matching --model, or a raw OpenOrca file that is tokenized at load time."
+            "matching --model, or the benchmark's raw rows, which are tokenized at load time."
         )
 
 
@@ -286,6 +286,7 @@ def _prepare(config: RunConfig, console: Console) -> tuple[Dataset, Targets | No
     check_tokenizer_dir(config.engine.tokenizer or config.engine.model)
     dataset = load_dataset(
         config.dataset.path,
+        prompt_format=get_benchmark(config.loadgen.benchmark).prompt_format,
         tokenizer_dir=config.engine.tokenizer or config.engine.model,
         trust_pickle=config.dataset.trust_pickle,
         expected_sha256=config.dataset.sha256,
@@ -425,7 +426,9 @@ class _Run:
             members = group.members if group else [self.replica]
         detail = read_detail_log(self.run_dir / "mlperf_log_detail.txt")
         problems = self._problems(members, accounts)
-        result = summarize(detail, streams=built.rules.streams, mode=config.loadgen.mode, harness_problems=problems)
+        result = summarize(
+            detail, scenario=built.rules.loadgen_scenario, mode=config.loadgen.mode, harness_problems=problems
+        )
         effective, compliance = self._check_rules(detail)
         if compliance is not None:
             result.compliance_passed = compliance.passed

@@ -17,6 +17,8 @@ import mlperf_loadgen as lg
 from benchmarks import DEFAULT_BENCHMARK, LOADGEN_SCENARIOS, Benchmark, ComplianceTest, ScenarioRules, get_benchmark
 from common.errors import HarnessError
 
+# The TestSettings field --target-qps sets, per LoadGen scenario.
+QPS_SETTINGS = {"Offline": "offline_expected_qps", "Server": "server_target_qps"}
 MODES = {"performance": lg.TestMode.PerformanceOnly, "accuracy": lg.TestMode.AccuracyOnly}
 CONF_SCENARIOS = {"*", "SingleStream", "MultiStream", "Server", "Offline"}
 # The keys LoadGen's TestSettings::FromConfig looks up; anything else it ignores silently.
@@ -38,7 +40,7 @@ class LoadGenConfig:
     """What decides LoadGen's behaviour for one run."""
 
     scenario: str = "Offline"
-    """Offline, Server or Interactive (LoadGen's Server under the benchmark's interactive rules)."""
+    """Offline, Server, Interactive (LoadGen's Server under the benchmark's interactive rules) or SingleStream."""
     mode: str = "performance"
     benchmark: str = DEFAULT_BENCHMARK
     """An official MLPerf name (`benchmarks.BENCHMARKS`)."""
@@ -152,10 +154,16 @@ def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSetti
             setattr(settings, attribute, value)
             non_compliant.append(f"{flag} {value}")
 
-    if rules.streams:
-        override("--target-qps", "server_target_qps", config.target_qps)
+    if rules.loadgen_scenario == "SingleStream":
+        # LoadGen's own view: a SingleStream test's target QPS is 1 / its expected query latency, from which
+        # it sizes the test (before rounding up to whole passes over the performance samples).
+        if config.target_qps is not None:
+            settings.single_stream_expected_latency_ns = round(1e9 / config.target_qps)
+            non_compliant.append(
+                f"--target-qps {config.target_qps} (an expected latency of {1e3 / config.target_qps:g} ms)"
+            )
     else:
-        override("--target-qps", "offline_expected_qps", config.target_qps)
+        override("--target-qps", QPS_SETTINGS[rules.loadgen_scenario], config.target_qps)
     if config.calibrate and not config.demo:
         non_compliant.append("--target-qps auto (the Offline query sized from a calibration run)")
     override("--min-duration", "min_duration_ms", config.min_duration_ms)

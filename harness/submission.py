@@ -31,7 +31,7 @@ from typing import Any
 
 from accuracy.compliance import VERIFY_FILE
 from accuracy.report import ACCURACY_TXT
-from benchmarks import Benchmark, get_benchmark
+from benchmarks import BENCHMARKS, Benchmark, get_benchmark
 from common.errors import HarnessError, report_failure
 from harness import system_info
 
@@ -114,8 +114,8 @@ def check(result_set: ResultSet, division: str) -> list[str]:
     closed = division == "closed"
     if closed and not benchmark.current_round:
         problems.append(
-            f"{label}: {benchmark.name} is not listed in round {benchmark.round_name}; "
-            "the closed division takes llama2-70b-99.9"
+            f"{label}: {benchmark.name} is not listed in round {benchmark.round_name}; the closed division takes "
+            + ", ".join(name for name, listed in BENCHMARKS.items() if listed.current_round)
         )
     for kind, found in result_set.runs.items():
         if len(found) != 1:
@@ -202,12 +202,16 @@ def measurements(record: dict[str, Any], benchmark: Benchmark) -> dict[str, str]
 
 
 def user_conf(run: Run, benchmark: Benchmark) -> str:
-    """The run's own user.conf; without one, the setting the run needed (its target QPS), as a user.conf."""
+    """The run's own user.conf; without one, the setting the run needed (its target QPS, or SingleStream's
+    expected latency in ms), as a user.conf."""
     kept = run.path / "user.conf"
     if kept.is_file() and kept.read_text().strip():
         return kept.read_text()
     rules = benchmark.rules(run.record["scenario"])
     effective = run.record["loadgen"].get("effective") or {}
+    if rules.loadgen_scenario == "SingleStream":
+        latency_ms = effective.get("target_latency_ns", 10_000_000) / 1e6
+        return f"{rules.conf_model}.SingleStream.target_latency = {latency_ms:g}\n"
     qps = effective.get("target_qps", 1)
     return f"{rules.conf_model}.{rules.loadgen_scenario}.target_qps = {qps}\n"
 

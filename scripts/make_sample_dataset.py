@@ -1,40 +1,56 @@
-"""Write the bundled SYNTHETIC sample data set (common/embedded/openorca-synthetic-600.jsonl).
+"""Write a benchmark's bundled SYNTHETIC sample data set (in common/embedded/).
 
-600 rows in the MLPerf processed OpenOrca schema (the reference's processorca.py
-columns), built by scripts/synthetic_openorca.py with seed 0 and tokenized with
-the embedded tiny model's tokenizer through the harness's own raw-OpenOrca
-code path. Deterministic: the same tokenizer gives the same file, byte for byte.
+- llama2-70b: openorca-synthetic-600.jsonl, 600 rows in the processed OpenOrca schema (the
+  reference's processorca.py columns), built by scripts/synthetic_openorca.py;
+- llama3.1-8b: cnndm-synthetic-300.jsonl, 300 rows in cnn_eval.json's schema (download_cnndm.py's
+  columns), built by scripts/synthetic_cnndm.py.
 
-    python scripts/make_sample_dataset.py [--rows N] [--out FILE] [--tokenizer DIR]
+Both with seed 0, made into prompts by the benchmark's own `PromptFormat` (the harness's raw-rows
+code path) with the embedded tiny model's tokenizer. Deterministic: the same tokenizer gives the same
+file, byte for byte.
+
+    python scripts/make_sample_dataset.py [--benchmark NAME] [--rows N] [--out FILE] [--tokenizer DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import synthetic_cnndm
 import synthetic_openorca
 
+from benchmarks import DEFAULT_BENCHMARK, get_benchmark
 from common import embedded
-from common.dataset import load_tokenizer, processed_rows, write_rows
+from common.dataset import load_tokenizer, write_rows
 
 SAMPLE_SEED = 0
+# Each benchmark family's generator of raw rows, and how many the bundled sample has.
+SAMPLES: dict[str, tuple[Callable[..., Iterator[dict[str, str]]], int]] = {
+    "llama2-70b": (synthetic_openorca.rows, 600),
+    "llama3.1-8b": (synthetic_cnndm.rows, 300),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=600)
-    parser.add_argument("--out", type=Path, default=embedded.DATASET)
+    parser.add_argument("--benchmark", default=DEFAULT_BENCHMARK)
+    parser.add_argument("--rows", type=int)
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--tokenizer", type=Path, default=embedded.MODEL_DIR)
     args = parser.parse_args()
-    raw = synthetic_openorca.rows(args.rows, seed=SAMPLE_SEED, prefix="synthetic")
-    rows = processed_rows(raw, load_tokenizer(args.tokenizer))
-    write_rows(rows, args.out)
-    print(f"wrote {len(rows)} synthetic rows to {args.out}")
+    benchmark = get_benchmark(args.benchmark)
+    generate, count = SAMPLES[benchmark.family]
+    raw = list(generate(args.rows or count, seed=SAMPLE_SEED, prefix="synthetic"))
+    rows = benchmark.prompt_format.processed(raw, load_tokenizer(args.tokenizer))
+    out = args.out or embedded.ROOT / benchmark.demo_dataset
+    write_rows(rows, out)
+    print(f"wrote {len(rows)} synthetic rows to {out}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import synthetic_openorca
 
-from common.dataset import format_llama2_prompt, tokenize_prompts
+from benchmarks.llama2_70b import format_prompt, tokenize_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "common" / "embedded" / "tiny-llama"
@@ -67,7 +67,7 @@ def train_tokenizer(texts: list[str]) -> PreTrainedTokenizerFast:
 
 def build_examples(rows: list[dict[str, str]], tokenizer: PreTrainedTokenizerFast) -> list[tuple[list[int], int]]:
     """(prompt + response + eos, prompt length): the loss covers what follows the prompt."""
-    prompts = tokenize_prompts([format_llama2_prompt(r["system_prompt"], r["question"]) for r in rows], tokenizer)
+    prompts = tokenize_prompts([format_prompt(r["system_prompt"], r["question"]) for r in rows], tokenizer)
     answers = tokenizer([r["response"] for r in rows], add_special_tokens=False)["input_ids"]
     return [(p + a + [tokenizer.eos_token_id], len(p)) for p, a in zip(prompts, answers, strict=True)]
 
@@ -102,7 +102,7 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
 
     rows = list(synthetic_openorca.rows(TRAIN_ROWS, seed=TRAIN_SEED, prefix="train"))
-    corpus = [format_llama2_prompt(r["system_prompt"], r["question"]) + " " + r["response"] for r in rows]
+    corpus = [format_prompt(r["system_prompt"], r["question"]) + " " + r["response"] for r in rows]
     tokenizer = train_tokenizer(corpus)
     examples = build_examples(rows, tokenizer)
 

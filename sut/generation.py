@@ -1,4 +1,5 @@
-"""Generation settings: MLPerf llama2-70b's by default (greedy, 1 to 1024 new tokens)."""
+"""Generation settings: greedy, 1 to 1024 new tokens unless the benchmark says otherwise
+(`Benchmark.generation`, which `harness.config.build_config` applies)."""
 
 from __future__ import annotations
 

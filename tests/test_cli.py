@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
 
+from common.errors import HarnessError
+from sut.ray_replica import _check_reachable
 from tests.conftest import run_cli
 
 
@@ -190,15 +193,21 @@ def test_a_ca_bundle_without_a_certificate_is_one_error_naming_it(tmp_path):
     _assert_one_error(code, err, f"--ca-bundle {bundle} holds no usable CA certificate")
 
 
+def test_a_ray_address_with_no_cluster_is_one_error_within_seconds(tmp_path):
+    """Ray alone would retry for a minute, printing its own warnings: that is past the timeout here."""
+    args = ("--sut", "ray", "--ray-address", "127.0.0.1:9", "--output-dir", str(tmp_path))
+    code, _, err = run_cli(*args, timeout=45)
+    _assert_one_error(code, err, "--ray-address 127.0.0.1:9: nothing accepts connections there", "ray start --head")
+
+
 @pytest.mark.parametrize(
-    ("address", "needles"),
+    ("address", "message"),
     [
-        ("127.0.0.1:9", ["--ray-address 127.0.0.1:9: nothing accepts connections there", "ray start --head"]),
-        ("ray://127.0.0.1:9", ["--ray-address ray://127.0.0.1:9: nothing accepts connections there"]),
-        ("headnode", ["--ray-address headnode: not a Ray address", "host:port"]),
+        ("ray://127.0.0.1:9", "--ray-address ray://127.0.0.1:9: nothing accepts connections there"),
+        ("headnode", "--ray-address headnode: not a Ray address"),
+        ("[::1]:9", "--ray-address [::1]:9: nothing accepts connections there"),
     ],
 )
-def test_a_ray_address_with_no_cluster_is_one_error_within_seconds(tmp_path, address, needles):
-    """Ray alone would retry for a minute, printing its own warnings: that is past the timeout here."""
-    code, _, err = run_cli("--sut", "ray", "--ray-address", address, "--output-dir", str(tmp_path), timeout=45)
-    _assert_one_error(code, err, *needles)
+def test_each_form_of_ray_address_is_checked_before_ray_tries_it(address, message):
+    with pytest.raises(HarnessError, match=re.escape(message)):
+        _check_reachable(address)

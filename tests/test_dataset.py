@@ -10,16 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks.llama2_70b import RESPONSE_INIT_TOKEN, format_prompt, tokenize_prompts
 from common import embedded
-from common.dataset import (
-    LLAMA2_RESPONSE_INIT_TOKEN,
-    convert,
-    format_llama2_prompt,
-    load_dataset,
-    load_tokenizer,
-    tokenize_prompts,
-    write_rows,
-)
+from common.dataset import convert, load_dataset, load_tokenizer, write_rows
 from common.errors import HarnessError
 from harness.dataset import main
 
@@ -99,14 +92,14 @@ def test_raw_openorca_rows_are_formatted_and_tokenized_like_the_reference(tmp_pa
     path = tmp_path / "raw.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in raw))
     data = load_dataset(path, tokenizer_dir=embedded.MODEL_DIR)
-    assert data.schema == "raw-openorca"
+    assert data.schema == "raw"
     assert data.prompts == [r["tok_input"] for r in embedded_rows[:50]]
     assert data.references == [r["output"] for r in embedded_rows[:50]]
 
 
 def test_llama2_template_matches_processorca():
-    assert format_llama2_prompt("Be brief.", "Hi?") == "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi? [/INST]"
-    assert format_llama2_prompt("", "Hi?") == "<s>[INST] Hi? [/INST]"
+    assert format_prompt("Be brief.", "Hi?") == "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi? [/INST]"
+    assert format_prompt("", "Hi?") == "<s>[INST] Hi? [/INST]"
 
 
 class _Llama2Vocabulary:
@@ -123,7 +116,7 @@ class _Llama2Vocabulary:
 
 
 def test_llama2_prompts_get_the_reference_response_init_token():
-    assert tokenize_prompts(["a"], _Llama2Vocabulary()) == [[1, 2, 3, LLAMA2_RESPONSE_INIT_TOKEN]]
+    assert tokenize_prompts(["a"], _Llama2Vocabulary()) == [[1, 2, 3, RESPONSE_INIT_TOKEN]]
 
 
 def test_other_tokenizers_get_no_extra_token():

@@ -47,6 +47,22 @@ def test_cli_offline_demo_run_is_valid_and_prints_a_summary(tmp_path):
     assert "[replica-0]" in (run_dir / "engine.log").read_text()
 
 
+def test_cli_singlestream_run_of_the_edge_benchmark_is_valid_and_reports_its_latency(tmp_path):
+    """64 samples, so that LoadGen's equal issue (whole passes over the performance samples) issues 64 queries."""
+    args = ("--benchmark", "llama3.1-8b-edge", "--scenario", "SingleStream", "--total-sample-count", "64")
+    code, out, err = run_cli(*args, "--save-outputs", "--output-dir", str(tmp_path))
+    assert code == 0, err
+    assert "llama3.1-8b-edge · SingleStream · performance · VALID" in out and "latency p50/p90/p99" in out
+    (run_dir,) = tmp_path.iterdir()
+    record = json.loads((run_dir / "run.json").read_text())
+    result = record["result"]
+    assert result["latency_ms"]["p90"] >= result["ttft_ms"]["p90"] > 0 and result["tokens_per_second"] > 0
+    assert record["loadgen"]["effective"]["scenario"] == "SingleStream"
+    rows = read_samples(run_dir)
+    assert len(rows) == record["samples"]["completed"] == 64
+    assert all(row["first_token"] == row["output_token_ids"][0] and row["n_tokens"] <= 128 for row in rows)
+
+
 def test_accuracy_run_logs_exactly_the_token_ids_the_engine_produced(tmp_path):
     report = _run(tmp_path, mode="accuracy")
     assert report.result.valid, report.result.invalid_reasons
@@ -88,7 +104,7 @@ def test_engine_outputs_are_greedy_continuations_of_their_prompts(tmp_path):
 
 
 def test_server_run_at_a_feasible_qps_is_valid(tmp_path):
-    report = _run(tmp_path, scenario="Server", target_qps=25.0, min_query_count=500, min_duration_ms=5000)
+    report = _run(tmp_path, scenario="Server", target_qps=40.0, min_query_count=500, min_duration_ms=5000)
     result = report.result
     assert result.valid, result.invalid_reasons
     assert result.ttft_ms["p99"] < 2000 and result.tpot_ms["p99"] < 200

@@ -57,8 +57,10 @@ def test_remote_offline_outputs_equal_an_in_process_engines_for_the_same_prompts
     assert all(r["samples"] > 0 and r["errors"] == {} and r["text_outputs"] == 0 for r in replicas)
 
 
-def test_test06_passes_against_real_servers_in_interactive(servers, token, tmp_path):
+@pytest.mark.parametrize(("benchmark", "tpot_ms"), [("llama2-70b-99.9", 40), ("llama3.1-8b", 30)])
+def test_test06_passes_against_real_servers_in_interactive(servers, token, tmp_path, benchmark, tpot_ms):
     config = build_config(
+        benchmark=benchmark,
         scenario="Interactive",
         compliance="TEST06",
         sut="remote",
@@ -72,6 +74,33 @@ def test_test06_passes_against_real_servers_in_interactive(servers, token, tmp_p
     assert compliance["samples"] >= 100
     assert (report.run_dir / "verify_accuracy.txt").read_text().endswith("TEST06 verification complete\n")
     assert all(r["samples"] > 0 for r in report.record["replicas"])
+    assert report.record["loadgen"]["settings"]["tpot_latency"] == tpot_ms * 1_000_000  # the interactive limits
+
+
+def test_a_llama31_8b_server_run_is_valid_against_real_servers(servers, token, tmp_path):
+    """The second benchmark's limits (TTFT 2 s, TPOT 100 ms) and its 128-token answers. The tiny model in float32
+    answers a few of these prompts with EOS alone, and LoadGen's TPOT needs two tokens: hence min_new_tokens 2."""
+    config = build_config(
+        benchmark="llama3.1-8b",
+        scenario="Server",
+        sut="remote",
+        remote=_remote(servers),
+        target_qps=20.0,
+        min_query_count=500,
+        min_duration_ms=4000,
+        generation={"min_new_tokens": 2},
+        save_outputs=True,
+        output_dir=tmp_path,
+    )
+    report = run(config)
+
+    assert report.result.valid, report.result.invalid_reasons
+    assert report.record["config"]["generation"]["max_new_tokens"] == 128
+    settings = report.record["loadgen"]["settings"]
+    assert (settings["ttft_latency"], settings["tpot_latency"]) == (2_000_000_000, 100_000_000)
+    rows = read_samples(report.run_dir)
+    assert len(rows) == report.record["samples"]["completed"] >= 500
+    assert all(2 <= row["n_tokens"] <= 128 for row in rows) and any(row["n_tokens"] == 128 for row in rows)
 
 
 def test_remote_server_run_is_valid_and_reports_each_first_token_as_the_outputs_first(servers, token, tmp_path):

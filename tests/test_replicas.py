@@ -28,7 +28,7 @@ pytestmark = pytest.mark.engine
 POLICIES = ("round-robin", "least-requests", "least-tokens")
 SLOW_STEP = 0.04
 """Seconds replica-1 sleeps per engine step in the slowed runs: about 10x a step of the tiny model here."""
-SERVER = {"scenario": "Server", "target_qps": 25.0, "min_query_count": 500, "min_duration_ms": 5000}
+SERVER = {"scenario": "Server", "target_qps": 40.0, "min_query_count": 500, "min_duration_ms": 5000}
 
 
 def _run(tmp_path, replica_factory=local_engines, **options) -> RunReport:

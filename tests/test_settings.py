@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mlperf_loadgen as lg
 import pytest
 
 from common.errors import HarnessError
@@ -98,4 +99,21 @@ def test_user_conf_for_another_model_warns(tmp_path):
 
 def test_unknown_scenario_is_an_error():
     with pytest.raises(HarnessError, match="unknown scenario"):
+        build_settings(LoadGenConfig(scenario="MultiStream"), FULL)
+
+
+def test_a_scenario_the_benchmark_lacks_names_its_scenarios():
+    with pytest.raises(HarnessError, match=r"SingleStream is not a scenario of llama2-70b-99\.9: use one of Offline"):
         build_settings(LoadGenConfig(scenario="SingleStream"), FULL)
+
+
+def test_singlestream_follows_the_edge_rules_and_its_target_qps_is_one_over_the_expected_latency():
+    config = LoadGenConfig(scenario="SingleStream", benchmark="llama3.1-8b-edge")
+    built, _ = build_settings(config, 5000)
+    assert built.settings.scenario == lg.TestScenario.SingleStream
+    assert built.settings.use_token_latencies and built.performance_sample_count == 5000
+    assert built.non_compliant == []
+    config = LoadGenConfig(scenario="SingleStream", benchmark="llama3.1-8b-edge", target_qps=4.0)
+    built, _ = build_settings(config, 5000)
+    assert built.settings.single_stream_expected_latency_ns == 250_000_000
+    assert built.non_compliant == ["--target-qps 4.0 (an expected latency of 250 ms)"]

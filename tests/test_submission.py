@@ -11,6 +11,9 @@ import pytest
 from rich.console import Console
 
 from accuracy.compliance import VERIFY_FILE
+from accuracy.reference import cnndm_reference_metrics
+from common import embedded
+from common.dataset import load_dataset, load_tokenizer
 from common.errors import HarnessError
 from harness import system_info
 from harness.config import build_config
@@ -175,14 +178,28 @@ def test_the_cli_prints_one_error_line_per_problem(runs, tmp_path):
 
 
 @pytest.mark.engine
-def test_the_embedded_default_goes_from_runs_to_a_dry_run_tree_on_the_real_engine(tmp_path, system_file):
-    """The whole flow a submitter follows, on the real engine: three runs through the CLI, then the tree."""
+def test_the_second_benchmark_goes_from_runs_to_a_dry_run_tree_on_the_real_engine(tmp_path, system_file):
+    """The flow a submitter follows, on the real engine and the embedded llama3.1-8b-edge sample: a performance
+    and an accuracy run through the CLI (the edge benchmark has no audit), then the tree. The accuracy run
+    passes the tiny model's own targets and scores exactly as the reference evaluation.py."""
     from tests.conftest import run_cli
 
     runs_dir = tmp_path / "runs"
-    for extra in ([], ["--mode", "accuracy"], ["--compliance", "TEST06"]):
-        code, _, err = run_cli("--scenario", "Offline", "--output-dir", str(runs_dir), *extra)
+    for extra in ([], ["--mode", "accuracy"]):
+        code, _, err = run_cli("--benchmark", "llama3.1-8b-edge", "--output-dir", str(runs_dir), *extra)
         assert code == 0, err
+    (accuracy_run,) = runs_dir.glob("*-accuracy-*")
+    scored = json.loads((accuracy_run / "run.json").read_text())["accuracy"]
+    assert scored["passed"] and "CNN-DailyMail" in scored["targets"]["name"]
+    expected, _ = cnndm_reference_metrics(
+        accuracy_run / "mlperf_log_accuracy.json",
+        load_dataset(embedded.ROOT / "cnndm-synthetic-300.jsonl").references,
+        load_tokenizer(embedded.MODEL_DIR, use_fast=False),
+    )
+    for key in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+        assert f"{scored['metrics'][key]}" == expected[key]
+    assert (scored["metrics"]["gen_len"], scored["metrics"]["gen_num"]) == (expected["gen_len"], 300)
+
     options = ["--submitter", "Acme", "--system", str(system_file), "--system-name", "cpu", "--allow-noncompliant"]
     proc = subprocess.run(
         [
@@ -200,14 +217,13 @@ def test_the_embedded_default_goes_from_runs_to_a_dry_run_tree_on_the_real_engin
         timeout=300,
     )
     assert proc.returncode == 1 and "DRY RUN" in proc.stdout, proc.stderr
-    out = tmp_path / "tree" / "closed" / "Acme" / "results" / "cpu" / "llama2-70b-99.9" / "Offline"
+    out = tmp_path / "tree" / "closed" / "Acme" / "results" / "cpu" / "llama3.1-8b-edge" / "Offline"
     readme = (out / "README.md").read_text()
-    for command in ("--scenario Offline --output-dir", "--mode accuracy", "--compliance TEST06"):
+    for command in ("--benchmark llama3.1-8b-edge --output-dir", "--mode accuracy"):
         assert command in readme
     assert "demo settings for the embedded tiny model" in readme
-    assert "'gen_num': 600" in (out / "accuracy" / "accuracy.txt").read_text()
-    assert (out / "TEST06" / VERIFY_FILE).read_text() == (
-        "First token check pass: Skipped\nEOS check pass: True\nSample length check pass: True\n"
-        "TEST06 verification complete\n"
-    )
+    assert "below llama3.1-8b-edge's accuracy targets" in readme  # the tiny model is no Llama-3.1-8B
+    assert "'gen_num': 300" in (out / "accuracy" / "accuracy.txt").read_text()
+    assert not (out / "TEST06").exists()
+    assert (out / "user.conf").read_text().startswith("llama3_1-8b-edge.Offline.target_qps = ")
     assert "result_tokens_per_second" in (out / "performance" / "run_1" / "mlperf_log_detail.txt").read_text()

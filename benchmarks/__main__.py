@@ -1,0 +1,44 @@
+"""`python -m benchmarks`: the README's table of the benchmarks, made from the registry so it cannot drift."""
+
+from __future__ import annotations
+
+from benchmarks import BENCHMARKS, ROUND, Benchmark, ScenarioRules
+
+README_START = "<!-- benchmarks table: python -m benchmarks -->"
+README_END = "<!-- end of benchmarks table -->"
+
+
+def _scenario(name: str, rules: ScenarioRules) -> str:
+    limits = f" (TTFT {rules.ttft_ms:g} ms, TPOT {rules.tpot_ms:g} ms)" if rules.ttft_ms is not None else ""
+    return f"{name}{limits}"
+
+
+def _targets(benchmark: Benchmark) -> str:
+    targets = benchmark.accuracy
+    rouge = ", ".join(f"{key} {value:g}" for key, value in targets.reference.items())
+    lengths = ", ".join(f"{key} {value:,.10g}" for key, value in targets.lengths.items())
+    return f"{targets.factor * 100:g}% of {rouge}; {lengths} ±{targets.tolerance:.0%}"
+
+
+def markdown() -> str:
+    """The table, one row per benchmark."""
+    lines = [
+        "| benchmark | category | data set | scenarios (p99 limits) | accuracy targets | new tokens | audits "
+        f"| in {ROUND} |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for b in BENCHMARKS.values():
+        scenarios = "<br>".join(_scenario(name, rules) for name, rules in b.scenarios.items())
+        audits = ", ".join(test.name for test in b.compliance) or "-"
+        new_tokens = f"{b.generation.get('min_new_tokens', 1)}-{b.generation.get('max_new_tokens')}"
+        lines.append(
+            f"| `{b.name}` | {b.category} | {b.dataset}: {b.dataset_size:,} | {scenarios} | {_targets(b)} "
+            f"| {new_tokens} | {audits} | {'yes' if b.current_round else 'earlier rounds'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(README_START)
+    print(markdown(), end="")
+    print(README_END)
