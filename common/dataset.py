@@ -37,6 +37,8 @@ PICKLE_SUFFIXES = (".pkl", ".pickle")
 PARQUET_SUFFIXES = (".parquet",)
 JSONL_SUFFIXES = (".jsonl", ".json")
 HUB_PREFIX = "hf:"
+SAVED_DATASET_MARKERS = ("dataset_info.json", "dataset_dict.json")
+"""What `save_to_disk` writes at the top of a Dataset's folder, and of a DatasetDict's."""
 DEFAULT_SPLIT = "validation"
 """The split MLPerf's LLM data sets are drawn from (CNN-DailyMail's validation split, for llama3.1-8b)."""
 
@@ -111,6 +113,11 @@ def load_dataset(
                 f"dataset {path} does not exist. Pass --dataset with the benchmark's processed file (parquet, "
                 "jsonl, json, or a trusted pickle), a saved Hugging Face dataset folder, or hf:<id>; or leave "
                 "it out to use the bundled synthetic sample."
+            )
+        if path.is_dir() and not any((path / marker).is_file() for marker in SAVED_DATASET_MARKERS):
+            raise HarnessError(
+                f"dataset {path} is a folder, but not one written by Hugging Face datasets' save_to_disk (it has no "
+                "dataset_info.json or dataset_dict.json). Pass that folder, or a data file."
             )
         digest = sha256_of(path)
         if expected_sha256 and digest != expected_sha256.lower():
@@ -197,11 +204,6 @@ def _from_disk(path: Path) -> pd.DataFrame:
 
     try:
         loaded = datasets.load_from_disk(str(path))
-    except FileNotFoundError:
-        raise HarnessError(
-            f"dataset {path} is a folder, but not one written by Hugging Face datasets' save_to_disk (it has no "
-            "dataset_info.json or dataset_dict.json). Pass that folder, or a data file."
-        ) from None
     except Exception as exc:
         raise HarnessError(f"dataset {path}: Hugging Face datasets cannot load it: {_first_line(exc)}") from None
     return _one_split(loaded, DEFAULT_SPLIT, str(path))

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.config import RunConfig, build_config
 from harness.runner import run
 from scripts.bench_worker_protocol import echo_engine
-from scripts.plots import side_by_side
+from scripts.plots import horizontal_bars
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
 from sut.layout import Placement
@@ -129,25 +129,16 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {"output_tokens": args.output_tokens, "seconds": args.seconds, "results": results}
     args.out.write_text(json.dumps(record, indent=2) + "\n")
-    plot(results, args.out.with_suffix(".png"))
-    console.print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
-
-
-def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 2.8))
     names = list(results)
-    series = {"harness CPU": [results[name]["harness_cpu_us_per_sample"] for name in names]}
-    side_by_side(ax, names, series, "%.1f µs", horizontal=True)
-    ax.set(xlabel="µs of harness CPU per sample", title="the harness path, echo engine")
-    ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    horizontal_bars(
+        args.out.with_suffix(".png"),
+        names,
+        {"harness CPU": [results[name]["harness_cpu_us_per_sample"] for name in names]},
+        "%.1f µs",
+        xlabel="µs of harness CPU per sample",
+        title="the harness path, echo engine",
+    )
+    console.print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

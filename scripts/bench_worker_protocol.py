@@ -36,7 +36,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.plots import side_by_side
+from scripts.plots import horizontal_bars
 from sut.engine_config import EngineConfig
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
@@ -188,29 +188,20 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
-    plot(results, args.out.with_suffix(".png"))
-    console.print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
-
-
-def plot(results: dict[str, dict[str, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 2.8))
     names = list(results)
     series = {
         "wall": [results[name]["wall_us_per_sample"] for name in names],
         "harness CPU": [results[name]["harness_cpu_us_per_sample"] for name in names],
     }
-    side_by_side(ax, names, series, "%.1f µs", horizontal=True)
-    ax.set(xlabel="µs per sample", title="harness <-> worker protocol cost")
-    ax.legend(loc="lower right")
-    ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    horizontal_bars(
+        args.out.with_suffix(".png"),
+        names,
+        series,
+        "%.1f µs",
+        xlabel="µs per sample",
+        title="harness <-> worker protocol cost",
+    )
+    console.print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

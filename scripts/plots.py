@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -20,3 +21,22 @@ def side_by_side(
         ax.bar_label(bars, fmt=fmt)
     (ax.set_yticks if horizontal else ax.set_xticks)(range(len(labels)), labels)
     ax.legend()
+
+
+def horizontal_bars(
+    path: Path, labels: Sequence[str], series: dict[str, Sequence[float]], fmt: str, *, xlabel: str, title: str
+) -> None:
+    """A small PNG of `side_by_side` bars lying down, the first label on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    side_by_side(ax, labels, series, fmt, horizontal=True)
+    ax.set(xlabel=xlabel, title=title)
+    ax.legend(loc="lower right")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
