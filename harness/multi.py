@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from rich.console import Console
@@ -351,15 +352,24 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 def _end_with_parent() -> None:
     """A multi that is killed outright (SIGKILL, the OOM killer) passes no signal on, and its runs are out of
-    the terminal's reach: the kernel sends each SIGTERM instead, so each still stops cleanly and says so."""
+    the terminal's reach: the kernel tells each instead, and each stops as on one SIGTERM, saying so.
+
+    The kernel's notice is SIGHUP, not SIGTERM: it comes once for each of multi's threads that ends after
+    adopting the run, so a dying multi can send two, and a second SIGTERM means "exit now, without clean-up"."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    signal.signal(signal.SIGHUP, _parent_gone)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGHUP)
     parent = multiprocessing.parent_process()
     if parent is not None and os.getppid() != parent.pid:  # it was gone before the line above
-        os.kill(os.getpid(), signal.SIGTERM)
+        _parent_gone(signal.SIGHUP, None)
+
+
+def _parent_gone(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _outcome(name: str, code: int, output_dir: Path) -> Measured:

@@ -6,7 +6,10 @@ import json
 import os
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,7 +49,6 @@ def kill_member_after(factory, slot: int, samples: int) -> tuple:
     """`factory` (a replica factory that builds a group) wrapped, and a started thread that SIGKILLs the
     worker (process or Ray actor) of the group's member `slot` once it has answered `samples` samples."""
     import signal
-    import time
 
     groups = []
 
@@ -65,3 +67,37 @@ def kill_member_after(factory, slot: int, samples: int) -> tuple:
     killer = threading.Thread(target=kill, daemon=True)
     killer.start()
     return recording, killer
+
+
+# Processes that live as long as the pytest process, by design.
+LIFELONG = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_process_outlives_its_module() -> Iterator[None]:
+    """Every engine, server and worker a module started has ended once it is done: one left behind would
+    take CPU from the next module's timed runs and make their verdicts depend on the order."""
+    import psutil
+
+    yield
+    me = psutil.Process()
+    deadline = time.monotonic() + 20
+    while (left := _children(me)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"processes left behind: {left}"
+
+
+def _children(process: Any) -> list[str]:
+    import psutil
+
+    left = []
+    for child in process.children(recursive=True):
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            command = " ".join(child.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        if not any(name in command for name in LIFELONG):
+            left.append(f"{child.pid}: {command[:200]}")
+    return left
