@@ -12,6 +12,7 @@ in log order, so the means are the same floats a single process computes.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from collections.abc import Sequence
@@ -58,10 +59,23 @@ def check_punkt() -> None:
 
 
 def sentences_per_line(text: str) -> str:
-    """The reference's postprocess_text for one text."""
-    import nltk
+    """The reference's postprocess_text for one text: `"\n".join(nltk.sent_tokenize(text.strip()))`."""
+    return "\n".join(_punkt().tokenize(text.strip()))
 
-    return "\n".join(nltk.sent_tokenize(text.strip()))
+
+@functools.cache
+def _punkt() -> Any:
+    """The tokenizer `nltk.sent_tokenize` uses, deciding each candidate break once per distinct context.
+
+    Punkt decides whether a period (or ? or !) ends a sentence from its context alone (the word before, the
+    punctuation, the token after): `text_contains_sentbreak(context)` is a pure function of that string and
+    the trained parameters. Most of the splitter's time goes there, and contexts repeat, so its answers are
+    kept; everything else is NLTK's own code."""
+    from nltk.tokenize.punkt import PunktTokenizer
+
+    tokenizer = PunktTokenizer("english")
+    tokenizer.text_contains_sentbreak = functools.lru_cache(maxsize=1 << 17)(tokenizer.text_contains_sentbreak)
+    return tokenizer
 
 
 def _score_chunk(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, dict[str, float]]]:

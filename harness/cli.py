@@ -15,6 +15,7 @@ from common.errors import HarnessError, report_failure
 from common.stopping import Interrupted
 from harness.config import SEARCH, SUTS, build_config
 from sut.apis import PROTOCOLS
+from sut.dispatch import POLICIES
 from sut.engine_config import parse_engine_arg
 
 EPILOG = """\
@@ -103,9 +104,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--dispatch",
-        choices=["round-robin", "least-requests", "least-tokens"],
+        choices=list(POLICIES),
         default="round-robin",
         help="how Server requests are spread over replicas (Offline always balances by pulls)",
+    )
+    run.add_argument(
+        "--no-work-stealing",
+        action="store_true",
+        help="Offline: keep unstarted work where it was placed, even when another replica runs dry (to compare)",
     )
     run.add_argument(
         "--accuracy-targets",
@@ -376,6 +382,7 @@ def _run_command(args: argparse.Namespace, argv: list[str], console: Console) ->
             accuracy_targets=args.accuracy_targets,
             replicas=args.replicas,
             dispatch=args.dispatch,
+            work_stealing=not args.no_work_stealing,
             devices=args.devices,
             cpu_bind=args.cpu_bind,
             sut=args.sut,

@@ -57,6 +57,8 @@ class RunConfig:
     replicas: int = 1
     """Engines on this host; each gets tensor_parallel_size devices of its own."""
     dispatch: str = "round-robin"
+    work_stealing: bool = True
+    """Offline: a replica that runs low takes back unstarted work from a busier one."""
     devices: list[str] | None = None
     """Explicit GPUs per replica (CUDA_VISIBLE_DEVICES ids, comma-separated), one entry per replica."""
     cpu_bind: list[str] | None = None
@@ -164,6 +166,7 @@ def build_config(
     scoring_workers: int | None = None,
     replicas: int = 1,
     dispatch: str = "round-robin",
+    work_stealing: bool = True,
     devices: list[str] | None = None,
     cpu_bind: list[str] | None = None,
     step_delays: dict[int, float] | None = None,
@@ -310,6 +313,7 @@ def build_config(
         ray_address=ray_address or "auto",
         replicas=len(remote_config.endpoints) if remote_config else replicas,
         dispatch=dispatch,
+        work_stealing=work_stealing,
         devices=list(devices) if devices else None,
         cpu_bind=list(cpu_bind) if cpu_bind else None,
         step_delays=step_delays,

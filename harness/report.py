@@ -85,7 +85,12 @@ def print_summary(report: RunReport, console: Console) -> None:
             if replica.get("errors"):
                 console.print(_errors(replica), highlight=False)
         if record.get("offline_tail_seconds") is not None:
-            console.print(f"Offline tail (first to last replica finishing): {record['offline_tail_seconds']:.2f} s")
+            stolen = record.get("offline_stolen") or {}
+            moved = f"; work stealing moved {sum(stolen.values())} unstarted requests" if stolen else ""
+            console.print(
+                f"Offline tail (first to last replica finishing): {record['offline_tail_seconds']:.2f} s{moved}",
+                highlight=False,
+            )
 
 
 def replica_table(replicas: list[dict]) -> Table:

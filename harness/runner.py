@@ -177,7 +177,9 @@ def _engines(
     # An engine batches up to max_num_seqs at once; a quarter more in hand covers the
     # step it takes a finished request's replacement to arrive.
     target = (engine_config.max_num_seqs or 256) * 5 // 4
-    return Dispatcher(engine, config.replicas, sink, policy=config.dispatch, target=target)
+    return Dispatcher(
+        engine, config.replicas, sink, policy=config.dispatch, target=target, work_stealing=config.work_stealing
+    )
 
 
 def remote_endpoints(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica:
@@ -213,7 +215,9 @@ def remote_endpoints(config: RunConfig, sink: ResultSink, run_dir: Path) -> Repl
         return endpoint(0, sink)
     # Enough outstanding per server to keep its batch full while finished requests are replaced.
     target = remote.max_in_flight * 5 // 4
-    return Dispatcher(endpoint, len(remote.endpoints), sink, policy=config.dispatch, target=target)
+    return Dispatcher(
+        endpoint, len(remote.endpoints), sink, policy=config.dispatch, target=target, work_stealing=config.work_stealing
+    )
 
 
 DRAIN_SECONDS = 3.0
@@ -490,6 +494,7 @@ class _Run:
             "samples": accounts.to_json(),
             "replicas": replica_rows(members, by_replica if built.rules.streams else None),
             "offline_tail_seconds": None if built.rules.streams else _rounded(group.finish_spread() if group else None),
+            "offline_stolen": None if built.rules.streams or group is None else group.stolen(),
             "replica_failures": (group.replica_failures() if group else {}) or accounts.replica_failures,
             "result": result.to_json(),
             "accuracy": accuracy.to_json() if accuracy else None,

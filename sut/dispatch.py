@@ -5,13 +5,20 @@ Server requests (streams) go one by one to the replica a policy picks:
 * `round-robin`: in turn;
 * `least-requests`: the fewest outstanding requests;
 * `least-tokens`: the fewest outstanding tokens, prompt plus expected output
-  (the running mean of the outputs seen so far).
+  (the running mean of the outputs seen so far);
+* `least-delay`: the shortest expected time to first token, from what each
+  replica's own streams have shown (`DelayEstimate`): a slow or overloaded
+  replica gets a request only when it would still answer first.
 
 Offline requests are not spread up front. They wait in one pool, longest prompt
 first; the replicas are filled in small round-robin chunks up to a target of
 outstanding requests (about what an engine batches at once), and each one pulls
-from the pool as its requests finish. No replica idles while another still has
-a queue, and the run ends with every replica finishing at nearly the same time.
+from the pool as its requests finish. Once the pool is empty, a replica that
+finishes a request while another holds many more asks that one for half the
+difference back: what waits unstarted there (in its engine's queue, or a remote
+replica's) moves to the pool and on (work stealing). No replica idles while
+another still has a queue, and the run ends with every replica finishing at
+nearly the same time.
 
 A replica that is out for now (a remote one failing its health checks) gets no
 new work, and its unstarted work moves to the others; when it is back it pulls
@@ -32,13 +39,77 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from common.errors import HarnessError
-from sut.replica import GenerationRequest, Replica, ReplicaStats, ResultSink
+from sut.replica import GenerationRequest, Member, Replica, ReplicaStats, ResultSink
 
-POLICIES = ("round-robin", "least-requests", "least-tokens")
+POLICIES = ("round-robin", "least-requests", "least-tokens", "least-delay")
 # Before any output is seen, expect this many output tokens per request.
 INITIAL_EXPECTED_OUTPUT = 256
 # The first Offline fill goes round-robin in chunks this small, so replicas start even.
 FILL_CHUNK = 16
+# Work is taken back from a replica only when it holds at least this many requests more than the one
+# asking: fewer are not worth a round trip.
+STEAL_GAP = 4
+
+
+@dataclass
+class DelayEstimate:
+    """One replica's expected time to first token, learned from its own streams.
+
+    A new request waits for the step under way (half a step on average, when the replica is busy), then
+    for the prompts queued before it and its own to be prefilled, in the step that makes its first token:
+
+        delay = step x (1.5 if busy else 1) + prefill x (prompt tokens waiting + its own)
+
+    `step` is the moving average of the time per output token of finished streams (an engine step, at the
+    batch the replica runs), and `prefill` of the first-token wait beyond that, per prompt token ahead.
+    Both are measured where the harness sees the replica (at the end of its pipe or HTTP stream), so a
+    replica that is far away or shared is judged by what it delivers."""
+
+    step: float | None = None
+    prefill: float = 0.0
+    measured_at: float = 0.0
+    waiting_tokens: int = 0
+    """Prompt tokens of its streams that have no first token yet."""
+    pending: dict[int, tuple[float, int]] = field(default_factory=dict)
+    """Stream without a first token: when it was sent, and the prompt tokens waiting then (its own too)."""
+    started: dict[int, float] = field(default_factory=dict)
+    """Stream with a first token: when it came."""
+
+    def delay(self, prompt_tokens: int, busy: bool, step: float) -> float:
+        return step * (1.5 if busy else 1.0) + self.prefill * (self.waiting_tokens + prompt_tokens)
+
+    def sent(self, request: GenerationRequest, now: float) -> None:
+        self.waiting_tokens += len(request.prompt)
+        self.pending[request.response_id] = (now, self.waiting_tokens)
+
+    def first_token(self, request: GenerationRequest, now: float, busy: bool) -> None:
+        sent = self.pending.pop(request.response_id, None)
+        if sent is None:
+            return
+        self.waiting_tokens -= len(request.prompt)
+        self.started[request.response_id] = now
+        if self.step is not None:
+            waited, ahead = now - sent[0], max(sent[1], 1)
+            # The wait minus the step it was due anyway; `busy` is the replica's state now, near enough.
+            sample = max(0.0, waited - self.step * (1.5 if busy else 1.0)) / ahead
+            self.prefill += SMOOTHING * (sample - self.prefill)
+
+    def finished(self, request: GenerationRequest, output_tokens: int | None, now: float) -> None:
+        if self.pending.pop(request.response_id, None) is not None:  # ended or moved before a first token
+            self.waiting_tokens -= len(request.prompt)
+        first = self.started.pop(request.response_id, None)
+        if first is None or not output_tokens or output_tokens < 2:
+            return
+        sample = (now - first) / (output_tokens - 1)
+        self.step = sample if self.step is None else self.step + SMOOTHING * (sample - self.step)
+        self.measured_at = now
+
+
+# How much each new measurement moves an estimate: about the last ten count.
+SMOOTHING = 0.2
+# A replica measured this long ago is given the benefit of the doubt once more (the fleet's best step), so
+# one that was slow for a while is tried again, and its estimate refreshed, instead of never again.
+STALE_SECONDS = 5.0
 
 
 @dataclass
@@ -53,6 +124,11 @@ class _Load:
     """Out for now (a remote replica failing health); it gets work again when it is back."""
     moved: int = 0
     """Unstarted requests it handed back when it failed."""
+    delay: DelayEstimate = field(default_factory=DelayEstimate)
+    withdrawing: bool = False
+    """A `withdraw` sent to it is unanswered: no second one goes out meanwhile."""
+    stolen: int = 0
+    """Unstarted Offline requests taken back from it and moved to others."""
 
 
 class _ReplicaSink:
@@ -63,17 +139,18 @@ class _ReplicaSink:
         self._slot = slot
 
     def first_token(self, request: GenerationRequest, token_id: int) -> None:
+        self._dispatcher._started(self._slot, request)
         self._dispatcher._sink.first_token(request, token_id)
 
     def completed(self, results: Sequence[tuple[GenerationRequest, Sequence[int]]]) -> None:
         self._dispatcher._settle(self._slot, [request for request, _ in results], [len(t) for _, t in results])
         self._dispatcher._sink.completed(results)
-        self._dispatcher._refill(self._slot)
+        self._dispatcher._refill_or_steal(self._slot)
 
     def failed(self, requests: Sequence[GenerationRequest], reason: str) -> None:
         self._dispatcher._settle(self._slot, list(requests), None)
         self._dispatcher._sink.failed(requests, reason)
-        self._dispatcher._refill(self._slot)
+        self._dispatcher._refill_or_steal(self._slot)
 
     def replica_failed(self, unstarted: Sequence[GenerationRequest], reason: str) -> None:
         self._dispatcher._lose(self._slot, list(unstarted), reason)
@@ -92,12 +169,13 @@ class Dispatcher:
 
     def __init__(
         self,
-        build: Callable[[int, ResultSink], Replica],
+        build: Callable[[int, ResultSink], Member],
         count: int,
         sink: ResultSink,
         *,
         policy: str = "round-robin",
         target: int = 256,
+        work_stealing: bool = True,
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"unknown dispatch policy {policy!r}; use one of {', '.join(POLICIES)}")
@@ -105,12 +183,15 @@ class Dispatcher:
             raise ValueError("a dispatcher needs at least one replica")
         self.policy = policy
         self.target = target
+        self.work_stealing = work_stealing
         self._sink = sink
         self._lock = threading.Lock()
         self._loads = [_Load() for _ in range(count)]
         self._turn = itertools.cycle(range(count))
         self._pool: deque[GenerationRequest] = deque()
         self._output_seen = [0, 0]  # tokens, samples
+        self._pooled = False
+        """Offline work has come: only that can be taken back."""
         self._placed: dict[int, int] = {}
         self.members = [build(slot, _ReplicaSink(self, slot)) for slot in range(count)]
 
@@ -150,6 +231,7 @@ class Dispatcher:
                 self.members[slot].submit([request])
         if pooled:
             with self._lock:
+                self._pooled = True
                 self._pool.extend(pooled)
             while any([self._refill(slot, limit=FILL_CHUNK) for slot in range(len(self.members))]):
                 pass
@@ -185,6 +267,11 @@ class Dispatcher:
         with self._lock:
             return {response_id: self.members[slot].name for response_id, slot in self._placed.items()}
 
+    def stolen(self) -> dict[str, int]:
+        """Offline requests taken back from each replica that gave some, and moved to another."""
+        loads = zip(self.members, self._loads, strict=True)
+        return {replica.name: load.stolen for replica, load in loads if load.stolen}
+
     def finish_spread(self) -> float | None:
         """Seconds between the first and the last replica finishing its last request."""
         finishes = [load.last_finish for load in self._loads if load.last_finish is not None]
@@ -211,7 +298,26 @@ class Dispatcher:
             return ordered[0]
         if self.policy == "least-requests":
             return min(ordered, key=lambda slot: self._loads[slot].requests)
-        return min(ordered, key=lambda slot: self._loads[slot].tokens)
+        if self.policy == "least-tokens":
+            return min(ordered, key=lambda slot: self._loads[slot].tokens)
+        return self._least_delay(ordered, request)
+
+    def _least_delay(self, ordered: list[int], request: GenerationRequest) -> int:
+        """Until every candidate has a measured step, the least requests (which is also how each gets one)."""
+        now = time.perf_counter()
+        steps = [self._loads[slot].delay.step for slot in ordered]
+        if any(step is None for step in steps):
+            return min(ordered, key=lambda slot: self._loads[slot].requests)
+        best = min(steps)  # type: ignore[type-var]
+
+        def delay(slot: int) -> float:
+            load = self._loads[slot]
+            estimate = load.delay
+            stale = load.requests == 0 and now - estimate.measured_at > STALE_SECONDS
+            step = best if stale else estimate.step
+            return estimate.delay(len(request.prompt), load.requests > 0, step)  # type: ignore[arg-type]
+
+        return min(ordered, key=delay)
 
     def _lose(self, slot: int, unstarted: list[GenerationRequest], reason: str) -> None:
         """A replica failed for good: its unstarted work goes to the others (Offline: back to the pool)."""
@@ -220,9 +326,7 @@ class Dispatcher:
             first_report = load.failure is None
             load.failure = reason
             load.moved += len(unstarted)
-            for request in unstarted:
-                load.requests -= 1
-                load.tokens -= load.expected.pop(request.response_id, 0)
+            self._unplace(load, unstarted, None)
             self._pool.extendleft(reversed([r for r in unstarted if not r.stream]))
             stranded = not any(other.failure is None for other in self._loads)
         if first_report or stranded:
@@ -239,9 +343,7 @@ class Dispatcher:
             load.out = True
             if not any(other.failure is None and not other.out for other in self._loads):
                 return unstarted
-            for request in unstarted:
-                load.requests -= 1
-                load.tokens -= load.expected.pop(request.response_id, 0)
+            self._unplace(load, unstarted, None)
             self._pool.extendleft(reversed([r for r in unstarted if not r.stream]))
         self.submit([r for r in unstarted if r.stream])
         for other in range(len(self.members)):
@@ -261,8 +363,11 @@ class Dispatcher:
 
     def _assign(self, slot: int, requests: Sequence[GenerationRequest]) -> None:
         load = self._loads[slot]
+        now = time.perf_counter()
         for request in requests:
             self._placed[request.response_id] = slot
+            if request.stream and self.policy == "least-delay":
+                load.delay.sent(request, now)
             cost = len(request.prompt) + self._expected_output()
             load.requests += 1
             load.tokens += cost
@@ -271,13 +376,59 @@ class Dispatcher:
     def _settle(self, slot: int, requests: Sequence[GenerationRequest], outputs: Sequence[int] | None) -> None:
         with self._lock:
             load = self._loads[slot]
-            for request in requests:
-                load.requests -= 1
-                load.tokens -= load.expected.pop(request.response_id, 0)
+            self._unplace(load, requests, outputs)
             if outputs:
                 self._output_seen[0] += sum(outputs)
                 self._output_seen[1] += len(outputs)
             load.last_finish = time.perf_counter()
+
+    def _unplace(self, load: _Load, requests: Sequence[GenerationRequest], outputs: Sequence[int] | None) -> None:
+        """The requests leave the replica: answered (`outputs`: their lengths), failed or moved (None)."""
+        now = time.perf_counter()
+        for i, request in enumerate(requests):
+            load.requests -= 1
+            load.tokens -= load.expected.pop(request.response_id, 0)
+            if request.stream and self.policy == "least-delay":
+                load.delay.finished(request, outputs[i] if outputs else None, now)
+
+    def _started(self, slot: int, request: GenerationRequest) -> None:
+        if self.policy == "least-delay":
+            with self._lock:
+                load = self._loads[slot]
+                load.delay.first_token(request, time.perf_counter(), load.requests > 1)
+
+    def _refill_or_steal(self, slot: int) -> None:
+        """After a replica finished something: it pulls from the pool; when the pool is empty, the replica with
+        the least work asks the one with the most for half the difference (whichever finished: the idle one
+        finishes nothing more that could make it ask)."""
+        if self._refill(slot) or self._pool or not (self.work_stealing and self._pooled):
+            return
+        with self._lock:
+            live = [i for i, load in enumerate(self._loads) if load.failure is None and not load.out]
+            if len(live) < 2:
+                return
+            thief = min(live, key=lambda i: self._loads[i].requests)
+            donors = [i for i in live if i != thief and not self._loads[i].withdrawing]
+            if not donors:
+                return
+            donor = max(donors, key=lambda i: self._loads[i].requests)
+            gap = self._loads[donor].requests - self._loads[thief].requests
+            if gap < STEAL_GAP:
+                return
+            self._loads[donor].withdrawing = True
+        self.members[donor].withdraw(gap // 2, lambda requests: self._returned(donor, requests))
+
+    def _returned(self, slot: int, requests: list[GenerationRequest]) -> None:
+        """What a replica handed back unstarted goes to the front of the pool, and on to whoever has room."""
+        with self._lock:
+            load = self._loads[slot]
+            load.withdrawing = False
+            load.stolen += len(requests)
+            self._unplace(load, requests, None)
+            self._pool.extendleft(reversed(requests))
+        for other in range(len(self.members)):
+            if other != slot:
+                self._refill(other)
 
     def _refill(self, slot: int, limit: int | None = None) -> bool:
         """Top the replica up from the Offline pool to the target; False when it took nothing."""

@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
@@ -25,8 +26,8 @@ from common.errors import HarnessError
 from sut import engine_worker
 from sut.engine_logs import memory_hint
 from sut.engine_worker import WorkerSpec
-from sut.replica import GenerationRequest, ReplicaStats, ResultSink
-from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Warmed, WarmUp
+from sut.replica import GenerationRequest, GiveBack, ReplicaStats, ResultSink
+from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Warmed, WarmUp, Withdraw, Withdrawn
 
 STOP_GRACE_SECONDS = 30.0
 
@@ -132,6 +133,8 @@ class EngineReplica:
         """Guards the link's sending end and the request table."""
         self._held: dict[int, tuple[GenerationRequest, bool]] = {}
         """Requests the worker has, and whether their first token went out."""
+        self._giving_back: deque[GiveBack] = deque()
+        """Who waits for each `Withdraw` sent, in order: the worker answers each, in order."""
         self._dead: str | None = None
         self._receiver: threading.Thread | None = None
         self._warmed = threading.Event()
@@ -204,6 +207,17 @@ class EngineReplica:
                 return
         self._sink.replica_failed(list(requests), dead)
 
+    def withdraw(self, count: int, give_back: GiveBack) -> None:
+        with self._lock:
+            if self._dead is None and not self._stopping:
+                self._giving_back.append(give_back)
+                try:
+                    self._send_locked(Withdraw(count))
+                    return
+                except OSError:
+                    self._giving_back.pop()
+        give_back([])
+
     def stop(self) -> None:
         """Safe from any thread, also while `start` or `warm_up` wait in another: a worker still starting its
         engine reads no messages, so it is killed; a running one stops after its current engine step."""
@@ -224,6 +238,7 @@ class EngineReplica:
         with self._lock:
             leftover = [request for request, _ in self._held.values()]
             self._held.clear()
+        self._answer_withdrawals()
         self._fail(leftover, "the replica was stopped")
         self._launched = False
 
@@ -238,6 +253,8 @@ class EngineReplica:
                 break
             if isinstance(message, Step):
                 self._on_step(message)
+            elif isinstance(message, Withdrawn):
+                self._on_withdrawn(message)
             elif isinstance(message, Warmed):
                 self._warmed.set()
             elif isinstance(message, Died):
@@ -271,6 +288,14 @@ class EngineReplica:
         for reason, requests in failed.items():
             self._fail(requests, reason)
 
+    def _on_withdrawn(self, withdrawn: Withdrawn) -> None:
+        with self._lock:
+            give_back = self._giving_back.popleft()
+            # One missing here was already answered for (the replica was stopped).
+            requests = [self._held.pop(i)[0] for i in withdrawn.unpack() if i in self._held]
+            self._account([])
+        give_back(requests)
+
     def _account(self, done: list[tuple[GenerationRequest, Any]]) -> None:
         self._stats.samples += len(done)
         self._stats.output_tokens += sum(len(tokens) for _, tokens in done)
@@ -288,10 +313,20 @@ class EngineReplica:
             self._held.clear()
         self._warmed.set()
         self._kill()
+        self._answer_withdrawals()
         self._fail([request for request, started in held if started], reason)
         self._sink.replica_failed([request for request, started in held if not started], reason)
 
     # -- helpers ----------------------------------------------------------------------------------------
+    def _answer_withdrawals(self) -> None:
+        """A worker that is gone answers no `Withdraw`: each waiting caller hears "none" (what it held is
+        failed or handed on with the rest)."""
+        with self._lock:
+            waiting = list(self._giving_back)
+            self._giving_back.clear()
+        for give_back in waiting:
+            give_back([])
+
     def _fail(self, requests: list[GenerationRequest], reason: str) -> None:
         if requests:
             self._stats.failed += len(requests)

@@ -32,7 +32,7 @@ from sut.engine_config import EngineConfig
 from sut.engine_logs import engine_failure_reason, redirect_output
 from sut.generation import GenerationConfig
 from sut.layout import Placement
-from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Warmed, WarmUp
+from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Warmed, WarmUp, Withdraw, Withdrawn
 
 WATCH_INTERVAL = 0.5
 
@@ -97,9 +97,10 @@ def serve(conn: Mailbox, spec: WorkerSpec, *, end: Callable[[], None]) -> None:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     if spec.placement.cpus:
         os.sched_setaffinity(0, spec.placement.cpus)
+    waiting = EngineQueue()
     try:
-        engine = (spec.engine_factory or build_engine)(spec)
-        worker = _Worker(conn, engine, spec, end)
+        engine = spec.engine_factory(spec) if spec.engine_factory else build_engine(spec, waiting)
+        worker = _Worker(conn, engine, spec, end, waiting)
     except BaseException as exc:
         conn.send(StartFailed(engine_failure_reason(spec.log_path, exc)))
         return
@@ -121,18 +122,56 @@ def take_all(inbox: queue.SimpleQueue[Any], *, block: bool = True, timeout: floa
         return messages
 
 
-def build_engine(spec: WorkerSpec) -> Any:
+class EngineQueue:
+    """How many requests wait in the engine unscheduled: vLLM's scheduler says after each step (through a
+    stat logger), and whatever was added since then waits too. An engine that does not say counts as none."""
+
+    def __init__(self) -> None:
+        self.after_step = 0
+        self.added_since = 0
+
+    @property
+    def waiting(self) -> int:
+        return self.after_step + self.added_since
+
+    def stepped(self, waiting: int) -> None:
+        self.after_step, self.added_since = waiting, 0
+
+    def withdrawn(self, count: int) -> None:
+        newest = min(count, self.added_since)
+        self.added_since -= newest
+        self.after_step = max(0, self.after_step - (count - newest))
+
+
+def build_engine(spec: WorkerSpec, queue: EngineQueue) -> Any:
     from vllm import LLMEngine
     from vllm.platforms import current_platform
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class QueueWatch(StatLoggerBase):
+        # vLLM calls record() inside step(), with the scheduler's state after that step's scheduling. Its
+        # stats are "not a stable interface": a version without the field reads as nothing waiting.
+        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+            pass
+
+        def record(self, scheduler_stats: Any, iteration_stats: Any, *args: Any, **kwargs: Any) -> None:
+            if scheduler_stats is not None:
+                queue.stepped(int(getattr(scheduler_stats, "num_waiting_reqs", 0)))
+
+        def log_engine_initialized(self) -> None:
+            pass
 
     args = spec.engine.to_engine_args(on_cpu=current_platform.is_cpu())
-    return LLMEngine.from_engine_args(args)
+    return LLMEngine.from_engine_args(args, stat_loggers=[QueueWatch])
 
 
 class _Worker:
-    def __init__(self, conn: Mailbox, engine: Any, spec: WorkerSpec, end: Callable[[], None]) -> None:
+    def __init__(
+        self, conn: Mailbox, engine: Any, spec: WorkerSpec, end: Callable[[], None], waiting: EngineQueue
+    ) -> None:
         self._conn = conn
         self._engine = engine
+        self._waiting = waiting
         self._spec = spec
         self._end = end
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -154,6 +193,8 @@ class _Worker:
                 for message in messages:
                     if isinstance(message, Submit):
                         failed += self._add(message, live)
+                    elif isinstance(message, Withdraw):
+                        self._withdraw(message.count, live)
                     elif isinstance(message, WarmUp):
                         self._warm_up(message)
                 if any(isinstance(m, Stop) for m in messages):
@@ -195,7 +236,19 @@ class _Worker:
                 rejected.append((request.response_id, f"vLLM rejected the prompt: {exc}"))
             else:
                 live[key] = _Live(request.response_id, request.stream)
+                self._waiting.added_since += 1
         return rejected
+
+    def _withdraw(self, count: int, live: dict[str, _Live]) -> None:
+        """The newest Offline requests, as many as wait unscheduled: vLLM schedules first come, first served,
+        so those are the ones not started. Had one started after all, nothing of it was reported (Offline
+        answers only when finished), so it simply starts again where it goes."""
+        count = min(count, self._waiting.waiting)
+        taken = [key for key in reversed(live) if not live[key].stream][:count] if count > 0 else []
+        if taken:
+            self._engine.abort_request(taken)
+            self._waiting.withdrawn(len(taken))
+        self._send(Withdrawn.pack([live.pop(key).response_id for key in taken]))
 
     # -- the engine -------------------------------------------------------------------------------
     def _step(self, live: dict[str, _Live], failed: list[tuple[int, str]]) -> None:

@@ -47,7 +47,7 @@ from common.errors import HarnessError
 from sut.apis import Delta, EndpointProblem, StreamAPI, StreamError, error_message
 from sut.output_ids import OutputAssembler, Retokenizer
 from sut.remote_config import RemoteConfig, redact_url
-from sut.replica import GenerationRequest, ReplicaStats, ResultSink
+from sut.replica import GenerationRequest, GiveBack, ReplicaStats, ResultSink
 
 # httpx logs every request at INFO, URL included: thousands of lines a second, and any
 # user:password in an endpoint URL with them.
@@ -200,6 +200,13 @@ class RemoteReplica:
         if requests:
             self._loop.call_soon_threadsafe(self._accept, list(requests))
 
+    def withdraw(self, count: int, give_back: GiveBack) -> None:
+        """From the queue's end: what is not on the wire yet."""
+        try:
+            self._loop.call_soon_threadsafe(self._withdraw, count, give_back)
+        except RuntimeError:  # the loop is closed: the replica was stopped
+            give_back([])
+
     def stop(self) -> None:
         """Safe from any thread, also while `start` or `warm_up` wait in another: what they wait for is
         cancelled."""
@@ -234,6 +241,17 @@ class RemoteReplica:
             requests = list(self._sink.replica_down(requests, self._out_reason))
         self._queue.extend(self._keep(requests))
         self._pump()
+
+    def _withdraw(self, count: int, give_back: GiveBack) -> None:
+        taken: list[GenerationRequest] = []
+        for request in reversed(self._queue):
+            if len(taken) == count:
+                break
+            if not request.stream:
+                taken.append(request)
+        for request in taken:
+            self._queue.remove(request)
+        give_back(self._release(taken))
 
     def _pump(self) -> None:
         while self._queue and self._free_slots and self._out_since is None and not self._closing:

@@ -9,7 +9,7 @@ implements `Replica`: `sut.engine_replica` (a local engine) and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -89,3 +89,15 @@ class Replica(Protocol):
         """Finish, release the engine; idempotent."""
 
     def stats(self) -> ReplicaStats: ...
+
+
+GiveBack = Callable[[list[GenerationRequest]], None]
+
+
+class Member(Replica, Protocol):
+    """A replica in a group: what a dispatcher needs besides a `Replica`."""
+
+    def withdraw(self, count: int, give_back: GiveBack) -> None:
+        """Hand back up to `count` Offline requests it has not started, by one call of `give_back` (from
+        any thread, with none if it has none): the replica then no longer owes them, and they may go to
+        another replica."""

@@ -3,11 +3,12 @@
 Messages are batches, never one per token and never one per sample where a
 batch will do:
 
-* harness -> worker: `Submit` (requests as packed int arrays), `WarmUp`, `Stop`;
+* harness -> worker: `Submit` (requests as packed int arrays), `WarmUp`,
+  `Withdraw` (Offline work stealing), `Stop`;
 * worker -> harness: `Ready` or `StartFailed` once; then one `Step` per engine
   step that produced something: the first tokens of streams that started in it
-  (Server only) and the finished samples with all their token ids; `Warmed`;
-  `Died` if the engine fails.
+  (Server only) and the finished samples with all their token ids; `Withdrawn`
+  for each `Withdraw`; `Warmed`; `Died` if the engine fails.
 
 Token ids travel as raw int32 bytes, so a message costs one pickle of a few
 byte strings however many tokens it holds.
@@ -61,6 +62,27 @@ class WarmUp:
 @dataclass(frozen=True, slots=True)
 class Stop:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Hand back up to `count` Offline requests the engine has not started (the dispatcher moves them)."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """The answer to one `Withdraw`: the response ids taken out of the engine (maybe none)."""
+
+    ids: bytes = b""
+
+    @classmethod
+    def pack(cls, response_ids: Sequence[int]) -> Withdrawn:
+        return cls(np.fromiter(response_ids, IDS, len(response_ids)).tobytes())
+
+    def unpack(self) -> list[int]:
+        return np.frombuffer(self.ids, IDS).tolist()
 
 
 @dataclass(frozen=True, slots=True)

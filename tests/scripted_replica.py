@@ -63,6 +63,21 @@ class ScriptedReplica:
                 return
         self._sink.replica_failed(list(requests), "scripted replica died")
 
+    def withdraw(self, count: int, give_back) -> None:
+        """From the inbox's end: what it has not begun."""
+        with self._lock:
+            queued = []
+            while True:
+                try:
+                    queued.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            taken = [r for r in reversed(queued) if r is not None and not r.stream][:count]
+            for item in queued:
+                if not any(item is r for r in taken):
+                    self._inbox.put(item)
+        give_back(taken)
+
     def stop(self) -> None:
         self._inbox.put(None)
         self._thread.join()

@@ -17,7 +17,7 @@ from accuracy.compare import compare
 from accuracy.log import read_accuracy_log
 from accuracy.reference import reference_metrics
 from accuracy.report import score_log
-from accuracy.scoring import check_punkt, evaluate, score_texts
+from accuracy.scoring import check_punkt, evaluate, score_texts, sentences_per_line
 from accuracy.targets import resolve_targets
 from benchmarks import BENCHMARKS
 from common import embedded
@@ -99,9 +99,10 @@ def test_scores_equal_rouge_score_on_random_texts():
 
 def test_lcs_read_out_is_the_one_rouge_score_picks():
     rng = random.Random(7)
-    for _ in range(3000):
-        ref = [rng.choice("abcd") for _ in range(rng.randint(0, 12))]
-        can = [rng.choice("abcd") for _ in range(rng.randint(0, 12))]
+    for n in range(4000):
+        # Tokens each side lacks, too: the read-out passes those ref tokens by.
+        ref = [rng.choice("abcd" if n % 2 else "abcdef") for _ in range(rng.randint(0, 14))]
+        can = [rng.choice("abcd" if n % 2 else "abcdgh") for _ in range(rng.randint(0, 14))]
         assert rouge.lcs_indices(ref, can) == rouge_scorer.lcs_ind(ref, can)
         assert rouge.lcs_length(ref, can) == rouge_scorer._lcs_table(ref, can)[-1][-1]
 
@@ -112,6 +113,21 @@ def test_unicode_texts_score_as_rouge_score_does():
     for reference, prediction in pairs:
         expected = scorer.score(reference, prediction)
         assert rouge.score(reference, prediction) == {k: expected[k].fmeasure for k in rouge.METRICS}
+
+
+def test_sentence_splitting_is_nltks_on_both_shipped_samples_and_on_texts_whose_contexts_repeat():
+    import nltk
+
+    texts = [json.loads(line)["output"] for line in embedded.DATASET.read_text().splitlines()]
+    texts += [
+        json.loads(line)["output"] for line in (embedded.ROOT / "cnndm-synthetic-300.jsonl").read_text().splitlines()
+    ]
+    rng = random.Random(3)
+    texts += [
+        _random_text(rng, rng.randint(0, 80)) + " Dr. Smith arrived at 5 p.m. on Jan. 3. He left." for _ in range(300)
+    ]
+    for text in texts:
+        assert sentences_per_line(text) == "\n".join(nltk.sent_tokenize(text.strip()))
 
 
 # --- the whole pipeline against the reference algorithm --------------------------------------------------------

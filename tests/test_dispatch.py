@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from rich.console import Console
 
 from harness.config import build_config
 from harness.runner import run
-from sut.dispatch import Dispatcher
+from sut.dispatch import POLICIES, STALE_SECONDS, DelayEstimate, Dispatcher
 from sut.replica import GenerationRequest
 from tests.scripted_replica import ScriptedReplica
 
@@ -45,7 +46,7 @@ def _server(tmp_path, policy, delays=(FAST, FAST)):
     return report, [stats.samples for stats in holder[0].replica_stats()]
 
 
-@pytest.mark.parametrize("policy", ["round-robin", "least-requests", "least-tokens"])
+@pytest.mark.parametrize("policy", POLICIES)
 def test_every_policy_answers_every_sample_once_and_uses_both_replicas(tmp_path, policy):
     report, served = _server(tmp_path, policy)
     samples = report.record["samples"]
@@ -59,7 +60,7 @@ def test_round_robin_alternates(tmp_path):
     assert abs(served[0] - served[1]) <= 1
 
 
-@pytest.mark.parametrize("policy", ["least-requests", "least-tokens"])
+@pytest.mark.parametrize("policy", ["least-requests", "least-tokens", "least-delay"])
 def test_load_aware_policies_send_a_slow_replica_less_than_round_robin(tmp_path, policy):
     _, even = _server(tmp_path / "rr", "round-robin", (SLOW, FAST))
     _, aware = _server(tmp_path / policy, policy, (SLOW, FAST))
@@ -76,6 +77,90 @@ def test_offline_pool_lets_the_fast_replica_take_more(tmp_path):
     assert report.record["samples"]["completed"] == sum(served) == report.record["samples"]["issued"]
     assert served[1] > 3 * served[0]
     assert [r["samples"] for r in report.record["replicas"]] == served
+
+
+def _stream(response_id: int, prompt_tokens: int = 10) -> GenerationRequest:
+    return GenerationRequest(response_id, response_id, [1] * prompt_tokens, stream=True)
+
+
+def test_a_delay_estimate_learns_the_step_from_finished_streams_and_the_prefill_from_first_tokens():
+    estimate = DelayEstimate()
+    estimate.sent(_stream(1, 100), now=0.0)
+    assert estimate.waiting_tokens == 100
+    estimate.first_token(_stream(1, 100), now=0.05, busy=False)  # no step known yet: no prefill sample
+    assert (estimate.waiting_tokens, estimate.prefill) == (0, 0.0)
+    estimate.finished(_stream(1, 100), output_tokens=11, now=0.25)
+    assert estimate.step == pytest.approx(0.02)  # 10 steps after the first token
+    estimate.sent(_stream(2, 100), now=1.0)
+    estimate.first_token(_stream(2, 100), now=1.12, busy=False)  # 0.1 s beyond one step, for 100 tokens
+    assert estimate.prefill == pytest.approx(0.2 * 0.001)
+    assert estimate.delay(50, busy=True, step=0.02) == pytest.approx(0.03 + 0.0002 * 50)
+
+
+def test_a_stream_that_fails_or_moves_before_its_first_token_stops_counting_as_waiting():
+    estimate = DelayEstimate()
+    estimate.sent(_stream(1, 30), now=0.0)
+    estimate.finished(_stream(1, 30), output_tokens=None, now=0.1)
+    assert estimate.waiting_tokens == 0 and not estimate.pending and estimate.step is None
+
+
+def _learned(replica: _Holding, step: float, clock: float, response_id: int) -> None:
+    """The replica streams one answer of 11 tokens, 10 steps of `step` s after its first token."""
+    request = _stream(response_id, 100)
+    estimate = replica.sink._dispatcher._loads[replica.sink._slot].delay
+    estimate.sent(request, clock)
+    estimate.first_token(request, clock + step, busy=False)
+    estimate.finished(request, 11, clock + 11 * step)
+
+
+def test_least_delay_sends_to_a_slow_replica_only_when_the_fast_one_would_answer_later():
+    dispatcher = Dispatcher(_Holding, 2, sink=None, policy="least-delay")
+    fast, slow = dispatcher.members
+    now = time.perf_counter()
+    _learned(fast, 0.010, now - 1, response_id=-1)
+    _learned(slow, 0.050, now - 1, response_id=-2)
+    for load in dispatcher._loads:
+        load.delay.prefill = 0.0001  # s per prompt token
+    for response_id in range(4):  # 1.5 x 10 ms + the prompts queued: still sooner than the idle slow one
+        dispatcher.submit([_stream(response_id, 100)])
+    assert (len(fast.got), len(slow.got)) == (4, 0)
+    dispatcher.submit([_stream(9, 100)])  # 15 ms + 0.1 ms x 500 tokens = 65 ms > 50 ms
+    assert (len(fast.got), len(slow.got)) == (4, 1)
+
+
+def test_least_delay_tries_a_replica_again_once_its_measurement_is_stale():
+    dispatcher = Dispatcher(_Holding, 2, sink=None, policy="least-delay")
+    fast, slow = dispatcher.members
+    now = time.perf_counter()
+    _learned(fast, 0.010, now - 1, response_id=-1)
+    _learned(slow, 0.050, now - STALE_SECONDS - 2, response_id=-2)
+    dispatcher.submit([_stream(1)])
+    dispatcher.submit([_stream(2)])  # the fast one is busy now; the idle, stale one counts as fast as it was
+    assert (len(fast.got), len(slow.got)) == (1, 1)
+
+
+def test_least_delay_gives_each_replica_a_request_before_it_has_measured_them():
+    dispatcher = Dispatcher(_Holding, 3, sink=None, policy="least-delay")
+    dispatcher.submit([_stream(i) for i in range(3)])
+    assert [len(m.got) for m in dispatcher.members] == [1, 1, 1]
+
+
+def test_offline_work_stealing_moves_a_slow_replicas_unstarted_work_and_answers_each_sample_once(tmp_path):
+    holder: list[Dispatcher] = []
+    config = build_config(output_dir=tmp_path, min_query_count=300, min_duration_ms=0, warmup_samples=0)
+    report = run(
+        config,
+        console=Console(file=io.StringIO()),
+        replica_factory=_dispatched("round-robin", (SLOW, FAST), holder, target=64),
+    )
+    samples = report.record["samples"]
+    assert samples["completed"] == samples["issued"]
+    assert samples["duplicates"] == 0 and samples["unanswered"] == 0
+    stolen = report.record["offline_stolen"]
+    assert set(stolen) == {"scripted"} and stolen["scripted"] > 0  # only ever from the slow one
+    served = [stats.samples for stats in holder[0].replica_stats()]
+    # Unstarted work left the slow replica: what it finished is about what it could do meanwhile.
+    assert served[0] < samples["issued"] / 4
 
 
 def test_unknown_policy_is_an_error():

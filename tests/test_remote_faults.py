@@ -235,6 +235,15 @@ def test_work_on_a_stuck_replica_moves_to_a_healthy_one(two_servers, tmp_path, t
     assert_outputs_are_the_servers(report, tokenizer, prompts)
 
 
+def test_offline_work_queued_for_a_slow_server_moves_to_the_idle_one(tokenizer, tmp_path, prompts):
+    with FaultServer(tokenizer, token_delay=0.0005) as fast, FaultServer(tokenizer, token_delay=0.01) as slow:
+        report = remote_run(tmp_path, [fast, slow], remote={"max_in_flight": 4}, total_sample_count=120)
+    assert_each_sample_answered_once(report)
+    assert report.record["samples"]["failed"] == 0
+    assert report.record["offline_stolen"].get("replica-1", 0) > 0, report.record["offline_stolen"]
+    assert_outputs_are_the_servers(report, tokenizer, prompts)
+
+
 def test_retries_bound_a_samples_attempts_over_the_run_across_ejections(two_servers, tmp_path):
     a, b = two_servers
     a.fail_every(503)

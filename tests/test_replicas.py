@@ -78,16 +78,26 @@ def test_under_round_robin_the_slow_replicas_latencies_are_worse(slowed_runs):
     assert slow["tpot_ms"]["p50"] > SLOW_STEP * 1e3 > fast["tpot_ms"]["p50"]
 
 
-def test_two_replicas_generate_what_one_replica_generates(tmp_path):
-    """Greedy in float32, so batch composition cannot flip near-ties; each replica pinned to its own core."""
-    options = {"mode": "accuracy", "total_sample_count": 200, "engine": {"dtype": "float32"}}
+def test_two_replicas_generate_what_one_replica_generates_also_what_moved_between_them(tmp_path):
+    """Greedy in float32, so batch composition cannot flip near-ties; each replica pinned to its own core.
+    Replica-1 is slowed, and its KV cache holds only a few sequences at a time, so requests wait in it unstarted
+    as the pool runs dry: work stealing moves them to replica-0, where they start over and must give the same
+    tokens."""
+    options = {
+        "mode": "accuracy",
+        "total_sample_count": 200,
+        "engine": {"dtype": "float32", "max_num_seqs": 16},
+        "engine_extra": {"kv_cache_memory_bytes": 16 << 20},
+    }
     single = _run(tmp_path / "one", **options)
     cores = sorted(os.sched_getaffinity(0))[:2]
     bind = [str(cores[-1]), str(cores[0])]
-    double = _run(tmp_path / "two", replicas=2, cpu_bind=bind, **options)
+    double = _run(tmp_path / "two", replicas=2, cpu_bind=bind, step_delays={1: SLOW_STEP}, **options)
     assert single.result.valid and double.result.valid, double.result.invalid_reasons
     assert [r["cpus"] for r in double.record["replicas"]] == bind
     assert all(r["samples"] > 0 for r in double.record["replicas"])
+    assert double.record["offline_stolen"].get("replica-1", 0) > 0, double.record["offline_stolen"]
+    _answered_exactly_once(double.record)
     one = {row["qsl_idx"]: row["output_token_ids"] for row in read_samples(single.run_dir)}
     two = {row["qsl_idx"]: row["output_token_ids"] for row in read_samples(double.run_dir)}
     assert len(one) == 200

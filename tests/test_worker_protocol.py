@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 
 from sut.replica import GenerationRequest
-from sut.worker_protocol import Step, Submit
+from sut.worker_protocol import Step, Submit, Withdrawn
 
 
 def test_submitted_requests_arrive_unchanged():
@@ -37,3 +37,8 @@ def test_a_step_carries_first_tokens_finished_outputs_and_failures():
 def test_an_empty_step_is_empty():
     step = Step.pack([], [], [])
     assert step.first() == [] and step.done() == [] and step.failed == []
+
+
+def test_a_withdrawn_answer_carries_its_response_ids_or_none():
+    assert pickle.loads(pickle.dumps(Withdrawn.pack([2**40 + 1, 3]))).unpack() == [2**40 + 1, 3]
+    assert Withdrawn.pack([]).unpack() == []
