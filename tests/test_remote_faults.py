@@ -236,8 +236,11 @@ def test_work_on_a_stuck_replica_moves_to_a_healthy_one(two_servers, tmp_path, t
 
 
 def test_offline_work_queued_for_a_slow_server_moves_to_the_idle_one(tokenizer, tmp_path, prompts):
-    with FaultServer(tokenizer, token_delay=0.0005) as fast, FaultServer(tokenizer, token_delay=0.01) as slow:
-        report = remote_run(tmp_path, [fast, slow], remote={"max_in_flight": 4}, total_sample_count=120)
+    # 16 on the wire and 20 held per replica: the slow server holds each first token for a second, so it still
+    # has 4 queued long after the fast one has answered everything else.
+    with FaultServer(tokenizer, token_delay=0.0005) as fast, FaultServer(tokenizer) as slow:
+        slow.first_token_delay(1.0)
+        report = remote_run(tmp_path, [fast, slow], remote={"max_in_flight": 16}, total_sample_count=200)
     assert_each_sample_answered_once(report)
     assert report.record["samples"]["failed"] == 0
     assert report.record["offline_stolen"].get("replica-1", 0) > 0, report.record["offline_stolen"]
