@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import threading
 import time
@@ -172,18 +173,39 @@ def test_sigterm_during_an_interactive_test_with_an_engine_exits_143(tmp_path):
 
 # -- scoring ------------------------------------------------------------------------------------------------
 def test_a_stop_signal_during_scoring_ends_the_scoring_processes_at_once():
-    predictions = ["The cat sat on the mat. It was happy there."] * 40_000
-    references = ["A cat sat on a mat. The cat was happy."] * 40_000
+    # Distinct texts, so no cache makes the scoring end before the signal comes.
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(5_000)]
+
+    def text() -> str:
+        return ". ".join(" ".join(rng.choices(words, k=12)) for _ in range(3)) + "."
+
+    predictions = [text() for _ in range(60_000)]
+    references = [text() for _ in range(60_000)]
     before = set(_children())
     main = threading.main_thread().ident
     assert main is not None
-    timer = threading.Timer(3.0, signal.pthread_kill, args=(main, signal.SIGINT))
+    scoring_ended = threading.Event()
+
+    def interrupt_once_workers_score() -> None:
+        # The signal goes only while the scoring runs: one sent after it would hit whatever test is next.
+        deadline = time.monotonic() + 30
+        while not set(_children()) - before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not scoring_ended.wait(1.0):
+            signal.pthread_kill(main, signal.SIGINT)
+
+    watcher = threading.Thread(target=interrupt_once_workers_score)
     t0 = time.monotonic()
-    with StopSignals() as stop, pytest.raises(Interrupted):
-        timer.start()
-        with stop.interruptible("scoring"):
-            score_texts(predictions, references, workers=2)
-    assert time.monotonic() - t0 < 10
+    try:
+        with StopSignals() as stop, pytest.raises(Interrupted):
+            watcher.start()
+            with stop.interruptible("scoring"):
+                score_texts(predictions, references, workers=2)
+    finally:
+        scoring_ended.set()
+        watcher.join()
+    assert time.monotonic() - t0 < 20
     assert stop.requested is not None and stop.requested.phase == "scoring"
     deadline = time.monotonic() + 5
     while set(_children()) - before and time.monotonic() < deadline:
