@@ -45,8 +45,19 @@ setup(
         "gpu": ["vllm"],
         # --sut ray: replicas as Ray actors.
         "ray": ["ray>=2.40"],
-        # The fault server of the remote tests, its TLS certificate, the KServe manifests, and the Ray tests.
-        "test": ["pytest", "pytest-timeout", "ruff", "uvicorn", "starlette", "cryptography", "pyyaml", "ray>=2.40"],
+        # The fault server of the remote tests, its TLS certificate, the KServe manifests, the Ray tests, and the
+        # check that no process outlives a test module.
+        "test": [
+            "pytest",
+            "pytest-timeout",
+            "ruff",
+            "uvicorn",
+            "starlette",
+            "cryptography",
+            "pyyaml",
+            "ray>=2.40",
+            "psutil",
+        ],
     },
     entry_points={"console_scripts": ["mlperf-llm-sut=harness.cli:main"]},
 )

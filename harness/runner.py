@@ -47,7 +47,7 @@ from sut.engine_worker import WorkerSpec
 from sut.layout import Placement, plan_layout, running_on_cpu
 from sut.output_ids import Retokenizer
 from sut.remote_replica import AttemptBudget, RemoteReplica, RemoteStats
-from sut.replica import Replica, ResultSink
+from sut.replica import Member, Replica, ResultSink
 
 if TYPE_CHECKING:
     from sut.ray_replica import RayCluster
@@ -156,7 +156,7 @@ def _engines(
 ) -> Replica:
     """One `EngineReplica` per placement: a local worker process, or (with a Ray bundle) a Ray actor."""
 
-    def engine(slot: int, replica_sink: ResultSink) -> Replica:
+    def engine(slot: int, replica_sink: ResultSink) -> Member:
         placement, bundle = layout[slot]
         spec = WorkerSpec(
             name=f"replica-{slot}",
@@ -174,11 +174,13 @@ def _engines(
 
     if config.replicas == 1:
         return engine(0, sink)
-    # An engine batches up to max_num_seqs at once; a quarter more in hand covers the
-    # step it takes a finished request's replacement to arrive.
-    target = (engine_config.max_num_seqs or 256) * 5 // 4
     return Dispatcher(
-        engine, config.replicas, sink, policy=config.dispatch, target=target, work_stealing=config.work_stealing
+        engine,
+        config.replicas,
+        sink,
+        policy=config.dispatch,
+        batch=engine_config.max_num_seqs or 256,
+        work_stealing=config.work_stealing,
     )
 
 
@@ -192,7 +194,7 @@ def remote_endpoints(config: RunConfig, sink: ResultSink, run_dir: Path) -> Repl
     # One count of failed attempts per sample for all endpoints: --retries holds for the whole run.
     budget = AttemptBudget()
 
-    def endpoint(slot: int, replica_sink: ResultSink) -> Replica:
+    def endpoint(slot: int, replica_sink: ResultSink) -> Member:
         api = build_api(
             remote.protocol,
             remote.served_model_name,
@@ -213,10 +215,13 @@ def remote_endpoints(config: RunConfig, sink: ResultSink, run_dir: Path) -> Repl
 
     if len(remote.endpoints) == 1:
         return endpoint(0, sink)
-    # Enough outstanding per server to keep its batch full while finished requests are replaced.
-    target = remote.max_in_flight * 5 // 4
     return Dispatcher(
-        endpoint, len(remote.endpoints), sink, policy=config.dispatch, target=target, work_stealing=config.work_stealing
+        endpoint,
+        len(remote.endpoints),
+        sink,
+        policy=config.dispatch,
+        batch=remote.max_in_flight,
+        work_stealing=config.work_stealing,
     )
 
 

@@ -12,11 +12,11 @@ Server requests (streams) go one by one to the replica a policy picks:
 
 Offline requests are not spread up front. They wait in one pool, longest prompt
 first; the replicas are filled in small round-robin chunks up to a target of
-outstanding requests (about what an engine batches at once), and each one pulls
-from the pool as its requests finish. Once the pool is empty, a replica that
-finishes a request while another holds many more asks that one for half the
-difference back: what waits unstarted there (in its engine's queue, or a remote
-replica's) moves to the pool and on (work stealing). No replica idles while
+outstanding requests (a quarter more than a replica runs at once), and each one
+pulls from the pool as its requests finish. Once the pool is empty, a replica
+with free batch slots that finishes a request while another holds many more asks
+that one for half the difference back: what waits unstarted there (in its
+engine's queue, or a remote replica's) moves to it (work stealing). No replica idles while
 another still has a queue, and the run ends with every replica finishing at
 nearly the same time.
 
@@ -49,6 +49,11 @@ FILL_CHUNK = 16
 # Work is taken back from a replica only when it holds at least this many requests more than the one
 # asking: fewer are not worth a round trip.
 STEAL_GAP = 4
+# How much each new measurement moves a delay estimate: about the last ten count.
+SMOOTHING = 0.2
+# A replica measured this long ago is given the benefit of the doubt once more (the fleet's best step), so
+# one that was slow for a while is tried again, and its estimate refreshed, instead of never again.
+STALE_SECONDS = 5.0
 
 
 @dataclass
@@ -105,13 +110,6 @@ class DelayEstimate:
         self.measured_at = now
 
 
-# How much each new measurement moves an estimate: about the last ten count.
-SMOOTHING = 0.2
-# A replica measured this long ago is given the benefit of the doubt once more (the fleet's best step), so
-# one that was slow for a while is tried again, and its estimate refreshed, instead of never again.
-STALE_SECONDS = 5.0
-
-
 @dataclass
 class _Load:
     requests: int = 0
@@ -127,6 +125,8 @@ class _Load:
     delay: DelayEstimate = field(default_factory=DelayEstimate)
     withdrawing: bool = False
     """A `withdraw` sent to it is unanswered: no second one goes out meanwhile."""
+    dry: bool = False
+    """It gave nothing back when last asked, and has been given nothing since: asking again is a wasted trip."""
     stolen: int = 0
     """Unstarted Offline requests taken back from it and moved to others."""
 
@@ -139,8 +139,10 @@ class _ReplicaSink:
         self._slot = slot
 
     def first_token(self, request: GenerationRequest, token_id: int) -> None:
-        self._dispatcher._started(self._slot, request)
+        # LoadGen first: the first token must not wait for the dispatcher's lock.
+        now = time.perf_counter()
         self._dispatcher._sink.first_token(request, token_id)
+        self._dispatcher._started(self._slot, request, now)
 
     def completed(self, results: Sequence[tuple[GenerationRequest, Sequence[int]]]) -> None:
         self._dispatcher._settle(self._slot, [request for request, _ in results], [len(t) for _, t in results])
@@ -174,15 +176,20 @@ class Dispatcher:
         sink: ResultSink,
         *,
         policy: str = "round-robin",
-        target: int = 256,
+        batch: int = 256,
         work_stealing: bool = True,
     ) -> None:
+        """`batch`: how many requests a replica runs at once (an engine's max_num_seqs, a server's in-flight
+        limit)."""
         if policy not in POLICIES:
             raise ValueError(f"unknown dispatch policy {policy!r}; use one of {', '.join(POLICIES)}")
         if count < 1:
             raise ValueError("a dispatcher needs at least one replica")
         self.policy = policy
-        self.target = target
+        self.batch = batch
+        # A quarter more in hand than a replica runs covers the time a finished request's replacement takes
+        # to arrive.
+        self.target = batch * 5 // 4
         self.work_stealing = work_stealing
         self._sink = sink
         self._lock = threading.Lock()
@@ -193,6 +200,7 @@ class Dispatcher:
         self._pooled = False
         """Offline work has come: only that can be taken back."""
         self._placed: dict[int, int] = {}
+        self._stopping = False
         self.members = [build(slot, _ReplicaSink(self, slot)) for slot in range(count)]
 
     # -- Replica -------------------------------------------------------------------------------
@@ -237,8 +245,14 @@ class Dispatcher:
                 pass
 
     def stop(self) -> None:
+        """Stop every replica; what one hands back meanwhile, and what is still in the pool, fails."""
+        with self._lock:
+            self._stopping = True
         for replica in self.members:
             replica.stop()
+        leftover = self._drain_pool()
+        if leftover:
+            self._sink.failed(leftover, "the run was stopped before a replica took it")
 
     def stats(self) -> ReplicaStats:
         total = ReplicaStats(name=self.name)
@@ -303,19 +317,21 @@ class Dispatcher:
         return self._least_delay(ordered, request)
 
     def _least_delay(self, ordered: list[int], request: GenerationRequest) -> int:
-        """Until every candidate has a measured step, the least requests (which is also how each gets one)."""
+        """Until a candidate has a measured step, the least requests (which is also how each gets one). A
+        replica not measured yet, or idle and measured long ago, counts as fast as the best: it is tried, and
+        its estimate made or refreshed, instead of never again."""
         now = time.perf_counter()
-        steps = [self._loads[slot].delay.step for slot in ordered]
-        if any(step is None for step in steps):
+        steps = [step for slot in ordered if (step := self._loads[slot].delay.step) is not None]
+        if not steps:
             return min(ordered, key=lambda slot: self._loads[slot].requests)
-        best = min(steps)  # type: ignore[type-var]
+        best = min(steps)
 
         def delay(slot: int) -> float:
             load = self._loads[slot]
             estimate = load.delay
             stale = load.requests == 0 and now - estimate.measured_at > STALE_SECONDS
-            step = best if stale else estimate.step
-            return estimate.delay(len(request.prompt), load.requests > 0, step)  # type: ignore[arg-type]
+            step = best if estimate.step is None or stale else estimate.step
+            return estimate.delay(len(request.prompt), load.requests > 0, step)
 
         return min(ordered, key=delay)
 
@@ -326,15 +342,13 @@ class Dispatcher:
             first_report = load.failure is None
             load.failure = reason
             load.moved += len(unstarted)
-            self._unplace(load, unstarted, None)
-            self._pool.extendleft(reversed([r for r in unstarted if not r.stream]))
+            self._requeue(load, unstarted)
             stranded = not any(other.failure is None for other in self._loads)
         if first_report or stranded:
             # The responder records the failure (the run is then INVALID) and fails what nobody can take.
             self._sink.replica_failed(self._drain_pool() if stranded else [], reason)
         self.submit([r for r in unstarted if r.stream])
-        for other in range(len(self.members)):
-            self._refill(other)
+        self._refill_all()
 
     def _set_aside(self, slot: int, unstarted: list[GenerationRequest]) -> list[GenerationRequest]:
         """A replica is out for now: its unstarted work moves on, unless no replica is in to take it."""
@@ -343,17 +357,25 @@ class Dispatcher:
             load.out = True
             if not any(other.failure is None and not other.out for other in self._loads):
                 return unstarted
-            self._unplace(load, unstarted, None)
-            self._pool.extendleft(reversed([r for r in unstarted if not r.stream]))
+            self._requeue(load, unstarted)
         self.submit([r for r in unstarted if r.stream])
-        for other in range(len(self.members)):
-            self._refill(other)
+        self._refill_all()
         return []
 
     def _back(self, slot: int) -> None:
         with self._lock:
             self._loads[slot].out = False
         self._refill(slot)
+
+    def _requeue(self, load: _Load, unstarted: Sequence[GenerationRequest]) -> None:
+        """Under the lock: `unstarted` leaves its replica; the Offline requests go to the front of the pool."""
+        self._unplace(load, unstarted, None)
+        self._pool.extendleft(reversed([r for r in unstarted if not r.stream]))
+
+    def _refill_all(self, first: int | None = None, skip: int | None = None) -> None:
+        for slot in sorted(range(len(self.members)), key=lambda slot: slot != first):
+            if slot != skip:
+                self._refill(slot)
 
     def _drain_pool(self) -> list[GenerationRequest]:
         with self._lock:
@@ -363,10 +385,12 @@ class Dispatcher:
 
     def _assign(self, slot: int, requests: Sequence[GenerationRequest]) -> None:
         load = self._loads[slot]
-        now = time.perf_counter()
+        load.dry = False
+        delays = self.policy == "least-delay"
+        now = time.perf_counter() if delays else 0.0
         for request in requests:
             self._placed[request.response_id] = slot
-            if request.stream and self.policy == "least-delay":
+            if delays and request.stream:
                 load.delay.sent(request, now)
             cost = len(request.prompt) + self._expected_output()
             load.requests += 1
@@ -384,56 +408,57 @@ class Dispatcher:
 
     def _unplace(self, load: _Load, requests: Sequence[GenerationRequest], outputs: Sequence[int] | None) -> None:
         """The requests leave the replica: answered (`outputs`: their lengths), failed or moved (None)."""
-        now = time.perf_counter()
+        delays = self.policy == "least-delay"
+        now = time.perf_counter() if delays else 0.0
         for i, request in enumerate(requests):
             load.requests -= 1
             load.tokens -= load.expected.pop(request.response_id, 0)
-            if request.stream and self.policy == "least-delay":
+            if delays and request.stream:
                 load.delay.finished(request, outputs[i] if outputs else None, now)
 
-    def _started(self, slot: int, request: GenerationRequest) -> None:
+    def _started(self, slot: int, request: GenerationRequest, now: float) -> None:
         if self.policy == "least-delay":
             with self._lock:
                 load = self._loads[slot]
-                load.delay.first_token(request, time.perf_counter(), load.requests > 1)
+                load.delay.first_token(request, now, load.requests > 1)
 
     def _refill_or_steal(self, slot: int) -> None:
         """After a replica finished something: it pulls from the pool; when the pool is empty, the replica with
-        the least work asks the one with the most for half the difference (whichever finished: the idle one
-        finishes nothing more that could make it ask)."""
+        the least work, if it has free batch slots, asks the one with the most for half the difference
+        (whichever finished: the idle one finishes nothing more that could make it ask)."""
         if self._refill(slot) or self._pool or not (self.work_stealing and self._pooled):
             return
         with self._lock:
             live = [i for i, load in enumerate(self._loads) if load.failure is None and not load.out]
-            if len(live) < 2:
+            if self._stopping or len(live) < 2:
                 return
             thief = min(live, key=lambda i: self._loads[i].requests)
-            donors = [i for i in live if i != thief and not self._loads[i].withdrawing]
+            donors = [i for i in live if i != thief and not (self._loads[i].withdrawing or self._loads[i].dry)]
             if not donors:
                 return
             donor = max(donors, key=lambda i: self._loads[i].requests)
             gap = self._loads[donor].requests - self._loads[thief].requests
-            if gap < STEAL_GAP:
+            count = min(gap // 2, self.batch - self._loads[thief].requests)
+            if gap < STEAL_GAP or count < 1:
                 return
             self._loads[donor].withdrawing = True
-        self.members[donor].withdraw(gap // 2, lambda requests: self._returned(donor, requests))
+        self.members[donor].withdraw(count, lambda requests: self._returned(donor, thief, requests))
 
-    def _returned(self, slot: int, requests: list[GenerationRequest]) -> None:
-        """What a replica handed back unstarted goes to the front of the pool, and on to whoever has room."""
+    def _returned(self, donor: int, thief: int, requests: list[GenerationRequest]) -> None:
+        """What a replica handed back unstarted goes to the one that asked (or, if it cannot take it, on)."""
         with self._lock:
-            load = self._loads[slot]
+            load = self._loads[donor]
             load.withdrawing = False
+            load.dry = not requests
             load.stolen += len(requests)
-            self._unplace(load, requests, None)
-            self._pool.extendleft(reversed(requests))
-        for other in range(len(self.members)):
-            if other != slot:
-                self._refill(other)
+            self._requeue(load, requests)
+        if not self._stopping:
+            self._refill_all(first=thief, skip=donor)
 
     def _refill(self, slot: int, limit: int | None = None) -> bool:
         """Top the replica up from the Offline pool to the target; False when it took nothing."""
         with self._lock:
-            if self._loads[slot].failure is not None or self._loads[slot].out:
+            if self._stopping or self._loads[slot].failure is not None or self._loads[slot].out:
                 return False
             room = self.target - self._loads[slot].requests
             count = min(len(self._pool), room if limit is None else min(room, limit))

@@ -194,8 +194,8 @@ class EngineReplica:
         if not requests:
             return
         with self._lock:
-            dead = self._dead
-            if dead is None:
+            dead, stopping = self._dead, self._stopping
+            if dead is None and not stopping:
                 if not self._held:
                     self._busy_since = time.perf_counter()
                 for request in requests:
@@ -205,7 +205,10 @@ class EngineReplica:
                 except OSError:
                     pass  # the worker is gone: the receiver sees it and hands these on with the rest
                 return
-        self._sink.replica_failed(list(requests), dead)
+        if dead is not None:
+            self._sink.replica_failed(list(requests), dead)
+        else:  # what stop() fails as left over may be counted already: these are answered here
+            self._fail(list(requests), "the replica was stopped")
 
     def withdraw(self, count: int, give_back: GiveBack) -> None:
         with self._lock:

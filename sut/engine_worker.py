@@ -17,6 +17,7 @@ away (its end of the pipe closes).
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import signal
@@ -123,19 +124,29 @@ def take_all(inbox: queue.SimpleQueue[Any], *, block: bool = True, timeout: floa
 
 
 class EngineQueue:
-    """How many requests wait in the engine unscheduled: vLLM's scheduler says after each step (through a
-    stat logger), and whatever was added since then waits too. An engine that does not say counts as none."""
+    """How many requests wait in the engine unscheduled: vLLM's scheduler says during each step (through a
+    stat logger), and whatever was added since then waits too. A step the engine said nothing about counts
+    as nothing waiting: withdrawing a request that runs would throw its progress away."""
 
     def __init__(self) -> None:
         self.after_step = 0
         self.added_since = 0
+        self._reported = False
 
     @property
     def waiting(self) -> int:
         return self.after_step + self.added_since
 
-    def stepped(self, waiting: int) -> None:
-        self.after_step, self.added_since = waiting, 0
+    def stepping(self) -> None:
+        self._reported = False
+
+    def report(self, waiting: int) -> None:
+        self.after_step, self._reported = waiting, True
+
+    def stepped(self) -> None:
+        if not self._reported:
+            self.after_step = 0
+        self.added_since = 0
 
     def withdrawn(self, count: int) -> None:
         newest = min(count, self.added_since)
@@ -143,7 +154,7 @@ class EngineQueue:
         self.after_step = max(0, self.after_step - (count - newest))
 
 
-def build_engine(spec: WorkerSpec, queue: EngineQueue) -> Any:
+def build_engine(spec: WorkerSpec, waiting: EngineQueue) -> Any:
     from vllm import LLMEngine
     from vllm.platforms import current_platform
     from vllm.v1.metrics.loggers import StatLoggerBase
@@ -156,7 +167,7 @@ def build_engine(spec: WorkerSpec, queue: EngineQueue) -> Any:
 
         def record(self, scheduler_stats: Any, iteration_stats: Any, *args: Any, **kwargs: Any) -> None:
             if scheduler_stats is not None:
-                queue.stepped(int(getattr(scheduler_stats, "num_waiting_reqs", 0)))
+                waiting.report(int(getattr(scheduler_stats, "num_waiting_reqs", 0)))
 
         def log_engine_initialized(self) -> None:
             pass
@@ -244,7 +255,7 @@ class _Worker:
         so those are the ones not started. Had one started after all, nothing of it was reported (Offline
         answers only when finished), so it simply starts again where it goes."""
         count = min(count, self._waiting.waiting)
-        taken = [key for key in reversed(live) if not live[key].stream][:count] if count > 0 else []
+        taken = list(itertools.islice((key for key in reversed(live) if not live[key].stream), max(count, 0)))
         if taken:
             self._engine.abort_request(taken)
             self._waiting.withdrawn(len(taken))
@@ -256,7 +267,9 @@ class _Worker:
         done: list[tuple[int, list[int]]] = []
         if live:
             self._stepping_since = time.monotonic()
+            self._waiting.stepping()
             outputs = self._engine.step()
+            self._waiting.stepped()
             if self._spec.step_delay:
                 time.sleep(self._spec.step_delay)
             self._stepping_since = None

@@ -198,7 +198,10 @@ class RemoteReplica:
 
     def submit(self, requests: Sequence[GenerationRequest]) -> None:
         if requests:
-            self._loop.call_soon_threadsafe(self._accept, list(requests))
+            try:
+                self._loop.call_soon_threadsafe(self._accept, list(requests))
+            except RuntimeError:  # the loop is closed: the replica was stopped
+                self._sink.failed(list(requests), f"{self.name} was stopped")
 
     def withdraw(self, count: int, give_back: GiveBack) -> None:
         """From the queue's end: what is not on the wire yet."""
@@ -224,6 +227,9 @@ class RemoteReplica:
                 self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
             self._thread = None
+            # What was submitted or withdrawn while it stopped waits as callbacks: run them, so each request is
+            # failed or given back rather than lost with the loop.
+            self._loop.run_until_complete(asyncio.sleep(0))
             self._loop.close()
 
     def stats(self) -> RemoteStats:
@@ -244,13 +250,10 @@ class RemoteReplica:
 
     def _withdraw(self, count: int, give_back: GiveBack) -> None:
         taken: list[GenerationRequest] = []
+        kept: list[GenerationRequest] = []
         for request in reversed(self._queue):
-            if len(taken) == count:
-                break
-            if not request.stream:
-                taken.append(request)
-        for request in taken:
-            self._queue.remove(request)
+            (taken if len(taken) < count and not request.stream else kept).append(request)
+        self._queue = deque(reversed(kept))
         give_back(self._release(taken))
 
     def _pump(self) -> None:

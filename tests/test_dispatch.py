@@ -11,6 +11,7 @@ from rich.console import Console
 from harness.config import build_config
 from harness.runner import run
 from sut.dispatch import POLICIES, STALE_SECONDS, DelayEstimate, Dispatcher
+from sut.engine_worker import EngineQueue
 from sut.replica import GenerationRequest
 from tests.scripted_replica import ScriptedReplica
 
@@ -71,7 +72,7 @@ def test_load_aware_policies_send_a_slow_replica_less_than_round_robin(tmp_path,
 def test_offline_pool_lets_the_fast_replica_take_more(tmp_path):
     holder: list[Dispatcher] = []
     config = build_config(output_dir=tmp_path, min_query_count=400, min_duration_ms=0, warmup_samples=0)
-    factory = _dispatched("round-robin", (SLOW, FAST), holder, target=4)
+    factory = _dispatched("round-robin", (SLOW, FAST), holder, batch=4)
     report = run(config, console=Console(file=io.StringIO()), replica_factory=factory)
     served = [stats.samples for stats in holder[0].replica_stats()]
     assert report.record["samples"]["completed"] == sum(served) == report.record["samples"]["issued"]
@@ -151,7 +152,7 @@ def test_offline_work_stealing_moves_a_slow_replicas_unstarted_work_and_answers_
     report = run(
         config,
         console=Console(file=io.StringIO()),
-        replica_factory=_dispatched("round-robin", (SLOW, FAST), holder, target=64),
+        replica_factory=_dispatched("round-robin", (SLOW, FAST), holder, batch=52),
     )
     samples = report.record["samples"]
     assert samples["completed"] == samples["issued"]
@@ -178,7 +179,7 @@ def test_a_replica_that_dies_mid_run_hands_its_unstarted_work_to_the_other(tmp_p
             2,
             sink,
             policy="least-requests",
-            target=8,
+            batch=7,
         )
         holder.append(dispatcher)
         return dispatcher
@@ -215,7 +216,7 @@ def _requests(first: int, count: int, *, stream: bool) -> list[GenerationRequest
 
 
 def test_a_replica_that_is_out_gets_no_work_and_its_unstarted_work_moves_until_it_is_back():
-    dispatcher = Dispatcher(_Holding, 2, sink=None, policy="round-robin", target=10)  # nothing reaches the sink
+    dispatcher = Dispatcher(_Holding, 2, sink=None, policy="round-robin", batch=8)  # nothing reaches the sink
     out, other = dispatcher.members
     dispatcher.submit(_requests(0, 4, stream=True))
     assert [r.response_id for r in out.got] == [0, 2]
@@ -245,3 +246,89 @@ def test_when_every_replica_is_out_they_keep_their_work_for_when_they_are_back()
     assert [r.response_id for r in kept] == [0, 1]  # no one is in: the replica keeps them
     dispatcher.submit(_requests(2, 1, stream=True))  # and new work still goes to a replica that may come back
     assert len(first.got + second.got) == 3
+
+
+class _Sink:
+    """Records what reaches LoadGen's side."""
+
+    def __init__(self) -> None:
+        self.completed_ids: list[int] = []
+        self.failed_ids: list[int] = []
+
+    def first_token(self, request, token_id) -> None:
+        pass
+
+    def completed(self, results) -> None:
+        self.completed_ids += [request.response_id for request, _ in results]
+
+    def failed(self, requests, reason) -> None:
+        self.failed_ids += [request.response_id for request in requests]
+
+
+class _Giving(_Holding):
+    """A `_Holding` replica whose newest `unstarted` Offline requests can be withdrawn."""
+
+    def __init__(self, slot: int, sink) -> None:
+        super().__init__(slot, sink)
+        self.unstarted, self.asked = 0, 0
+
+    def withdraw(self, count, give_back) -> None:
+        self.asked += 1
+        taken = [r for r in self.got if not r.stream][-min(count, self.unstarted) :] if self.unstarted else []
+        self.got = [r for r in self.got if r not in taken]
+        self.unstarted -= len(taken)
+        give_back(taken)
+
+    def finish(self, count: int) -> None:
+        done, self.got = self.got[:count], self.got[count:]
+        self.sink.completed([(request, [1, 2]) for request in done])
+
+
+def test_stolen_work_goes_to_the_replica_that_asked_not_the_first_with_room():
+    sink = _Sink()
+    dispatcher = Dispatcher(_Giving, 3, sink, batch=8)  # a target of 10 each
+    first, second, third = dispatcher.members
+    dispatcher.submit(_requests(0, 30, stream=False))
+    assert [len(m.got) for m in dispatcher.members] == [10, 10, 10]
+    first.unstarted = 6
+    second.finish(3)  # 7 left: 3 fewer than the others, not worth a trip
+    assert first.asked == 0
+    third.finish(8)  # 2 left: it asks the busiest for half the gap of 8
+    assert first.asked == 1
+    assert (len(first.got), len(second.got), len(third.got)) == (6, 7, 6)
+    assert dispatcher.stolen() == {"replica-0": 4}
+
+
+def test_a_replica_that_gave_nothing_back_is_not_asked_again_until_it_gets_work():
+    sink = _Sink()
+    dispatcher = Dispatcher(_Giving, 2, sink, batch=8)
+    busy, idle = dispatcher.members
+    dispatcher.submit(_requests(0, 20, stream=False))
+    for _ in range(5):
+        idle.finish(1)
+    assert busy.asked == 1 and dispatcher.stolen() == {}
+
+
+def test_stopping_fails_what_is_still_in_the_offline_pool():
+    sink = _Sink()
+    dispatcher = Dispatcher(_Giving, 2, sink, batch=8)
+    for member in dispatcher.members:
+        member.stop = lambda: None
+    dispatcher.submit(_requests(0, 25, stream=False))
+    dispatcher.stop()
+    assert sorted(sink.failed_ids) == list(range(20, 25))
+    dispatcher.members[0].finish(10)  # a replica answering while it stops pulls nothing more
+    assert len(dispatcher.members[1].got) == 10
+
+
+def test_a_step_the_engine_says_nothing_about_leaves_nothing_counted_as_waiting():
+    queue = EngineQueue()
+    queue.added_since = 5
+    queue.stepping()
+    queue.report(3)
+    queue.stepped()
+    assert queue.waiting == 3
+    queue.added_since = 2
+    queue.stepping()
+    queue.stepped()  # no report: with stats off, vLLM never calls the logger
+    assert queue.waiting == 0
