@@ -33,6 +33,8 @@ setup(
         # Hugging Face datasets: saved folders (save_to_disk) and hub ids as --dataset.
         "datasets",
         "httpx",
+        # The remote replicas' event loop: its wake-up per streamed event costs a third less CPU than asyncio's.
+        "uvloop",
         # Not `evaluate`: its rouge metric is loaded from the hub and wraps rouge_score, used here directly.
         "rouge_score",
         "nltk",

@@ -49,6 +49,7 @@ class OutputAssembler:
         self._ids: list[int] = []
         self._text: list[str] = []
         self._text_only = force_text
+        self._text_skipped = False
         self._first: int | None = None
         self.finished = False
         self.server_count: int | None = None
@@ -68,7 +69,10 @@ class OutputAssembler:
             self.server_count = delta.completion_tokens
         self.finished = self.finished or delta.finished
         if delta.token_ids is None and delta.text:
+            if self._text_skipped:
+                raise ValueError("the server sent token ids with some events and only text with others")
             self._text_only = True
+        self._text_skipped = self._text_skipped or not delta.text_read
         if delta.token_ids:
             self._ids += delta.token_ids
         if delta.text:

@@ -1,7 +1,8 @@
 """A remote inference server (one KServe InferenceService, one vLLM OpenAI server) as a `Replica`.
 
-Every request is a coroutine on the replica's one event-loop thread, sharing one
-pooled httpx client, so a thousand streams cost a thousand sockets and no
+Every request is a coroutine on the replica's one event-loop thread, over a pool
+of keep-alive connections (`sut.http_stream`, which reads each streamed event
+where its bytes arrive), so a thousand streams cost a thousand sockets and no
 threads. At most `max_in_flight` requests are on the wire; the rest wait in the
 replica's queue, which is the backpressure: a dispatcher keeps only a bounded
 amount of work here, and a lone replica simply holds LoadGen's queue.
@@ -32,19 +33,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
-import math
+import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.request import getproxies
 
 import httpx
+import uvloop
 
 from common.errors import HarnessError
-from sut.apis import Delta, EndpointProblem, StreamAPI, StreamError, error_message
+from sut.apis import EndpointProblem, StreamAPI, StreamError, error_message
+from sut.http_stream import BadResponse, ConnectFailed, ConnectionBroke, Pool, Response, Target
 from sut.output_ids import OutputAssembler, Retokenizer
 from sut.remote_config import RemoteConfig, redact_url
 from sut.replica import GenerationRequest, GiveBack, ReplicaStats, ResultSink
@@ -56,8 +61,6 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 T = TypeVar("T")
 RETRIABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 10.0
-CLIENT_SLOTS = 8
-"""Requests in flight per pooled httpx client."""
 STOP_SECONDS = 30.0
 
 
@@ -137,16 +140,20 @@ class RemoteReplica:
         self._retokenizer = retokenizer
         self._max_new_tokens = max_new_tokens
         self._sink = sink
-        self._loop = asyncio.new_event_loop()
+        # Each streamed event wakes the loop; uvloop's wake-up costs about a third less CPU than asyncio's
+        # (scripts/bench_sse_client.py), and the wake-ups are most of what a stream costs the client.
+        self._loop = uvloop.new_event_loop()
         self._thread: threading.Thread | None = None
         self._life = threading.Lock()
         """Orders start and stop when they run on different threads (a stop signal during start-up)."""
         self._stopped = False
         self._waiting: set[concurrent.futures.Future[Any]] = set()
         """What threads wait for on the loop (start-up, warm-up): `stop` cancels them, so no one waits forever."""
-        self._clients: list[httpx.AsyncClient] = []
-        """Each serves CLIENT_SLOTS requests in flight; `_client` (the first) also does checks and probes."""
-        self._free_slots: list[int] = []
+        self._client: httpx.AsyncClient | None = None
+        """For start-up checks and health probes; generation goes over `_pool`."""
+        self._pool: Pool | None = None
+        self._free = 0
+        """Requests that may still go on the wire: max_in_flight less those that are."""
         # Everything below is touched on the loop thread only.
         self._held: dict[int, GenerationRequest] = {}
         self._queue: deque[GenerationRequest] = deque()
@@ -257,17 +264,18 @@ class RemoteReplica:
         give_back(self._release(taken))
 
     def _pump(self) -> None:
-        while self._queue and self._free_slots and self._out_since is None and not self._closing:
+        while self._queue and self._free and self._out_since is None and not self._closing:
             if not self._serving:
                 self._last_progress = time.monotonic()  # idle time is not a stall
             request = self._queue.popleft()
-            task = self._spawn(self._serve(request, self._free_slots.pop()))
+            self._free -= 1
+            task = self._spawn(self._serve(request))
             self._serving[task] = request
             task.add_done_callback(lambda done: self._serving.pop(done, None))
 
-    async def _serve(self, request: GenerationRequest, slot: int) -> None:
+    async def _serve(self, request: GenerationRequest) -> None:
         try:
-            ids = await self._attempt(request, self._max_new_tokens, self._clients[slot // CLIENT_SLOTS])
+            ids = await self._attempt(request, self._max_new_tokens)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             reason = self._aborted.pop(task, None) if task is not None else None
@@ -284,7 +292,7 @@ class RemoteReplica:
             self._consecutive_errors = 0
             self._answer(request, ids)
         finally:
-            self._free_slots.append(slot)
+            self._free += 1
             self._pump()
 
     def _answer(self, request: GenerationRequest, ids: list[int] | None, reason: str = "") -> None:
@@ -316,7 +324,7 @@ class RemoteReplica:
             self._busy_since = None
 
     # -- one attempt --------------------------------------------------------------------------------
-    async def _attempt(self, request: GenerationRequest, max_tokens: int, client: httpx.AsyncClient) -> list[int]:
+    async def _attempt(self, request: GenerationRequest, max_tokens: int) -> list[int]:
         """Send once, read the answer; raises `AttemptError` saying what went wrong.
 
         Streams (Server) are read event by event, and the first token goes to LoadGen
@@ -324,38 +332,43 @@ class RemoteReplica:
         first token, and one response instead of an event per token saves the
         client and the server CPU time for every token.
         """
+        assert self._pool is not None
         assembler = OutputAssembler(self._retokenizer, force_text=self.settings.output_ids == "text")
         stream = request.stream
         sent = self._loop.time()
-        body = self.api.body(request, max_tokens, stream)
-        http = client.build_request("POST", self.api.path(stream), json=body)
-        # One deadline, moved once: first the first token's, then the whole answer's. (A timeout per
-        # read would run each read in a task of its own, which costs time and upsets the connection pool.)
+        body = json.dumps(self.api.body(request, max_tokens, stream), separators=(",", ":")).encode()
+        # One deadline, moved once: first the first token's, then the whole answer's.
         limit = asyncio.timeout_at(
             sent + (self.settings.first_token_timeout if stream else self.settings.request_timeout)
         )
+
+        def on_event(payload: str) -> bool:
+            """One streamed event, in the call that read its bytes; True at the protocol's end marker."""
+            delta = self.api.parse(payload)
+            if delta is None:
+                return True
+            self._last_progress = time.monotonic()
+            if assembler.add(delta) is not None:
+                limit.reschedule(sent + self.settings.request_timeout)
+                if request.response_id in self._held:
+                    self._first_out.add(request.response_id)
+                    self._sink.first_token(request, assembler.first)
+            return False
+
+        connection = None
         try:
             async with limit:
-                response = await client.send(http, stream=stream)
-                try:
-                    await self._check_status(response)
-                    if not stream:
-                        whole = self.api.parse(response.text)
-                        if whole is None:
-                            raise ValueError("an end-of-stream marker instead of an answer")
-                        whole.finished = True
-                        assembler.add(whole)
-                    else:
-                        async for delta in _deltas(self.api, response):
-                            self._last_progress = time.monotonic()
-                            if assembler.add(delta) is None:
-                                continue
-                            limit.reschedule(sent + self.settings.request_timeout)
-                            if request.response_id in self._held:
-                                self._first_out.add(request.response_id)
-                                self._sink.first_token(request, assembler.first)
-                finally:
-                    await response.aclose()
+                connection, response = await self._pool.exchange(self.api.path(stream), body)
+                if response.status != 200:
+                    raise _refusal(response, await connection.body(None))
+                if stream:
+                    await connection.body(on_event)
+                else:
+                    whole = self.api.parse((await connection.body(None)).decode())
+                    if whole is None:
+                        raise ValueError("an end-of-stream marker instead of an answer")
+                    whole.finished = True
+                    assembler.add(whole)
             if not assembler.finished and not (self.api.end_on_eof and assembler.started):
                 raise AttemptError("stream_cut", "the stream ended before the answer was complete", retriable=True)
         except AttemptError as exc:
@@ -367,19 +380,19 @@ class RemoteReplica:
                 raise AttemptError("first_token_timeout", "no first token in time", retriable=True) from None
             retriable = not (stream and assembler.started)
             raise AttemptError("timeout", "the answer was not complete in time", retriable=retriable) from None
-        except httpx.ConnectError as exc:
+        except ConnectFailed as exc:
             raise AttemptError("connect", f"cannot connect: {exc}", retriable=True) from None
-        except httpx.TimeoutException:
-            raise AttemptError("connect", "timed out connecting", retriable=True) from None
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        except ConnectionBroke as exc:
             retriable = not (request.stream and assembler.started)
-            why = str(exc) or type(exc).__name__
-            raise AttemptError("stream_cut", f"the connection broke mid-answer: {why}", retriable=retriable) from None
+            raise AttemptError("stream_cut", f"the connection broke mid-answer: {exc}", retriable=retriable) from None
         except StreamError as exc:
             retriable = not (request.stream and assembler.started)
             raise AttemptError("server_error", f"the server reported: {exc}", retriable=retriable) from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (BadResponse, ValueError, KeyError, TypeError) as exc:
             raise AttemptError("protocol", f"an answer the client cannot read: {exc}", retriable=False) from None
+        finally:
+            if connection is not None:
+                self._pool.release(connection)
         ids, mismatch = assembler.token_ids()
         if not ids:
             raise AttemptError("no_output", "the server returned no output tokens", retriable=False)
@@ -387,19 +400,6 @@ class RemoteReplica:
             self._stats.text_outputs += 1
             self._stats.count_mismatches += mismatch
         return ids
-
-    async def _check_status(self, response: httpx.Response) -> None:
-        if response.status_code == 200:
-            return
-        body = await response.aread()
-        status = response.status_code
-        retry_after = _seconds(response.headers.get("retry-after"))
-        raise AttemptError(
-            f"http_{status}",
-            f"HTTP {status}: {error_message(body)}",
-            retriable=status in RETRIABLE_STATUS,
-            retry_after=retry_after,
-        )
 
     # -- on the loop: errors, ejection, probes ----------------------------------------------------------
     def _on_error(self, request: GenerationRequest, exc: AttemptError) -> None:
@@ -453,7 +453,8 @@ class RemoteReplica:
         while not self._closing:
             await asyncio.sleep(self.settings.probe_interval)
             try:
-                await asyncio.wait_for(self.api.check(self._clients[0]), self.settings.connect_timeout)
+                assert self._client is not None
+                await asyncio.wait_for(self.api.check(self._client), self.settings.connect_timeout)
                 await self._generates()
             except (EndpointProblem, httpx.HTTPError, TimeoutError, ValueError, AttemptError):
                 if time.monotonic() - self._out_since < self.settings.down_timeout:
@@ -474,7 +475,7 @@ class RemoteReplica:
         if self._probe_prompt is None:
             return
         probe = GenerationRequest(-1, -1, self._probe_prompt, stream=False)
-        await asyncio.wait_for(self._attempt(probe, 1, self._clients[0]), self.settings.stall_timeout)
+        await asyncio.wait_for(self._attempt(probe, 1), self.settings.stall_timeout)
 
     async def _watch_progress(self) -> None:
         """Take the replica out when requests are on the wire and nothing has come back for `stall_timeout`."""
@@ -503,24 +504,21 @@ class RemoteReplica:
         # user:password in the URL is Basic auth, which httpx would send instead of the bearer token.
         parts = httpx.URL(self.endpoint)
         basic = httpx.BasicAuth(parts.username, parts.password) if parts.username and not token else None
-        # httpx's pool looks at every connection it has for every request it places, so one
-        # pool of 256 spends most of the client's CPU there (measured: 3.5 of 6.1 s). Several
-        # small pools, one connection per request slot (+1 for checks), all kept alive, do not.
-        for _ in range(math.ceil(s.max_in_flight / CLIENT_SLOTS)):
-            self._clients.append(
-                httpx.AsyncClient(
-                    base_url=redact_url(self.endpoint),
-                    auth=basic,
-                    headers={"Authorization": f"Bearer {token}"} if token else None,
-                    verify=verify,
-                    # Our own deadlines cover first token and answer; httpx's read timeout would cut long prefills.
-                    timeout=httpx.Timeout(connect=s.connect_timeout, read=None, write=s.connect_timeout, pool=None),
-                    limits=httpx.Limits(max_connections=CLIENT_SLOTS + 1, max_keepalive_connections=CLIENT_SLOTS + 1),
-                )
-            )
-        self._free_slots = list(reversed(range(s.max_in_flight)))
+        # One TLS context for every connection: each new one reads the CA store again.
+        tls = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
+        self._client = httpx.AsyncClient(
+            base_url=redact_url(self.endpoint),
+            auth=basic,
+            headers={"Authorization": f"Bearer {token}"} if token else None,
+            verify=tls,
+            # The harness measures the server, so it connects to it directly, as the generation pool does.
+            trust_env=False,
+            timeout=httpx.Timeout(s.connect_timeout * 3),
+        )
+        self._pool = Pool(Target.of(self.endpoint, tls=tls, token=token), s.connect_timeout)
+        self._free = s.max_in_flight
         try:
-            await asyncio.wait_for(self.api.check(self._clients[0]), s.connect_timeout * 3)
+            await asyncio.wait_for(self.api.check(self._client), s.connect_timeout * 3)
         except EndpointProblem as exc:
             raise HarnessError(f"{self.where}: {exc}") from None
         except httpx.ConnectError as exc:
@@ -528,6 +526,7 @@ class RemoteReplica:
             raise HarnessError(
                 f"{self.where}: cannot connect ({exc}). "
                 + (f"TLS verification failed: {hint}." if hint else "Is the server up and the URL right?")
+                + (" (Proxy variables are not used: the harness connects to servers directly.)" if getproxies() else "")
             ) from None
         except (httpx.HTTPError, TimeoutError) as exc:
             raise HarnessError(f"{self.where}: no answer to the start-up check ({exc or 'timed out'}).") from None
@@ -542,8 +541,7 @@ class RemoteReplica:
 
         async def send(index: int, request: GenerationRequest) -> None:
             async with slots:
-                client = self._clients[(index % self.settings.max_in_flight) // CLIENT_SLOTS]
-                await self._attempt(request, max_new_tokens, client)
+                await self._attempt(request, max_new_tokens)
 
         await asyncio.gather(*(send(i, r) for i, r in enumerate(requests)))
 
@@ -555,8 +553,10 @@ class RemoteReplica:
         leftover = list(self._held.values())
         for request in leftover:
             self._answer(request, None, f"{self.name} was stopped")
-        for client in self._clients:
-            await client.aclose()
+        if self._pool is not None:
+            self._pool.close()
+        if self._client is not None:
+            await self._client.aclose()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self._loop.create_task(coroutine)
@@ -577,19 +577,14 @@ class RemoteReplica:
             self._waiting.discard(future)
 
 
-async def _deltas(api: StreamAPI, response: httpx.Response) -> AsyncIterator[Delta]:
-    """The answer's events, up to the protocol's end marker or the end of the stream."""
-    lines = response.aiter_lines()
-    async for line in lines:
-        if not line.startswith("data:"):
-            continue  # SSE comments (keep-alives), `event:` lines, blank separators
-        delta = api.parse(line[5:].strip())
-        if delta is None:
-            # Read to the end of the body, so the connection goes back to the pool instead of being closed.
-            async for _ in lines:
-                pass
-            return
-        yield delta
+def _refusal(response: Response, body: bytes) -> AttemptError:
+    status = response.status
+    return AttemptError(
+        f"http_{status}",
+        f"HTTP {status}: {error_message(body)}",
+        retriable=status in RETRIABLE_STATUS,
+        retry_after=_seconds(response.headers.get("retry-after")),
+    )
 
 
 def _seconds(value: str | None) -> float | None:

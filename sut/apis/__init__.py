@@ -31,6 +31,8 @@ class Delta:
     finished: bool = False
     completion_tokens: int | None = None
     """The server's own count of output tokens (`usage`), when this event carries it."""
+    text_read: bool = True
+    """False: the event's text was not read (its token ids are the output)."""
 
 
 class EndpointProblem(Exception):

@@ -38,6 +38,10 @@ class OpenAICompletions(APIBase):
     def parse(self, payload: str) -> Delta | None:
         if payload == "[DONE]":
             return None
+        if self.server_ids:
+            delta = _vllm_token_event(payload)
+            if delta is not None:
+                return delta
         event = json.loads(payload)
         if "error" in event:
             error = event["error"]
@@ -73,3 +77,25 @@ class OpenAICompletions(APIBase):
                 f"it does not serve model {self.model!r}; it serves: {', '.join(map(str, served)) or 'none'}. "
                 "Fix --served-model-name."
             )
+
+
+def _vllm_token_event(payload: str) -> Delta | None:
+    """vLLM's streamed token event read without a JSON parser (a third of a stream's client CPU), or None
+    for anything else, which `json.loads` then reads.
+
+    Exact by JSON's grammar: a quote inside a string value is always escaped, so `"token_ids":[` and
+    `"finish_reason":` occur unescaped only as keys, and once each means one choice. Only an event that ends
+    with `"usage":null}` (every token event of a stream; the last one carries the usage) and has no error
+    takes this path; its text is not read, because the ids are the output."""
+    if not payload.endswith(',"usage":null}') or payload.count('"token_ids":[') != 1:
+        return None
+    if payload.count('"finish_reason":') != 1 or '"error":' in payload:
+        return None
+    start = payload.index('"token_ids":[') + 13
+    ids = payload[start : payload.index("]", start)]
+    reason = payload.index('"finish_reason":') + 16
+    try:
+        token_ids = [int(i) for i in ids.split(",")] if ids else []
+    except ValueError:  # not a plain list of integers after all
+        return None
+    return Delta(token_ids=token_ids, finished=not payload.startswith("null", reason), text_read=False)

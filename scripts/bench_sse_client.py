@@ -1,0 +1,265 @@
+"""Benchmark: client CPU per streamed token, `--sut remote` Server against `vllm bench serve`, same server.
+
+One real vLLM OpenAI server on 127.0.0.1, pinned to one core; each client in a
+process of its own, pinned to another core, sends the same number of streamed
+requests at the same Poisson rate, each exactly `--tokens` output tokens long
+(ours: `--min-new-tokens`/`--max-new-tokens`; vLLM's: `--ignore-eos` with
+`--random-output-len`). The figure is each client process's CPU time over its
+timed window, divided by the tokens streamed and by the requests answered:
+
+* ours: `harness_cpu_seconds` from run.json, the LoadGen test window of the
+  harness process (LoadGen, the scenario driver, the replica's event loop);
+* vLLM's: `vllm.benchmarks.serve` run in-process here, its process CPU time
+  from the first Poisson request to the end of its traffic (before its own
+  metrics, which may re-tokenize every output).
+
+Both clients stream (one server-sent event per token) and answer every request.
+Median of `--repeats`, alternating the clients; a table, JSON and a PNG.
+
+    python scripts/bench_sse_client.py [--requests 600] [--qps 10] [--tokens 128] [--repeats 3]
+    python scripts/bench_sse_client.py --profile results/sse_client.prof   # ours once, its event loop profiled
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENTS = ("ours", "vllm bench serve")
+SERVED = "tiny"
+
+
+# -- the two clients, each run in a child process pinned to its core ------------------------------------------
+def ours(args: argparse.Namespace) -> dict[str, Any]:
+    from rich.console import Console
+
+    from harness.config import build_config
+    from harness.runner import run
+
+    if args.profile:
+        _profile_loop_threads(args.profile)
+    config = build_config(
+        scenario="Server",
+        sut="remote",
+        remote={"endpoints": [args.url], "served_model_name": SERVED},
+        target_qps=args.qps,
+        min_query_count=args.requests,
+        total_sample_count=args.requests,
+        min_duration_ms=0,
+        generation={"min_new_tokens": args.tokens, "max_new_tokens": args.tokens},
+        output_dir=Path(args.work) / "ours",
+    )
+    report = run(config, console=Console(quiet=True))
+    record = report.record
+    return {
+        "cpu_seconds": record["harness_cpu_seconds"],
+        "requests": record["samples"]["completed"],
+        "failed": record["samples"]["failed"],
+        "tokens": sum(replica["output_tokens"] for replica in record["replicas"]),
+    }
+
+
+def _profile_loop_threads(path: str) -> None:
+    """cProfile the replica's event-loop thread (named `<replica>-loop`), where nearly all client work is."""
+    import cProfile
+    import threading
+
+    run = threading.Thread.run
+
+    def profiled(thread: threading.Thread) -> None:
+        if not thread.name.endswith("-loop"):
+            run(thread)
+            return
+        profile = cProfile.Profile()
+        try:
+            profile.runcall(run, thread)
+        finally:
+            profile.dump_stats(path)
+
+    threading.Thread.run = profiled  # type: ignore[method-assign]
+
+
+def vllm_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from vllm.benchmarks import serve
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    window: dict[str, float] = {}
+    get_request, calculate_metrics = serve.get_request, serve.calculate_metrics
+
+    def timed_get_request(*a: Any, **k: Any) -> Any:
+        window["cpu0"] = time.process_time()
+        return get_request(*a, **k)
+
+    def timed_metrics(*a: Any, **k: Any) -> Any:
+        window["cpu1"] = time.process_time()
+        metrics, lens = calculate_metrics(*a, **k)
+        window["requests"], window["tokens"] = metrics.completed, metrics.total_output
+        return metrics, lens
+
+    serve.get_request, serve.calculate_metrics = timed_get_request, timed_metrics
+    parser = FlexibleArgumentParser()
+    serve.add_cli_args(parser)
+    # fmt: off
+    serve.main(parser.parse_args([
+        "--backend", "vllm", "--base-url", args.url, "--endpoint", "/v1/completions",
+        "--model", SERVED, "--tokenizer", args.model, "--dataset-name", "random",
+        "--random-input-len", str(args.input_len), "--random-output-len", str(args.tokens),
+        "--random-range-ratio", "0", "--ignore-eos", "--num-prompts", str(args.requests),
+        "--request-rate", str(args.qps), "--seed", "0", "--disable-tqdm",
+    ]))
+    # fmt: on
+    return {
+        "cpu_seconds": window["cpu1"] - window["cpu0"],
+        "requests": int(window["requests"]),
+        "failed": args.requests - int(window["requests"]),
+        "tokens": int(window["tokens"]),
+    }
+
+
+# -- the parent: server, repeats, table -------------------------------------------------------------------------
+def measure(client: str, args: argparse.Namespace, url: str, work: Path, profile: str | None = None) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--as", client, "--url", url, "--work", str(work)]
+    command += ["--requests", str(args.requests), "--qps", str(args.qps), "--tokens", str(args.tokens)]
+    command += ["--input-len", str(args.input_len), "--model", args.model]
+    if profile:
+        command += ["--profile", profile]
+    core = args.client_core
+    done = subprocess.run(
+        command, capture_output=True, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {core}), check=False
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"the {client} client failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    result["us_per_token"] = result["cpu_seconds"] / result["tokens"] * 1e6
+    result["us_per_request"] = result["cpu_seconds"] / result["requests"] * 1e6
+    return result
+
+
+def mean_prompt_tokens() -> int:
+    """Of the bundled sample our client sends, so vLLM's random prompts are as long."""
+    from benchmarks import get_benchmark
+    from common import embedded
+    from common.dataset import load_dataset
+
+    dataset = load_dataset(embedded.ROOT / get_benchmark("llama2-70b-99.9").demo_dataset)
+    return round(statistics.fmean(len(ids) for ids in dataset.prompts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--qps", type=float, default=10.0)
+    parser.add_argument("--tokens", type=int, default=128, help="output tokens of every request")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--server-core", type=int, default=0)
+    parser.add_argument("--client-core", type=int, default=1)
+    parser.add_argument("--port", type=int, default=18400)
+    parser.add_argument("--profile", help="run ours once with its event-loop thread under cProfile, stats here")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_sse_client.json")
+    # For the child processes.
+    parser.add_argument("--as", dest="role", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--input-len", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role:
+        print(json.dumps((ours if args.role == "ours" else vllm_bench)(args)))
+        return
+
+    from common import embedded
+    from sut import local_servers
+
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    args.model = str(embedded.MODEL_DIR)
+    args.input_len = mean_prompt_tokens()
+    runs: dict[str, list[dict[str, Any]]] = {client: [] for client in CLIENTS}
+    with tempfile.TemporaryDirectory() as work:
+        console.print(f"starting a vLLM server on core {args.server_core}, port {args.port}")
+        with local_servers.start(
+            1,
+            served_model_name=SERVED,
+            base_port=args.port,
+            log_dir=Path(work) / "logs",
+            cpu_bind=[str(args.server_core)],
+            server_args=["--max-num-seqs", "256"],
+        ) as servers:
+            url = servers.urls[0]
+            if args.profile:
+                result = measure("ours", args, url, Path(work), profile=args.profile)
+                console.print(f"ours: {result['us_per_token']:.1f} µs a token; profile in {args.profile}")
+                return
+            for repeat in range(args.repeats):
+                for client in CLIENTS if repeat % 2 == 0 else reversed(CLIENTS):
+                    result = measure(client, args, url, Path(work))
+                    runs[client].append(result)
+                    console.print(
+                        f"{client} #{repeat + 1}: {result['us_per_token']:.1f} µs a token, "
+                        f"{result['us_per_request']:,.0f} µs a request ({result['requests']} answered)"
+                    )
+    summary = {
+        client: {
+            "us_per_token": statistics.median(r["us_per_token"] for r in results),
+            "us_per_request": statistics.median(r["us_per_request"] for r in results),
+            "failed": sum(r["failed"] for r in results),
+        }
+        for client, results in runs.items()
+    }
+    table = Table(
+        title=f"client CPU, {args.requests} streamed requests x {args.tokens} tokens at {args.qps:g} QPS, "
+        f"one vLLM server (core {args.server_core}), client on core {args.client_core}",
+        title_justify="left",
+        caption=f"median of {args.repeats}",
+    )
+    for column in ("client", "CPU per token", "CPU per request", "failed"):
+        table.add_column(column, justify="left" if column == "client" else "right")
+    for client, row in summary.items():
+        table.add_row(client, f"{row['us_per_token']:.1f} µs", f"{row['us_per_request']:,.0f} µs", str(row["failed"]))
+    ratio = summary["vllm bench serve"]["us_per_token"] / summary["ours"]["us_per_token"]
+    console.print(table)
+    console.print(f"ours is {ratio:.2f}x cheaper a token than vllm bench serve")
+    record = {
+        "requests": args.requests,
+        "qps": args.qps,
+        "tokens": args.tokens,
+        "input_len": args.input_len,
+        "summary": summary,
+        "ratio": ratio,
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    plot(summary, args.out.with_suffix(".png"))
+    console.print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+
+
+def plot(summary: dict[str, dict[str, float]], path: Path) -> None:
+    from scripts.plots import horizontal_bars
+
+    horizontal_bars(
+        path,
+        list(summary),
+        {"CPU per streamed token": [row["us_per_token"] for row in summary.values()]},
+        "%.1f µs",
+        xlabel="µs of client CPU per token (lower is better)",
+        title="streaming client cost",
+    )
+
+
+if __name__ == "__main__":
+    main()
