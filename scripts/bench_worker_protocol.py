@@ -47,12 +47,12 @@ from sut.replica import GenerationRequest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass
+@dataclass(slots=True)
 class _Completion:
     token_ids: list[int]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Output:
     request_id: str
     outputs: list[_Completion]

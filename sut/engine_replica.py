@@ -30,6 +30,8 @@ from sut.replica import GenerationRequest, GiveBack, ReplicaStats, ResultSink
 from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Warmed, WarmUp, Withdraw, Withdrawn
 
 STOP_GRACE_SECONDS = 30.0
+SUBMIT_SLICE = 4096
+"""Requests per `Submit` message at most."""
 
 
 class WorkerLink(Protocol):
@@ -201,7 +203,9 @@ class EngineReplica:
                 for request in requests:
                     self._held[request.response_id] = (request, False)
                 try:
-                    self._send_locked(Submit.pack(requests))
+                    # In slices, so the worker starts on the first while the rest are packed and sent.
+                    for start in range(0, len(requests), SUBMIT_SLICE):
+                        self._send_locked(Submit.pack(requests[start : start + SUBMIT_SLICE]))
                 except OSError:
                     pass  # the worker is gone: the receiver sees it and hands these on with the rest
                 return

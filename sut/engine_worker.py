@@ -17,6 +17,7 @@ away (its end of the pipe closes).
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import queue
@@ -105,6 +106,10 @@ def serve(conn: Mailbox, spec: WorkerSpec, *, end: Callable[[], None]) -> None:
     except BaseException as exc:
         conn.send(StartFailed(engine_failure_reason(spec.log_path, exc)))
         return
+    # The engine's objects live as long as the worker: out of the collector's way, which otherwise walks
+    # them all again and again while requests come and go (vLLM's engine core does the same after start-up).
+    gc.collect()
+    gc.freeze()
     ready = Ready(
         os.getpid(), sorted(os.sched_getaffinity(0)), os.environ.get("CUDA_VISIBLE_DEVICES"), socket.gethostname()
     )
