@@ -6,16 +6,18 @@ step for step: drop repeated `qsl_idx` entries (the first stays), decode the hex
 sentences with NLTK's English Punkt and join them with newlines, score
 ROUGE-1/2/L/Lsum with stemming per sample, and report each mean x100 rounded to
 4 places, with gen_len, gen_num, gen_tok_len and tokens_per_sample. Chunks of
-samples are scored by worker processes; the per-sample scores are then put back
-in log order, so the means are the same floats a single process computes.
+samples are scored by worker processes, while the parent detokenizes the chunks
+still to come; the per-sample scores are then put back in log order, so the means
+are the same floats a single process computes.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
@@ -63,27 +65,57 @@ def sentences_per_line(text: str) -> str:
     return "\n".join(_punkt().tokenize(text.strip()))
 
 
+_PLAIN_CONTEXT = re.compile(r"([A-Za-z]{2,})\. ([A-Za-z]+)")
+"""A candidate break's context of the commonest kind: a word of ASCII letters, a period, one space, a word of
+ASCII letters."""
+
+
 @functools.cache
 def _punkt() -> Any:
-    """The tokenizer `nltk.sent_tokenize` uses, deciding each candidate break once per distinct context.
+    """The tokenizer `nltk.sent_tokenize` uses, deciding each candidate break at less cost.
 
     Punkt decides whether a period (or ? or !) ends a sentence from its context alone (the word before, the
     punctuation, the token after): `text_contains_sentbreak(context)` is a pure function of that string and
-    the trained parameters. Most of the splitter's time goes there, and contexts repeat, so its answers are
-    kept; everything else is NLTK's own code."""
+    the trained parameters, and most of the splitter's time goes there. A plain context "Word. Next"
+    (`_PLAIN_CONTEXT`) is decided here, with Punkt's own rules: it is the two tokens "Word." and "Next"; the
+    first pass makes "Word." a break unless "word" is a known abbreviation (those are left to NLTK), and of
+    the second pass's rules only the collocation one can apply ("Word." is neither an abbreviation, an
+    ellipsis, an initial nor a number), undoing the break when ("word", "next") is a known collocation. Any
+    other context goes to NLTK's code, whose answers are kept, as contexts repeat. Everything else is
+    NLTK's own code."""
     from nltk.tokenize.punkt import PunktTokenizer
 
     tokenizer = PunktTokenizer("english")
-    tokenizer.text_contains_sentbreak = functools.lru_cache(maxsize=1 << 17)(tokenizer.text_contains_sentbreak)
+    abbreviations, collocations = tokenizer._params.abbrev_types, tokenizer._params.collocations
+    nltk_decision = functools.lru_cache(maxsize=1 << 17)(tokenizer.text_contains_sentbreak)
+
+    def text_contains_sentbreak(context: str) -> bool:
+        plain = _PLAIN_CONTEXT.fullmatch(context)
+        if plain is None:
+            return nltk_decision(context)
+        word = plain[1].lower()
+        if word in abbreviations:
+            return nltk_decision(context)
+        return (word, plain[2].lower()) not in collocations
+
+    tokenizer.text_contains_sentbreak = text_contains_sentbreak
     return tokenizer
 
 
-def _score_chunk(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, dict[str, float]]]:
-    """(prediction, reference) texts -> (postprocessed prediction, scores); runs in a worker."""
+Pair = tuple[str, str]
+"""A sample's (prediction, reference) texts."""
+Scored = tuple[str, float, float, float, float]
+"""A sample's postprocessed prediction and F-measures (`rouge.METRICS` order): a plain tuple, quick to pickle."""
+CHUNKS_PER_WORKER = 16
+"""Many small chunks: the first is ready to score soon, and the workers end close together."""
+
+
+def _score_chunk(pairs: Sequence[Pair]) -> list[Scored]:
+    """Each pair's postprocessed prediction and scores; runs in a worker."""
     out = []
     for prediction, reference in pairs:
         pred = sentences_per_line(prediction)
-        out.append((pred, rouge.score(sentences_per_line(reference), pred)))
+        out.append((pred, *rouge.scores(sentences_per_line(reference), pred)))
     return out
 
 
@@ -91,23 +123,30 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _score_chunks(chunks: Callable[[int], Iterable[list[Pair]]], count: int, workers: int | None) -> list[Scored]:
+    """Score the `count` pairs that `chunks(size)` yields, `size` at a time, in order.
+
+    `chunks` is lazy: the pool's feeder thread draws each chunk as the workers need work, so that whatever
+    it does to make the pairs (detokenizing) overlaps the scoring of the chunks before."""
+    check_punkt()
+    workers = max(1, workers or default_workers())
+    if workers == 1 or count < 64:
+        return [item for chunk in chunks(max(count, 1)) for item in _score_chunk(chunk)]
+    # Spawn, because the caller may hold threads (LoadGen, vLLM) that a fork would copy mid-flight.
+    # A pool that is left by any way (a stop signal too) kills its workers at once rather than
+    # letting them finish their chunks.
+    with get_context("spawn").Pool(workers, initializer=_ignore_interrupts) as pool:
+        size = max(1, count // (workers * CHUNKS_PER_WORKER))
+        return [item for chunk in pool.imap(_score_chunk, chunks(size)) for item in chunk]
+
+
 def score_texts(
     predictions: Sequence[str], references: Sequence[str], *, workers: int | None = None
 ) -> list[tuple[str, dict[str, float]]]:
     """Per-sample (postprocessed prediction, scores), in input order."""
-    check_punkt()
     pairs = list(zip(predictions, references, strict=True))
-    workers = max(1, workers or default_workers())
-    if workers == 1 or len(pairs) < 64:
-        return _score_chunk(pairs)
-    # Several chunks per worker keep both busy to the end; spawn, because the
-    # caller may hold threads (LoadGen, vLLM) that a fork would copy mid-flight.
-    size = max(1, len(pairs) // (workers * 4))
-    chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
-    # A pool that is left by any way (a stop signal too) kills its workers at once rather than
-    # letting them finish their chunks.
-    with get_context("spawn").Pool(workers, initializer=_ignore_interrupts) as pool:
-        return [item for chunk in pool.imap(_score_chunk, chunks) for item in chunk]
+    scored = _score_chunks(lambda size: (pairs[i : i + size] for i in range(0, len(pairs), size)), len(pairs), workers)
+    return [(pred, dict(zip(rouge.METRICS, values, strict=True))) for pred, *values in scored]
 
 
 def _ignore_interrupts() -> None:
@@ -133,12 +172,19 @@ def evaluate(
         )
     indices = list(outputs)
     token_ids = [outputs[i] for i in indices]
-    decoded = tokenizer.batch_decode(token_ids, skip_special_tokens=True)
-    scored = score_texts(decoded, [references[i] for i in indices], workers=workers)
+    targets = [references[i] for i in indices]
+
+    def decoded(size: int) -> Iterator[list[Pair]]:
+        # batch_decode decodes each sequence alone: by slices, it gives the same texts as all at once.
+        for start in range(0, len(token_ids), size):
+            texts = tokenizer.batch_decode(token_ids[start : start + size], skip_special_tokens=True)
+            yield list(zip(texts, targets[start : start + size], strict=True))
 
     samples = [
-        SampleScore(index, len(ids), **scores, prediction=pred)
-        for index, ids, (pred, scores) in zip(indices, token_ids, scored, strict=True)
+        SampleScore(index, len(ids), *scores, prediction=pred)
+        for index, ids, (pred, *scores) in zip(
+            indices, token_ids, _score_chunks(decoded, len(indices), workers), strict=True
+        )
     ]
     # np.float64's own round(), as the reference applies it, then plain floats for printing.
     metrics: dict[str, Any] = {

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from rouge_score import rouge_scorer
 
-from accuracy import rouge
+from accuracy import rouge, scoring
 from accuracy.cli import main as accuracy_main
 from accuracy.compare import compare
 from accuracy.log import read_accuracy_log
@@ -126,6 +126,92 @@ def test_sentence_splitting_is_nltks_on_both_shipped_samples_and_on_texts_whose_
     texts += [
         _random_text(rng, rng.randint(0, 80)) + " Dr. Smith arrived at 5 p.m. on Jan. 3. He left." for _ in range(300)
     ]
+    for text in texts:
+        assert sentences_per_line(text) == "\n".join(nltk.sent_tokenize(text.strip()))
+
+
+def test_scores_equal_rouge_score_on_adversarial_texts():
+    """Empty and one-token texts, repeated tokens, lines of punctuation only, blank lines, words whose stems
+    repeat: the cases where the union LCS, its hits and the n-gram counts could go wrong."""
+    scorer = rouge_scorer.RougeScorer(list(rouge.METRICS), use_stemmer=True)
+    rng = random.Random(99)
+    pieces = ["a", "b", "a a", "run", "runs", "running", "ran", "...", "!?", "--", "\n", "\n\n", " ", "42", "x9"]
+    texts = ["", " ", "\n", "...", "a", "a a a a", "!!\n??\n..", "a\n\nb", "b a\na b\nb a"]
+    texts += [
+        "".join(rng.choice(pieces) + rng.choice(["", " ", "\n"]) for _ in range(rng.randint(1, 40))) for _ in range(600)
+    ]
+    for reference in texts[:40]:
+        for prediction in texts[:40]:
+            expected = scorer.score(reference, prediction)
+            assert rouge.score(reference, prediction) == {k: expected[k].fmeasure for k in rouge.METRICS}
+    for reference, prediction in zip(texts, reversed(texts), strict=True):
+        expected = scorer.score(reference, prediction)
+        assert rouge.score(reference, prediction) == {k: expected[k].fmeasure for k in rouge.METRICS}
+
+
+def test_tokenizer_equals_rouge_score_with_its_word_cache_cold_and_warm():
+    from nltk.stem import porter
+    from rouge_score import tokenize as rouge_tokenize
+
+    stemmer = porter.PorterStemmer()
+    rng = random.Random(5)
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-'\n\tİKé"
+    texts = ["".join(rng.choice(letters) for _ in range(rng.randint(0, 120))) for _ in range(500)]
+    texts += [_random_text(rng, rng.randint(0, 60)) for _ in range(500)]
+    for _ in range(2):  # first with words the cache has not seen, then with all of them known
+        for text in texts:
+            assert rouge.tokenize(text) == rouge_tokenize.tokenize(text, stemmer)
+
+
+def test_lcs_read_out_on_long_and_repetitive_sequences():
+    rng = random.Random(11)
+    for _ in range(300):
+        alphabet = rng.choice(["ab", "abc", "abcdefghij"])
+        ref = [rng.choice(alphabet) for _ in range(rng.randint(0, 80))]
+        can = [rng.choice(alphabet) for _ in range(rng.randint(0, 80))]
+        assert rouge.lcs_indices(ref, can) == rouge_scorer.lcs_ind(ref, can)
+        assert rouge.lcs_length(ref, can) == rouge_scorer._lcs_table(ref, can)[-1][-1]
+
+
+def test_plain_sentence_break_contexts_are_decided_as_nltk_decides_them():
+    from nltk.tokenize.punkt import PunktTokenizer
+
+    nltk_punkt = PunktTokenizer("english")
+    params = nltk_punkt._params
+    words = ["the", "The", "ka", "Lo", "a", "J", "He", "end", "END", "mr", "Mr", "Dr", "etc", "jan", "No", "U"]
+    words += sorted(params.abbrev_types)[:60] + sorted(params.sent_starters)
+    pairs = [(a, b) for a in words for b in words]
+    pairs += [(a, b) for a, b in params.collocations] + [
+        (a.capitalize(), b.capitalize()) for a, b in params.collocations
+    ]
+    contexts = [f"{a}. {b}" for a, b in pairs]
+    contexts += [f"{a}.  {b}" for a, b in pairs[:200]] + [f"{a}.\n{b}" for a, b in pairs[:200]]
+    contexts += [f"{a}. {b}," for a, b in pairs[:200]] + [f"{a}! {b}" for a, b in pairs[:200]]
+    contexts += ["5. The", "e.g. The", "U.S. The", "naïve. The", "end.) The", "end. 'The"]
+    ours = scoring._punkt.__wrapped__()  # a tokenizer of its own, with its own parameters
+    # English Punkt knows no collocation of two plain words: add some, so that the rule that undoes a break is seen.
+    for punkt in (nltk_punkt, ours):
+        punkt._params.collocations.update({("kalo", "mira"), ("end", "the")})
+    contexts += ["Kalo. Mira", "kalo. mira", "END. The", "end. the", "end. they"]
+    for context in contexts:
+        assert ours.text_contains_sentbreak(context) == nltk_punkt.text_contains_sentbreak(context), context
+    assert not ours.text_contains_sentbreak("Kalo. Mira") and ours.text_contains_sentbreak("Kalo. Miro")
+
+
+def test_sentence_splitting_is_nltks_around_abbreviations_collocations_and_initials():
+    import nltk
+    from nltk.tokenize.punkt import PunktTokenizer
+
+    params = PunktTokenizer("english")._params
+    rng = random.Random(8)
+    words = ["Kalo", "mira", "The", "he", "J", "a", "Mr", "dr", "etc", "No", "42", "U.S", "e.g", "Loriton"]
+    words += [a for a, _ in params.collocations] + [b for _, b in params.collocations]
+    texts = []
+    for _ in range(400):
+        parts = []
+        for _ in range(rng.randint(1, 30)):
+            parts.append(rng.choice(words) + rng.choice([".", ". ", " ", "! ", "? ", ".\n", ".  ", '." ', ".) "]))
+        texts.append(" ".join(parts))
     for text in texts:
         assert sentences_per_line(text) == "\n".join(nltk.sent_tokenize(text.strip()))
 
