@@ -28,6 +28,10 @@ class RunProgress:
             TimeElapsedColumn(),
             console=console,
             transient=False,
+            # Drawn when `_poll` has new counts, not ten times a second from a thread of rich's own: a
+            # client's CPU per token is measured while this runs.
+            auto_refresh=False,
+            disable=console.quiet,
         )
         self._task = self._progress.add_task(label, total=expected, rate="")
         self._thread = threading.Thread(target=self._poll, name="progress", daemon=True)
@@ -56,4 +60,4 @@ class RunProgress:
         rate = f"{answered / elapsed:7.1f} samples/s {r.output_tokens / elapsed:9.1f} tokens/s"
         if r.failed_count:
             rate += f"  [red]{r.failed_count} failed"
-        self._progress.update(self._task, completed=answered, total=total, rate=rate)
+        self._progress.update(self._task, completed=answered, total=total, rate=rate, refresh=True)
