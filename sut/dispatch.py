@@ -49,6 +49,9 @@ FILL_CHUNK = 16
 # Work is taken back from a replica only when it holds at least this many requests more than the one
 # asking: fewer are not worth a round trip.
 STEAL_GAP = 4
+# A replica that had nothing to give back is asked again after this long at the soonest, not after every
+# completion: one round trip per engine step would be wasted.
+ASK_AGAIN_SECONDS = 0.05
 # How much each new measurement moves a delay estimate: about the last ten count.
 SMOOTHING = 0.2
 # A replica measured this long ago is given the benefit of the doubt once more (the fleet's best step), so
@@ -125,8 +128,9 @@ class _Load:
     delay: DelayEstimate = field(default_factory=DelayEstimate)
     withdrawing: bool = False
     """A `withdraw` sent to it is unanswered: no second one goes out meanwhile."""
-    dry: bool = False
-    """It gave nothing back when last asked, and has been given nothing since: asking again is a wasted trip."""
+    dry_since: float | None = None
+    """When it last gave nothing back (None: it got work since). Asked again only after ASK_AGAIN_SECONDS: its
+    queue grows again only when its engine preempts running requests."""
     stolen: int = 0
     """Unstarted Offline requests taken back from it and moved to others."""
 
@@ -385,7 +389,7 @@ class Dispatcher:
 
     def _assign(self, slot: int, requests: Sequence[GenerationRequest]) -> None:
         load = self._loads[slot]
-        load.dry = False
+        load.dry_since = None
         delays = self.policy == "least-delay"
         now = time.perf_counter() if delays else 0.0
         for request in requests:
@@ -433,7 +437,8 @@ class Dispatcher:
             if self._stopping or len(live) < 2:
                 return
             thief = min(live, key=lambda i: self._loads[i].requests)
-            donors = [i for i in live if i != thief and not (self._loads[i].withdrawing or self._loads[i].dry)]
+            now = time.perf_counter()
+            donors = [i for i in live if i != thief and self._may_ask(self._loads[i], now)]
             if not donors:
                 return
             donor = max(donors, key=lambda i: self._loads[i].requests)
@@ -444,12 +449,16 @@ class Dispatcher:
             self._loads[donor].withdrawing = True
         self.members[donor].withdraw(count, lambda requests: self._returned(donor, thief, requests))
 
+    @staticmethod
+    def _may_ask(load: _Load, now: float) -> bool:
+        return not load.withdrawing and (load.dry_since is None or now - load.dry_since >= ASK_AGAIN_SECONDS)
+
     def _returned(self, donor: int, thief: int, requests: list[GenerationRequest]) -> None:
         """What a replica handed back unstarted goes to the one that asked (or, if it cannot take it, on)."""
         with self._lock:
             load = self._loads[donor]
             load.withdrawing = False
-            load.dry = not requests
+            load.dry_since = None if requests else time.perf_counter()
             load.stolen += len(requests)
             self._requeue(load, requests)
         if not self._stopping:

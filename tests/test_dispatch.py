@@ -10,7 +10,7 @@ from rich.console import Console
 
 from harness.config import build_config
 from harness.runner import run
-from sut.dispatch import POLICIES, STALE_SECONDS, DelayEstimate, Dispatcher
+from sut.dispatch import ASK_AGAIN_SECONDS, POLICIES, STALE_SECONDS, DelayEstimate, Dispatcher
 from sut.engine_worker import EngineQueue
 from sut.replica import GenerationRequest
 from tests.scripted_replica import ScriptedReplica
@@ -299,14 +299,18 @@ def test_stolen_work_goes_to_the_replica_that_asked_not_the_first_with_room():
     assert dispatcher.stolen() == {"replica-0": 4}
 
 
-def test_a_replica_that_gave_nothing_back_is_not_asked_again_until_it_gets_work():
+def test_a_replica_that_gave_nothing_back_is_asked_again_only_after_a_while():
     sink = _Sink()
     dispatcher = Dispatcher(_Giving, 2, sink, batch=8)
     busy, idle = dispatcher.members
     dispatcher.submit(_requests(0, 20, stream=False))
     for _ in range(5):
         idle.finish(1)
-    assert busy.asked == 1 and dispatcher.stolen() == {}
+    assert busy.asked == 1 and dispatcher.stolen() == {}  # asked once the gap was 4; not after each finish
+    time.sleep(ASK_AGAIN_SECONDS)
+    busy.unstarted = 3  # its engine preempted some
+    idle.finish(1)
+    assert busy.asked == 2 and dispatcher.stolen() == {"replica-0": 3}
 
 
 def test_stopping_fails_what_is_still_in_the_offline_pool():
