@@ -45,8 +45,6 @@ SERVED = "tiny"
 
 # -- the two clients, each run in a child process pinned to its core ------------------------------------------
 def ours(args: argparse.Namespace) -> dict[str, Any]:
-    from rich.console import Console
-
     from harness.config import build_config
     from harness.runner import run
 

@@ -76,8 +76,6 @@ class Response:
     status: int
     headers: dict[str, str]
     """Lower-case names."""
-    body: bytes = b""
-    """The whole body, when it was read whole (`Exchange.read`)."""
 
 
 @dataclass
@@ -107,8 +105,8 @@ class Connection(asyncio.Protocol):
         self._events = bytearray()
         self._body = bytearray()
         self.closed = False
-        self.used = False
         self.received_any = False
+        """Whether any byte of the current exchange's answer came: before that, it may be sent again."""
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -145,7 +143,7 @@ class Connection(asyncio.Protocol):
         self._state, self._framing, self._on_event, self._ended = "head", _Framing(), None, False
         self._events.clear()
         self._body.clear()
-        self.used, self.received_any = True, False
+        self.received_any = False
         self._transport.write(request)
         return self._head
 
