@@ -12,20 +12,22 @@ with changes that do not touch the arithmetic:
   Porter stemmer's answer for each word is cached;
 * the LCS tables are built with the bit-parallel algorithm of Allison & Dix /
   Hyyrö over Python integers, one integer per table row, instead of cell by
-  cell; a cell is then ``j - popcount(row & low_bits(j))``;
+  cell; for ROUGE-Lsum, the tables of a ref line against all the candidate lines
+  at once, the lines side by side in one integer (`_Lines` says why they never mix);
 * the read-out of one LCS (for ROUGE-Lsum's union LCS) walks those rows with
   `rouge_score`'s own tie rule, so the same LCS is chosen; it visits only the ref
   tokens the candidate has (the walk passes the others by), each at most once
   (a run of steps to the left is one jump to the row's next match), and stops at
-  the last match (`lcs_indices` says why each is exact);
+  the last match (`_union_lcs` says why each is exact);
 * ROUGE-Lsum skips a candidate line whose LCS cannot add to the union (every ref
-  position it could use is in already), takes all of them without a walk when the
-  LCS is as long as their number, and counts its hits as an overlap of token counts
-  (`_summary_lcs_f` says why that is rouge_score's count).
+  position it could use is in already), and counts its hits as an overlap of token
+  counts (`_summary_lcs_f` says why that is rouge_score's count).
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -41,6 +43,9 @@ METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 _WORD = re.compile(r"[a-z0-9]+")
 """What `rouge_score.tokenize` keeps of a lower-cased text: it replaces `[^a-z0-9]+` with spaces, splits
 on whitespace and drops the empty pieces."""
+_ASCII_NOT_WORD = str.maketrans({c: " " for c in map(chr, range(128)) if not re.fullmatch(r"[a-z0-9\n]", c)})
+"""For an ASCII text, `text.translate(_ASCII_NOT_WORD).split()` is `_WORD.findall(text)`, at half the cost;
+line breaks stay, for the split into lines."""
 _TOKENS: dict[str, str] = {}
 """Each word `_WORD` has found -> its rouge_score token: the word itself if it has at most 3 characters, else
 its Porter stem. A word whose token rouge_score would drop as not [a-z0-9]+ is never kept here."""
@@ -61,18 +66,26 @@ def _new_tokens(words: list[str]) -> list[str]:
     return tokens
 
 
-def tokenize(text: str) -> list[str]:
-    """`rouge_score.tokenize.tokenize(text, PorterStemmer())`, token for token."""
-    words = _WORD.findall(text.lower())
+def _tokens(words: list[str]) -> list[str]:
     try:
         return list(map(_TOKENS.__getitem__, words))  # the common case: every word seen before
     except KeyError:
         return _new_tokens(words)
 
 
+def tokenize(text: str) -> list[str]:
+    """`rouge_score.tokenize.tokenize(text, PorterStemmer())`, token for token."""
+    lower = text.lower()
+    return _tokens(lower.translate(_ASCII_NOT_WORD).split() if lower.isascii() else _WORD.findall(lower))
+
+
 def tokenize_lines(text: str) -> list[list[str]]:
-    """Tokens of each non-empty line, as rouge_score's ROUGE-Lsum sees them."""
-    return [tokenize(line) for line in text.split("\n") if line]
+    """The tokens of each line, as rouge_score's ROUGE-Lsum sees them: `[tokenize(line) for line in
+    text.split("\n") if line]`, and empty token lists for empty lines (they add nothing to any score)."""
+    lower = text.lower()
+    if lower.isascii():
+        return [_tokens(line.split()) for line in lower.translate(_ASCII_NOT_WORD).split("\n")]
+    return [_tokens(_WORD.findall(line)) for line in lower.split("\n")]
 
 
 def _fmeasure(precision: float, recall: float) -> float:
@@ -94,115 +107,160 @@ def _overlap_f(target: Counter[Any], prediction: Counter[Any]) -> float:
     return _fmeasure(overlap / max(prediction.total(), 1), overlap / max(target.total(), 1))
 
 
-def _match_masks(tokens: Sequence[str]) -> dict[str, int]:
-    masks: dict[str, int] = {}
-    for position, token in enumerate(tokens):
-        masks[token] = masks.get(token, 0) | (1 << position)
-    return masks
+class _Lines:
+    """Candidate lines side by side in one bit vector, each followed by a guard bit.
 
-
-def _common_positions(ref: Sequence[str], can_masks: dict[str, int]) -> list[int]:
-    """The ref positions whose token the candidate has: the only ones an LCS can use."""
-    return [i for i, token in enumerate(ref) if token in can_masks]
-
-
-def _lcs_rows(ref: Sequence[str], common: list[int], can_masks: dict[str, int], can_length: int) -> list[int]:
-    """The LCS table's row before the first of the `common` ref positions and after each of them.
-
-    A row is a bit vector over the candidate's positions: a 0 bit at position j means
-    t[i][j+1] = t[i][j] + 1, so t[i][j] is j minus the number of 1 bits below position j.
-    A ref token the candidate lacks leaves the row as it was, so rows[k] is the table's row
-    for every ref prefix from common[k-1] + 1 up to common[k] (rows[0]: before any).
+    A row of the LCS tables of one ref sequence against all the lines at once is such a vector: a 0 bit at a
+    line's position p means t[i][p+1] = t[i][p] + 1 in that line's table, so t[i][p] is p minus the 1 bits
+    of the line below p. The guard bit is 0 in every row of `rows`, so the addition's carry out of a line stops there
+    (and the mask then clears it): the lines never mix, and each goes through exactly the steps it would
+    alone (Allison & Dix / Hyyrö's bit-parallel LCS).
     """
-    full = (1 << can_length) - 1
-    row = full
-    rows = [row]
-    for i in common:
-        match = row & can_masks[ref[i]]
-        row = ((row + match) | (row - match)) & full
-        rows.append(row)
-    return rows
+
+    def __init__(self, lines: Sequence[Sequence[str]]) -> None:
+        self.spans: list[tuple[int, int, int, int]] = []
+        """Each non-empty line's (index of its lowest bit, that bit, its bits, its size)."""
+        tokens: list[str | None] = []  # the lines' tokens, a guard (None) after each
+        for line in lines:
+            if line:
+                low = len(tokens)
+                self.spans.append((low, 1 << low, ((1 << len(line)) - 1) << low, len(line)))
+                tokens += line
+                tokens.append(None)
+        masks: dict[str | None, int] = {}
+        get = masks.get
+        for position, token in enumerate(tokens):
+            masks[token] = get(token, 0) | (1 << position)
+        guards = masks.pop(None, 0)
+        self.masks: dict[str | None, int] = masks
+        """Each token -> the bits of its positions in all lines."""
+        self.full = ((1 << len(tokens)) - 1) ^ guards
+        """Every line's bits and no guard bit: the row before any ref token."""
+        self.guards = guards
+        """The guard bits."""
+
+    def joined_lcs_length(self, ref: Sequence[str]) -> int:
+        """The LCS length of `ref` and all the lines joined into one sequence (ROUGE-L).
+
+        With the guard bits 1 from the start, the addition's carry runs through them, so the lines join up: a
+        guard is then a position no token matches, which lengthens no common subsequence."""
+        masks = self.masks
+        everything = self.full | self.guards
+        row = everything
+        for mask in map(masks.get, ref):
+            if mask:
+                match = row & mask
+                row = ((row + match) | (row ^ match)) & everything
+        return everything.bit_length() - row.bit_count()
+
+    def rows(self, common_masks: list[int]) -> list[int]:
+        """The row before the first of the ref tokens the lines have (their `common_masks`) and after each.
+
+        A ref token no line has leaves the row as it is, so rows[k] is the row for every ref prefix that ends
+        between the (k-1)th and the kth of those tokens (rows[0]: before any)."""
+        full = row = self.full
+        rows = [row]
+        for mask in common_masks:
+            match = row & mask
+            row = ((row + match) | (row ^ match)) & full  # match's bits are row's: ^ is -, without borrows
+            rows.append(row)
+        return rows
 
 
-def lcs_length(ref: Sequence[str], can: Sequence[str]) -> int:
-    if not ref or not can:
-        return 0
-    masks = _match_masks(can)
-    return len(can) - _lcs_rows(ref, _common_positions(ref, masks), masks, len(can))[-1].bit_count()
-
-
-def lcs_indices(
-    ref: Sequence[str], can: Sequence[str], can_masks: dict[str, int] | None = None, common: list[int] | None = None
-) -> list[int]:
-    """The ref positions of the LCS that rouge_score's `_backtrack_norec` reads out.
+def _union_lcs(common: list[str], common_masks: list[int], lines: _Lines) -> set[int]:
+    """The union of the LCSs that rouge_score's `_backtrack_norec` reads out of a ref sequence and each line:
+    their k, each the index of a ref token in `common` (the ref tokens the lines have, in order).
 
     Its walk from the table's corner: a match goes diagonally; otherwise it moves left when
     t[i][j-1] > t[i-1][j], else up. Off a match t[i][j] is the larger of the two, so that is:
     left exactly when t[i-1][j] is below t[i][j]. Then t[i][j-1] = t[i][j], and t[i-1][j-1] is below it
     too, so once the walk turns left in a row it keeps going left, at the same value, up to that row's
-    next match on the left, and takes it. So in row i at column j with value L, the walk takes ref
-    position i-1 (and goes on from the rightmost match column c <= j, at (i-1, c-1), with L-1) when
-    there is a match at j or t[i-1][j] < L, and otherwise goes up to (i-1, j). At a ref token the
-    candidate lacks the two rows are equal, so the walk goes up past it: only the `common` positions are
-    visited, one step each, and the walk ends at the last match.
+    next match on the left, and takes it. So in row i at column j with value L, the walk takes the ref
+    token (and goes on from the rightmost match column c <= j, at (i-1, c-1), with L-1) when there is a
+    match at j or t[i-1][j] < L, and otherwise goes up to (i-1, j). Where the line has no match at or left
+    of j the two rows are equal there, so the walk goes up: ref tokens no line has are never visited, the
+    others once each, and the walk ends at the last match. Here j is a bit index in the whole vector.
+
+    A union is the same in any order, so the lines go longest LCS first, and less is read: a line is skipped
+    when every ref token it has is in the union already (its LCS, a subset of those, cannot add one), and a
+    walk stops below the lowest k not in yet.
     """
-    masks = can_masks if can_masks is not None else _match_masks(can)
-    if common is None:
-        common = _common_positions(ref, masks)
-    rows = _lcs_rows(ref, common, masks, len(can))
-    j = len(can)
-    length = j - rows[-1].bit_count()
-    if length == len(common):
-        return common  # an LCS of that length uses every position that can match
-    found: list[int] = []
-    k = len(common)
-    while length:
-        k -= 1
-        i = common[k]
-        below_j = (1 << j) - 1
-        column = (masks[ref[i]] & below_j).bit_length()  # the rightmost match column <= j
-        if column == j or j - (rows[k] & below_j).bit_count() < length:
-            found.append(i)
-            j = column - 1
-            length -= 1
-    found.reverse()
-    return found
+    masks = lines.masks
+    rows = lines.rows(common_masks)
+    last = rows[-1]
+    union: set[int] = set()
+    untaken = Counter(common)
+    open_ = functools.reduce(operator.or_, common_masks, 0)  # the bits an untaken ref token could match
+    floor = 0  # the lowest k not in the union
+    for low, low_bit, below, size in sorted(lines.spans, key=lambda span: (last & span[2]).bit_count() - span[3]):
+        if not open_ & below:
+            continue
+        length = size - (last & below).bit_count()  # at least 1: the line has an untaken ref token
+        j, threshold = low + size, size - length  # taken when popcount(row & below) > threshold: t[i-1][j] < L
+        for k in range(len(common_masks) - 1, floor - 1, -1):
+            hits = common_masks[k] & below
+            if hits:
+                column = hits.bit_length()
+                if column == j or (rows[k] & below).bit_count() > threshold:
+                    if k not in union:
+                        union.add(k)
+                        token = common[k]
+                        untaken[token] -= 1
+                        if not untaken[token]:
+                            open_ &= ~masks[token]
+                    length -= 1
+                    if not length:
+                        break
+                    j = column - 1
+                    below = (1 << j) - low_bit
+                    threshold = j - low - length
+        if not open_:
+            break
+        while floor in union:
+            floor += 1
+    return union
 
 
-def _lcs_f(target: Sequence[str], prediction: Sequence[str]) -> float:
-    if not target or not prediction:
+def lcs_length(ref: Sequence[str], can: Sequence[str]) -> int:
+    return _Lines([can]).joined_lcs_length(ref)
+
+
+def lcs_indices(ref: Sequence[str], can: Sequence[str]) -> list[int]:
+    """The ref positions of the LCS that rouge_score's `lcs_ind` reads out."""
+    lines = _Lines([can])
+    positions = [i for i, token in enumerate(ref) if token in lines.masks]
+    common = [ref[i] for i in positions]
+    return [positions[k] for k in sorted(_union_lcs(common, [lines.masks[token] for token in common], lines))]
+
+
+def _lcs_f(target: Sequence[str], prediction: _Lines, prediction_length: int) -> float:
+    if not target or not prediction_length:
         return 0.0
-    length = lcs_length(target, prediction)
-    return _fmeasure(length / len(prediction), length / len(target))
+    length = prediction.joined_lcs_length(target)
+    return _fmeasure(length / prediction_length, length / len(target))
 
 
-def _summary_lcs_f(
-    target_lines: list[list[str]], prediction_lines: list[list[str]], prediction_counts: Counter[str]
-) -> float:
+def _summary_lcs_f(target_lines: list[list[str]], lines: _Lines, prediction_counts: Counter[str]) -> float:
     """rouge_score's `_summary_level_lcs` (ROUGE paper, section 3.2); `prediction_counts`: the prediction's tokens.
 
-    It walks each ref line's union LCS in order and counts a hit for a token while both its counts (in the
-    whole prediction, and in the whole reference) are above 0, taking one off each. A token t then has
-    min(U, C, R) hits, U, C and R being its numbers in all union LCSs, the prediction and the reference;
-    U <= R (the union LCSs are distinct positions of the reference), so that is min(U, C): the hits are
-    the overlap of the union LCSs' token counts with the prediction's, whatever the order.
+    Union LCS: the tables of a ref line against every prediction line are built at once (`_Lines`), and the
+    union of the lines' LCSs is read out of them (`_union_lcs`).
+
+    Hits: rouge_score walks each ref line's union LCS in order and counts a hit for a token while both its
+    counts (in the whole prediction, and in the whole reference) are above 0, taking one off each. A token t
+    then has min(U, C, R) hits, U, C and R being its numbers in all union LCSs, the prediction and the
+    reference; U <= R (the union LCSs are distinct positions of the reference), so that is min(U, C): the
+    hits are the overlap of the union LCSs' token counts with the prediction's, whatever the order.
     """
     m = sum(map(len, target_lines))
     n = prediction_counts.total()
     if not n or not m:
         return 0.0
-    candidates = [(can, _match_masks(can)) for can in prediction_lines if can]
+    masks = lines.masks
     union_tokens: list[str] = []
     for ref in target_lines:
-        union: set[int] = set()
-        for can, masks in candidates:
-            common = _common_positions(ref, masks)
-            if union.issuperset(common):
-                continue  # the LCS is a subset of `common`: nothing to add
-            union.update(lcs_indices(ref, can, masks, common))
-            if len(union) == len(ref):
-                break  # no candidate can add a position
-        union_tokens.extend(map(ref.__getitem__, union))
+        common = [token for token in ref if token in masks]
+        union_tokens.extend(map(common.__getitem__, _union_lcs(common, [masks[token] for token in common], lines)))
     hits = _overlap(Counter(union_tokens), prediction_counts)
     return _fmeasure(hits / n, hits / m)
 
@@ -218,10 +276,11 @@ def scores(reference: str, prediction: str) -> tuple[float, float, float, float]
     ref_tokens = list(chain.from_iterable(ref_lines))
     pred_tokens = list(chain.from_iterable(pred_lines))
     pred_counts = Counter(pred_tokens)
+    lines = _Lines(pred_lines)
     return (
         # Unigrams counted as tokens and bigrams as pairs: the counts of rouge_score's n-gram tuples.
         _overlap_f(Counter(ref_tokens), pred_counts),
         _overlap_f(Counter(pairwise(ref_tokens)), Counter(pairwise(pred_tokens))),
-        _lcs_f(ref_tokens, pred_tokens),
-        _summary_lcs_f(ref_lines, pred_lines, pred_counts),
+        _lcs_f(ref_tokens, lines, len(pred_tokens)),
+        _summary_lcs_f(ref_lines, lines, pred_counts),
     )

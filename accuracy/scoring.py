@@ -17,8 +17,10 @@ import functools
 import os
 import re
 import signal
+import string
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from multiprocessing import get_context
 from typing import Any
 
@@ -62,7 +64,7 @@ def check_punkt() -> None:
 
 def sentences_per_line(text: str) -> str:
     """The reference's postprocess_text for one text: `"\n".join(nltk.sent_tokenize(text.strip()))`."""
-    return "\n".join(_punkt().tokenize(text.strip()))
+    return "\n".join(_punkt().split(text.strip()))
 
 
 _PLAIN_CONTEXT = re.compile(r"([A-Za-z]{2,})\. ([A-Za-z]+)")
@@ -70,36 +72,99 @@ _PLAIN_CONTEXT = re.compile(r"([A-Za-z]{2,})\. ([A-Za-z]+)")
 ASCII letters."""
 
 
-@functools.cache
-def _punkt() -> Any:
-    """The tokenizer `nltk.sent_tokenize` uses, deciding each candidate break at less cost.
+class _SentenceSplitter:
+    """`nltk.sent_tokenize` for English (`PunktTokenizer("english").tokenize`), at less cost.
 
-    Punkt decides whether a period (or ? or !) ends a sentence from its context alone (the word before, the
-    punctuation, the token after): `text_contains_sentbreak(context)` is a pure function of that string and
-    the trained parameters, and most of the splitter's time goes there. A plain context "Word. Next"
-    (`_PLAIN_CONTEXT`) is decided here, with Punkt's own rules: it is the two tokens "Word." and "Next"; the
-    first pass makes "Word." a break unless "word" is a known abbreviation (those are left to NLTK), and of
-    the second pass's rules only the collocation one can apply ("Word." is neither an abbreviation, an
-    ellipsis, an initial nor a number), undoing the break when ("word", "next") is a known collocation. Any
-    other context goes to NLTK's code, whose answers are kept, as contexts repeat. Everything else is
-    NLTK's own code."""
-    from nltk.tokenize.punkt import PunktTokenizer
+    NLTK splits in layers of generators: candidate breaks (`_match_potential_end_contexts`), the ones that
+    are breaks (`_slices_from_text`), closing quotes and brackets moved onto the sentence before
+    (`_realign_boundaries`). `split` is those three steps in one loop, step for step, with NLTK's own
+    regular expressions; only their bookkeeping is plainer:
 
-    tokenizer = PunktTokenizer("english")
-    abbreviations, collocations = tokenizer._params.abbrev_types, tokenizer._params.collocations
-    nltk_decision = functools.lru_cache(maxsize=1 << 17)(tokenizer.text_contains_sentbreak)
+    * the word before a candidate starts after the last whitespace character (NLTK's `string.whitespace`)
+      since the previous candidate, found by `rfind` for each of those the text has; as NLTK's
+      `_get_last_whitespace_index` answers 0 both for none and for one right at the previous candidate,
+      both give the previous candidate's word start;
+    * a candidate's context, NLTK's `text[word] + match.group() + match.group("after_tok")`, is one slice, as
+      the match is the one character before the after_tok group;
+    * a break is realigned only when its next sentence starts with a character NLTK's realignment pattern
+      can start with (asked of the pattern itself, once per character);
+    * whether a context holds a break (`text_contains_sentbreak`) is a pure function of that string and the
+      trained parameters, where most of NLTK's time goes. A plain context "Word. Next" (`_PLAIN_CONTEXT`) is
+      decided here, with Punkt's own rules: it is the two tokens "Word." and "Next"; the first pass makes
+      "Word." a break unless "word" is a known abbreviation (those are left to NLTK), and of the second
+      pass's rules only the collocation one can apply ("Word." is neither an abbreviation, an ellipsis, an
+      initial nor a number), undoing the break when ("word", "next") is a known collocation. Any other
+      context goes to NLTK's code, whose answers are kept, as contexts repeat.
+    """
 
-    def text_contains_sentbreak(context: str) -> bool:
+    def __init__(self) -> None:
+        from nltk.tokenize.punkt import PunktTokenizer
+
+        self.punkt = PunktTokenizer("english")
+        self._abbreviations = self.punkt._params.abbrev_types
+        self._collocations = self.punkt._params.collocations
+        self._nltk_is_break = functools.lru_cache(maxsize=1 << 17)(self.punkt.text_contains_sentbreak)
+        self._candidates = self.punkt._lang_vars.period_context_re().finditer
+        self._realignment = self.punkt._lang_vars.re_boundary_realignment.match
+        self._may_realign = functools.cache(lambda first: self._realignment(first) is not None)
+
+    def is_break(self, context: str) -> bool:
+        """`text_contains_sentbreak(context)`."""
         plain = _PLAIN_CONTEXT.fullmatch(context)
         if plain is None:
-            return nltk_decision(context)
+            return self._nltk_is_break(context)
         word = plain[1].lower()
-        if word in abbreviations:
-            return nltk_decision(context)
-        return (word, plain[2].lower()) not in collocations
+        if word in self._abbreviations:
+            return self._nltk_is_break(context)
+        return (word, plain[2].lower()) not in self._collocations
 
-    tokenizer.text_contains_sentbreak = text_contains_sentbreak
-    return tokenizer
+    def split(self, text: str) -> list[str]:
+        """`tokenize(text)`: the sentences."""
+        return self._realigned(text, self._spans(text))
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        """`_slices_from_text`, with `_match_potential_end_contexts` in its loop."""
+        is_break = self.is_break
+        spans = []
+        last_break = 0
+        previous: Any = None  # the candidate before, decided once it is known not to overlap this one
+        previous_start = previous_stop = 0  # its word's span: NLTK's previous_slice
+        whitespace = [char for char in string.whitespace if char in text]  # what `_get_last_whitespace_index` seeks
+        for match in [*self._candidates(text), None]:
+            if match is not None:
+                start = match.start()
+                space = max([text.rfind(char, previous_stop, start) for char in whitespace], default=-1)
+                word_start = space + 1 if space > previous_stop else previous_start
+                if previous is not None and previous_stop > word_start:
+                    previous = None  # its word runs into this one's: NLTK drops it
+            if previous is not None and is_break(text[previous_start : previous.end("after_tok")]):
+                spans.append((last_break, previous.end()))
+                last_break = previous.start("next_tok") if previous.group("next_tok") else previous.end()
+            if match is not None:
+                previous, previous_start, previous_stop = match, word_start, start
+        spans.append((last_break, len(text.rstrip())))
+        return spans
+
+    def _realigned(self, text: str, spans: list[tuple[int, int]]) -> list[str]:
+        """`_realign_boundaries`, then the texts of the non-empty spans."""
+        sentences = []
+        realign = 0
+        for (start, stop), following in pairwise([*spans, None]):
+            start += realign
+            moved = None
+            if following is not None and self._may_realign(text[following[0] : following[0] + 1]):
+                moved = self._realignment(text[following[0] : following[1]])
+            if moved is not None:
+                sentences.append(text[start : following[0] + len(moved.group(0).rstrip())])
+                realign = moved.end()
+            else:
+                realign = 0
+                if start < stop:
+                    sentences.append(text[start:stop])
+        return sentences
+
+
+_punkt = functools.cache(_SentenceSplitter)
 
 
 Pair = tuple[str, str]

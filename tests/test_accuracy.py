@@ -149,6 +149,22 @@ def test_scores_equal_rouge_score_on_adversarial_texts():
         assert rouge.score(reference, prediction) == {k: expected[k].fmeasure for k in rouge.METRICS}
 
 
+def test_rouge_lsum_equals_rouge_score_when_many_lines_share_one_bit_vector():
+    """Prediction lines of one repeated token carry out of their top bit at each match: the guard bit between
+    lines must stop that carry, or a line's LCS leaks into the next one's."""
+    scorer = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
+    rng = random.Random(21)
+    for _ in range(400):
+        alphabet = rng.choice(["a", "ab", "abc", "abcdefgh"])
+
+        def text(lines: int, alphabet: str = alphabet) -> str:
+            return "\n".join(" ".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9))) for _ in range(lines))
+
+        reference, prediction = text(rng.randint(1, 12)), text(rng.randint(1, 30))
+        expected = scorer.score(reference, prediction)["rougeLsum"].fmeasure
+        assert rouge.score(reference, prediction)["rougeLsum"] == expected
+
+
 def test_tokenizer_equals_rouge_score_with_its_word_cache_cold_and_warm():
     from nltk.stem import porter
     from rouge_score import tokenize as rouge_tokenize
@@ -188,14 +204,33 @@ def test_plain_sentence_break_contexts_are_decided_as_nltk_decides_them():
     contexts += [f"{a}.  {b}" for a, b in pairs[:200]] + [f"{a}.\n{b}" for a, b in pairs[:200]]
     contexts += [f"{a}. {b}," for a, b in pairs[:200]] + [f"{a}! {b}" for a, b in pairs[:200]]
     contexts += ["5. The", "e.g. The", "U.S. The", "naïve. The", "end.) The", "end. 'The"]
-    ours = scoring._punkt.__wrapped__()  # a tokenizer of its own, with its own parameters
+    ours = scoring._SentenceSplitter()  # a splitter of its own, with its own parameters
     # English Punkt knows no collocation of two plain words: add some, so that the rule that undoes a break is seen.
-    for punkt in (nltk_punkt, ours):
+    for punkt in (nltk_punkt, ours.punkt):
         punkt._params.collocations.update({("kalo", "mira"), ("end", "the")})
     contexts += ["Kalo. Mira", "kalo. mira", "END. The", "end. the", "end. they"]
     for context in contexts:
-        assert ours.text_contains_sentbreak(context) == nltk_punkt.text_contains_sentbreak(context), context
-    assert not ours.text_contains_sentbreak("Kalo. Mira") and ours.text_contains_sentbreak("Kalo. Miro")
+        assert ours.is_break(context) == nltk_punkt.text_contains_sentbreak(context), context
+    assert not ours.is_break("Kalo. Mira") and ours.is_break("Kalo. Miro")
+
+
+def test_sentence_splitting_is_nltks_around_quotes_brackets_ellipses_and_any_whitespace():
+    """The cases where NLTK's candidate breaks overlap ("!!!", "..."), a break is realigned past closing quotes
+    and brackets, or the word before a break starts after a tab, a line break or no whitespace at all."""
+    import nltk
+
+    rng = random.Random(17)
+    pieces = ["Word", "end", "Dr", "e.g", "U.S", "5", "3.14", "...", "!!!", "?!", ".", "!", "?", "'", '"', ")", "(",
+              "]", "}", "\u201d", "\u2019", "\xbb", "--", " ", "  ", "\n", "\t", "\r\n", "\xa0", "\u2003", "Mr",
+              "p.m", ";", ":", ",", "*", "x.y.z", "caf\xe9"]  # fmt: skip
+    texts = ["", " ", ".", ". A", "A. ", '"Hi." (Yes.) No.', "End.) Next. [Done.] 'Quote.' \u201cCurly.\u201d Go."]
+    texts += [
+        "".join(rng.choice(pieces) + rng.choice(["", " ", ". ", ".", "\n"]) for _ in range(rng.randint(1, 40)))
+        for _ in range(3000)
+    ]
+    splitter = scoring._punkt()
+    for text in texts:
+        assert splitter.split(text) == nltk.sent_tokenize(text), repr(text)
 
 
 def test_sentence_splitting_is_nltks_around_abbreviations_collocations_and_initials():
