@@ -192,10 +192,13 @@ def _union_lcs(common: list[str], common_masks: list[int], lines: _Lines) -> set
     untaken = Counter(common)
     open_ = functools.reduce(operator.or_, common_masks, 0)  # the bits an untaken ref token could match
     floor = 0  # the lowest k not in the union
-    for low, low_bit, below, size in sorted(lines.spans, key=lambda span: (last & span[2]).bit_count() - span[3]):
+    spans = lines.spans
+    lengths = [size - (last & bits).bit_count() for _, _, bits, size in spans]  # each line's LCS length
+    for line in sorted(range(len(spans)), key=lengths.__getitem__, reverse=True):
+        low, low_bit, below, size = spans[line]
         if not open_ & below:
             continue
-        length = size - (last & below).bit_count()  # at least 1: the line has an untaken ref token
+        length = lengths[line]  # at least 1: the line has an untaken ref token
         j, threshold = low + size, size - length  # taken when popcount(row & below) > threshold: t[i-1][j] < L
         for k in range(len(common_masks) - 1, floor - 1, -1):
             hits = common_masks[k] & below
