@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from accuracy.log import read_accuracy_log
-from accuracy.scoring import AccuracyResult, evaluate
+from accuracy.scoring import AccuracyResult, ScoringPool, evaluate
 from accuracy.targets import LENGTH_KEYS, ROUGE_KEYS
 from benchmarks import Targets
 from common.dataset import Dataset, load_tokenizer, sha256_of
@@ -29,6 +29,8 @@ from common.errors import HarnessError
 ACCURACY_TXT = "accuracy.txt"
 ACCURACY_JSON = "accuracy.json"
 SAMPLES_JSONL = "accuracy_samples.jsonl"
+POOL_WORTHY_LOG_BYTES = 1 << 20
+"""A log this big (a thousand samples of 128 tokens, say) is scored by worker processes; a smaller one in ours."""
 
 
 @dataclass
@@ -61,10 +63,13 @@ def score_log(
             f"dataset {dataset.path} has no reference outputs (an 'output' or 'response' column), "
             "so accuracy cannot be scored against it."
         )
-    outputs = read_accuracy_log(log_path, dtype=dtype)
-    # use_fast=False as the reference; tokenizers without a slow variant fall back to the fast one.
-    tokenizer = load_tokenizer(tokenizer_dir, use_fast=False)
-    result = evaluate(outputs, dataset.references, tokenizer, workers=workers)
+    # The workers start while the log is read and the tokenizer loads; a small log is scored here.
+    big = Path(log_path).is_file() and Path(log_path).stat().st_size > POOL_WORTHY_LOG_BYTES
+    with ScoringPool(workers if big else 1) as pool:
+        outputs = read_accuracy_log(log_path, dtype=dtype)
+        # use_fast=False as the reference; tokenizers without a slow variant fall back to the fast one.
+        tokenizer = load_tokenizer(tokenizer_dir, use_fast=False)
+        result = evaluate(outputs, dataset.references, tokenizer, pool=pool)
     checks = targets.check(result.metrics)
     report = AccuracyReport(
         metrics=result.metrics,

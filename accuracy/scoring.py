@@ -191,21 +191,54 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _score_chunks(chunks: Callable[[int], Iterable[list[Pair]]], count: int, workers: int | None) -> list[Scored]:
-    """Score the `count` pairs that `chunks(size)` yields, `size` at a time, in order.
+class ScoringPool:
+    """Scoring worker processes, started before the work is at hand: their start (Python, NLTK, Punkt's
+    parameters: about half a second of CPU each) then overlaps what the caller does meanwhile, such as reading
+    the accuracy log and loading the tokenizer. `with ScoringPool(workers) as pool:` ... `evaluate(...,
+    pool=pool)`. Leaving the `with` by any way (a stop signal too) kills the workers at once rather than
+    letting them finish their chunks; one worker means no process, the caller scores."""
 
-    `chunks` is lazy: the pool's feeder thread draws each chunk as the workers need work, so that whatever
-    it does to make the pairs (detokenizing) overlaps the scoring of the chunks before."""
-    check_punkt()
-    workers = max(1, workers or default_workers())
-    if workers == 1 or count < 64:
-        return [item for chunk in chunks(max(count, 1)) for item in _score_chunk(chunk)]
-    # Spawn, because the caller may hold threads (LoadGen, vLLM) that a fork would copy mid-flight.
-    # A pool that is left by any way (a stop signal too) kills its workers at once rather than
-    # letting them finish their chunks.
-    with get_context("spawn").Pool(workers, initializer=_ignore_interrupts) as pool:
-        size = max(1, count // (workers * CHUNKS_PER_WORKER))
-        return [item for chunk in pool.imap(_score_chunk, chunks(size)) for item in chunk]
+    def __init__(self, workers: int | None = None) -> None:
+        check_punkt()
+        self.workers = max(1, workers or default_workers())
+        # Spawn, because the caller may hold threads (LoadGen, vLLM) that a fork would copy mid-flight.
+        self._processes = (
+            get_context("spawn").Pool(self.workers, initializer=_start_worker) if self.workers > 1 else None
+        )
+
+    def __enter__(self) -> ScoringPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._processes is not None:
+            self._processes.terminate()
+
+    def score(self, chunks: Callable[[int], Iterable[list[Pair]]], count: int) -> list[Scored]:
+        """Score the `count` pairs that `chunks(size)` yields, `size` at a time, in order.
+
+        `chunks` is lazy: the pool's feeder thread draws each chunk as the workers need work, so that whatever
+        it does to make the pairs (detokenizing) overlaps the scoring of the chunks before."""
+        if self._processes is None or count < MIN_SAMPLES_PER_POOL:
+            return [item for chunk in chunks(max(count, 1)) for item in _score_chunk(chunk)]
+        size = max(1, count // (self.workers * CHUNKS_PER_WORKER))
+        return [item for chunk in self._processes.imap(_score_chunk, chunks(size)) for item in chunk]
+
+
+MIN_SAMPLES_PER_POOL = 64
+"""Fewer samples are scored at once in the caller's process: starting workers would take longer."""
+
+
+def _score_chunks(
+    chunks: Callable[[int], Iterable[list[Pair]]], count: int, workers: int | None, pool: ScoringPool | None = None
+) -> list[Scored]:
+    """`pool.score`, in a pool of `workers` of its own when there is none."""
+    if pool is not None:
+        return pool.score(chunks, count)
+    with ScoringPool(workers if count >= MIN_SAMPLES_PER_POOL else 1) as own:
+        return own.score(chunks, count)
 
 
 def score_texts(
@@ -217,9 +250,10 @@ def score_texts(
     return [(pred, dict(zip(rouge.METRICS, values, strict=True))) for pred, *values in scored]
 
 
-def _ignore_interrupts() -> None:
-    """A Ctrl-C reaches every process of the terminal's group: the parent decides what it means, not these."""
+def _start_worker() -> None:
+    # A Ctrl-C reaches every process of the terminal's group: the parent decides what it means, not these.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _punkt()  # Punkt's parameters load now, while the caller has no work to give
 
 
 def evaluate(
@@ -228,8 +262,10 @@ def evaluate(
     tokenizer: Any,
     *,
     workers: int | None = None,
+    pool: ScoringPool | None = None,
 ) -> AccuracyResult:
-    """Score the decoded accuracy log (`accuracy.log.read_accuracy_log`) against `references`."""
+    """Score the decoded accuracy log (`accuracy.log.read_accuracy_log`) against `references`, in `pool`, or
+    in a pool of `workers` (default: one a core) of its own."""
     if not outputs:
         raise HarnessError("the accuracy log has no entries: was the run in accuracy mode?")
     out_of_range = [i for i in outputs if not 0 <= i < len(references)]
@@ -251,7 +287,7 @@ def evaluate(
     samples = [
         SampleScore(index, len(ids), *scores, prediction=pred)
         for index, ids, (pred, *scores) in zip(
-            indices, token_ids, _score_chunks(decoded, len(indices), workers), strict=True
+            indices, token_ids, _score_chunks(decoded, len(indices), workers, pool), strict=True
         )
     ]
     # np.float64's own round(), as the reference applies it, then plain floats for printing.

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from accuracy.log import read_accuracy_log
 from accuracy.reference import reference_metrics
-from accuracy.scoring import check_punkt, default_workers, evaluate
+from accuracy.scoring import ScoringPool, check_punkt, default_workers, evaluate
 from common import embedded
 from common.dataset import load_tokenizer
 
@@ -98,7 +98,8 @@ def main() -> None:
         timings: dict[str, float] = {}
         with console.status(f"ours, {args.workers} workers"):
             start = time.perf_counter()
-            parallel = evaluate(read_accuracy_log(log), references, tokenizer, workers=args.workers)
+            with ScoringPool(args.workers) as pool:  # as `accuracy.report.score_log`: it starts while the log is read
+                parallel = evaluate(read_accuracy_log(log), references, tokenizer, pool=pool)
             timings["ours_parallel"] = time.perf_counter() - start
         with console.status("ours, 1 process"):
             start = time.perf_counter()
