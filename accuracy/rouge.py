@@ -7,27 +7,23 @@ the same numbers (tests compare it with `rouge_score` itself on random texts)
 with changes that do not touch the arithmetic:
 
 * each text is tokenized once (its tokens for a whole text are the concatenation
-  of its tokens per line), by one regular expression that finds exactly the
-  tokens `rouge_score`'s lower / replace / split / filter steps leave, and the
-  Porter stemmer's answer for each word is cached;
+  of its tokens per line), by str.translate and split for an ASCII text, else one
+  regular expression, either finding exactly the tokens `rouge_score`'s lower /
+  replace / split / filter steps leave, and the Porter stemmer's answer for each
+  word is cached;
 * the LCS tables are built with the bit-parallel algorithm of Allison & Dix /
   Hyyrö over Python integers, one integer per table row, instead of cell by
-  cell; for ROUGE-Lsum, the tables of a ref line against all the candidate lines
-  at once, the lines side by side in one integer (`_Lines` says why they never mix);
-* the read-out of one LCS (for ROUGE-Lsum's union LCS) walks those rows with
-  `rouge_score`'s own tie rule, so the same LCS is chosen; it visits only the ref
-  tokens the candidate has (the walk passes the others by), each at most once
-  (a run of steps to the left is one jump to the row's next match), and stops at
-  the last match (`_union_lcs` says why each is exact);
-* ROUGE-Lsum skips a candidate line whose LCS cannot add to the union (every ref
-  position it could use is in already), and counts its hits as an overlap of token
-  counts (`_summary_lcs_f` says why that is rouge_score's count).
+  cell, for all the candidate lines at once: the lines side by side in one
+  integer (`_Lines` says why they never mix, and why ROUGE-L can join them up);
+* ROUGE-Lsum's union LCS is read out of those rows with `rouge_score`'s own tie
+  rule, so the same LCSs are chosen, by all the lines' walks at once, one step
+  per ref token the candidate has (`_Lines.union_lcs` says why each is exact),
+  and its hits are counted as an overlap of token counts (`_summary_lcs_f` says
+  why that is rouge_score's count).
 """
 
 from __future__ import annotations
 
-import functools
-import operator
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -112,19 +108,15 @@ class _Lines:
 
     A row of the LCS tables of one ref sequence against all the lines at once is such a vector: a 0 bit at a
     line's position p means t[i][p+1] = t[i][p] + 1 in that line's table, so t[i][p] is p minus the 1 bits
-    of the line below p. The guard bit is 0 in every row of `rows`, so the addition's carry out of a line stops there
-    (and the mask then clears it): the lines never mix, and each goes through exactly the steps it would
-    alone (Allison & Dix / Hyyrö's bit-parallel LCS).
+    of the line below p (Allison & Dix / Hyyrö's bit-parallel LCS). With the guard bits 0 in every row, the
+    addition's carry out of a line stops at its guard (which the mask then clears): the lines never mix, and
+    each goes through exactly the steps it would alone.
     """
 
     def __init__(self, lines: Sequence[Sequence[str]]) -> None:
-        self.spans: list[tuple[int, int, int, int]] = []
-        """Each non-empty line's (index of its lowest bit, that bit, its bits, its size)."""
         tokens: list[str | None] = []  # the lines' tokens, a guard (None) after each
         for line in lines:
             if line:
-                low = len(tokens)
-                self.spans.append((low, 1 << low, ((1 << len(line)) - 1) << low, len(line)))
                 tokens += line
                 tokens.append(None)
         masks: dict[str | None, int] = {}
@@ -134,10 +126,12 @@ class _Lines:
         guards = masks.pop(None, 0)
         self.masks: dict[str | None, int] = masks
         """Each token -> the bits of its positions in all lines."""
-        self.full = ((1 << len(tokens)) - 1) ^ guards
-        """Every line's bits and no guard bit: the row before any ref token."""
         self.guards = guards
         """The guard bits."""
+        self.full = ((1 << len(tokens)) - 1) ^ guards
+        """Every line's bits and no guard bit: the row before any ref token."""
+        self.tops = guards >> 1
+        """Each line's last bit."""
 
     def joined_lcs_length(self, ref: Sequence[str]) -> int:
         """The LCS length of `ref` and all the lines joined into one sequence (ROUGE-L).
@@ -153,75 +147,59 @@ class _Lines:
                 row = ((row + match) | (row ^ match)) & everything
         return everything.bit_length() - row.bit_count()
 
-    def rows(self, common_masks: list[int]) -> list[int]:
-        """The row before the first of the ref tokens the lines have (their `common_masks`) and after each.
+    def union_lcs(self, common_masks: list[int]) -> list[int]:
+        """The union of the LCSs that rouge_score's `_backtrack_norec` reads out of a ref sequence and each
+        line: the k of the ref tokens in it, last first, `common_masks` being the masks of the ref tokens the
+        lines have, in order (a token no line has leaves every row as it is: the walk passes it by).
 
-        A ref token no line has leaves the row as it is, so rows[k] is the row for every ref prefix that ends
-        between the (k-1)th and the kth of those tokens (rows[0]: before any)."""
-        full = row = self.full
-        rows = [row]
+        The walk, from the table's corner: a match goes diagonally; otherwise it moves left when
+        t[i][j-1] > t[i-1][j], else up. Off a match t[i][j] is the larger of the two, so that is: left
+        exactly when t[i-1][j] is below t[i][j]. Then t[i][j-1] = t[i][j], and t[i-1][j-1] is below it too,
+        so once the walk turns left in a row it keeps going left, at the same value, up to that row's next
+        match on the left, and takes it. So at row i, column j, the walk takes the ref token, and goes on
+        from the rightmost match column c <= j at (i-1, c-1), exactly when there is a match at j or
+        t[i-1][j] < t[i][j]; otherwise it goes up to (i-1, j).
+
+        Both are one bit of `steps[k]` at the walk's column. Row i turns into row i+1 (the k-th ref token,
+        its match bits M) as V' = (V + U) | (V - U), U = V & M; in each run of 1 bits of V that has a bit of
+        U, from its lowest U bit u to its top bit b, the 0 moves from b + 1 down to u, so t grows by one at
+        the columns u + 1 to b + 1 and nowhere else. The addition's carries, (V + U) ^ V ^ U, are 1 at just
+        those columns, and shifted down one, at the walk's position j - 1: steps[k] is M | carries >> 1.
+
+        So every line walks at once: `walkers` has one bit per line, at its j - 1, and a ref token is in the
+        union when a walker is on a bit of its `steps`. A walker on a match steps one down; any other that
+        takes goes below the rightmost match under it. A walker that leaves its line stops: the mask drops
+        it (and no `steps` has a guard bit: M has none, and no carry leaves a guard, 0 in V and U). When the
+        walk of a line has taken its LCS, the table holds 0 left of its column: no match there, no walker
+        steps on a bit."""
+        full = self.full
+        row = full
+        steps = []
         for mask in common_masks:
             match = row & mask
-            row = ((row + match) | (row ^ match)) & full  # match's bits are row's: ^ is -, without borrows
-            rows.append(row)
-        return rows
-
-
-def _union_lcs(common: list[str], common_masks: list[int], lines: _Lines) -> set[int]:
-    """The union of the LCSs that rouge_score's `_backtrack_norec` reads out of a ref sequence and each line:
-    their k, each the index of a ref token in `common` (the ref tokens the lines have, in order).
-
-    Its walk from the table's corner: a match goes diagonally; otherwise it moves left when
-    t[i][j-1] > t[i-1][j], else up. Off a match t[i][j] is the larger of the two, so that is:
-    left exactly when t[i-1][j] is below t[i][j]. Then t[i][j-1] = t[i][j], and t[i-1][j-1] is below it
-    too, so once the walk turns left in a row it keeps going left, at the same value, up to that row's
-    next match on the left, and takes it. So in row i at column j with value L, the walk takes the ref
-    token (and goes on from the rightmost match column c <= j, at (i-1, c-1), with L-1) when there is a
-    match at j or t[i-1][j] < L, and otherwise goes up to (i-1, j). Where the line has no match at or left
-    of j the two rows are equal there, so the walk goes up: ref tokens no line has are never visited, the
-    others once each, and the walk ends at the last match. Here j is a bit index in the whole vector.
-
-    A union is the same in any order, so the lines go longest LCS first, and less is read: a line is skipped
-    when every ref token it has is in the union already (its LCS, a subset of those, cannot add one), and a
-    walk stops below the lowest k not in yet.
-    """
-    masks = lines.masks
-    rows = lines.rows(common_masks)
-    last = rows[-1]
-    union: set[int] = set()
-    untaken = Counter(common)
-    open_ = functools.reduce(operator.or_, common_masks, 0)  # the bits an untaken ref token could match
-    floor = 0  # the lowest k not in the union
-    spans = lines.spans
-    lengths = [size - (last & bits).bit_count() for _, _, bits, size in spans]  # each line's LCS length
-    for line in sorted(range(len(spans)), key=lengths.__getitem__, reverse=True):
-        low, low_bit, below, size = spans[line]
-        if not open_ & below:
-            continue
-        length = lengths[line]  # at least 1: the line has an untaken ref token
-        j, threshold = low + size, size - length  # taken when popcount(row & below) > threshold: t[i-1][j] < L
-        for k in range(len(common_masks) - 1, floor - 1, -1):
-            hits = common_masks[k] & below
-            if hits:
-                column = hits.bit_length()
-                if column == j or (rows[k] & below).bit_count() > threshold:
-                    if k not in union:
-                        union.add(k)
-                        token = common[k]
-                        untaken[token] -= 1
-                        if not untaken[token]:
-                            open_ &= ~masks[token]
-                    length -= 1
-                    if not length:
-                        break
-                    j = column - 1
-                    below = (1 << j) - low_bit
-                    threshold = j - low - length
-        if not open_:
-            break
-        while floor in union:
-            floor += 1
-    return union
+            added = row + match
+            steps.append(mask | ((added ^ row ^ match) >> 1))
+            row = (added | (row ^ match)) & full
+        walkers = self.tops
+        union = []
+        for k in range(len(common_masks) - 1, -1, -1):
+            taking = walkers & steps[k]
+            if taking:
+                union.append(k)
+                mask = common_masks[k]
+                on_match = taking & mask
+                walkers ^= taking
+                walkers |= on_match >> 1
+                jumping = taking ^ on_match
+                while jumping:
+                    walker = jumping & -jumping
+                    jumping ^= walker
+                    # One below the rightmost match under it (in its line: it takes, so there is one).
+                    walkers |= (1 << (mask & (walker - 1)).bit_length()) >> 2
+                walkers &= full
+                if not walkers:
+                    break
+        return union
 
 
 def lcs_length(ref: Sequence[str], can: Sequence[str]) -> int:
@@ -231,9 +209,8 @@ def lcs_length(ref: Sequence[str], can: Sequence[str]) -> int:
 def lcs_indices(ref: Sequence[str], can: Sequence[str]) -> list[int]:
     """The ref positions of the LCS that rouge_score's `lcs_ind` reads out."""
     lines = _Lines([can])
-    positions = [i for i, token in enumerate(ref) if token in lines.masks]
-    common = [ref[i] for i in positions]
-    return [positions[k] for k in sorted(_union_lcs(common, [lines.masks[token] for token in common], lines))]
+    common = [i for i, token in enumerate(ref) if token in lines.masks]  # the only positions an LCS can use
+    return [common[k] for k in reversed(lines.union_lcs([lines.masks[ref[i]] for i in common]))]
 
 
 def _lcs_f(target: Sequence[str], prediction: _Lines, prediction_length: int) -> float:
@@ -246,8 +223,8 @@ def _lcs_f(target: Sequence[str], prediction: _Lines, prediction_length: int) ->
 def _summary_lcs_f(target_lines: list[list[str]], lines: _Lines, prediction_counts: Counter[str]) -> float:
     """rouge_score's `_summary_level_lcs` (ROUGE paper, section 3.2); `prediction_counts`: the prediction's tokens.
 
-    Union LCS: the tables of a ref line against every prediction line are built at once (`_Lines`), and the
-    union of the lines' LCSs is read out of them (`_union_lcs`).
+    Union LCS: the tables of a ref line against every prediction line are built at once, and the union of
+    the lines' LCSs is read out of them in one walk (`_Lines.union_lcs`).
 
     Hits: rouge_score walks each ref line's union LCS in order and counts a hit for a token while both its
     counts (in the whole prediction, and in the whole reference) are above 0, taking one off each. A token t
@@ -263,7 +240,7 @@ def _summary_lcs_f(target_lines: list[list[str]], lines: _Lines, prediction_coun
     union_tokens: list[str] = []
     for ref in target_lines:
         common = [token for token in ref if token in masks]
-        union_tokens.extend(map(common.__getitem__, _union_lcs(common, [masks[token] for token in common], lines)))
+        union_tokens.extend(map(common.__getitem__, lines.union_lcs([masks[token] for token in common])))
     hits = _overlap(Counter(union_tokens), prediction_counts)
     return _fmeasure(hits / n, hits / m)
 
