@@ -239,8 +239,8 @@ def _summary_lcs_f(target_lines: list[list[str]], lines: _Lines, prediction_coun
     masks = lines.masks
     union_tokens: list[str] = []
     for ref in target_lines:
-        common = [token for token in ref if token in masks]
-        union_tokens.extend(map(common.__getitem__, lines.union_lcs([masks[token] for token in common])))
+        common = list(filter(masks.__contains__, ref))
+        union_tokens.extend(map(common.__getitem__, lines.union_lcs(list(map(masks.__getitem__, common)))))
     hits = _overlap(Counter(union_tokens), prediction_counts)
     return _fmeasure(hits / n, hits / m)
 
