@@ -201,7 +201,7 @@ def test_no_server_is_a_connect_failure():
 
 
 # -- vLLM's token events read without a JSON parser -------------------------------------------------------------
-def _event(text: str, ids: list[int], finish: str | None) -> str:
+def _event(text: str, ids: list[int], finish: str | None, usage_key: bool = True) -> str:
     choice = {
         "index": 0,
         "text": text,
@@ -213,7 +213,7 @@ def _event(text: str, ids: list[int], finish: str | None) -> str:
         "prompt_token_ids": None,
     }
     event = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "tiny", "choices": [choice]}
-    return json.dumps(event | {"usage": None}, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(event | ({"usage": None} if usage_key else {}), separators=(",", ":"), ensure_ascii=False)
 
 
 TRICKY = ['"token_ids":[9]', 'a "finish_reason":"stop" b', "]\\", '\\"', "ünïcødé ☃", "", ',"usage":null}', "\n"]
@@ -225,10 +225,11 @@ def test_a_vllm_token_event_reads_as_the_json_parser_reads_it():
     for _ in range(500):
         text = rng.choice(TRICKY) + rng.choice(TRICKY)
         ids = [rng.randrange(50_000) for _ in range(rng.randrange(0, 3))]
-        payload = _event(text, ids, rng.choice([None, None, "length", "stop"]))
+        # vLLM 0.32's token events have no usage key; other versions send "usage":null.
+        payload = _event(text, ids, rng.choice([None, None, "length", "stop"]), usage_key=rng.random() < 0.5)
         fast = _vllm_token_event(payload)
         assert fast is not None, payload
-        slow = api.parse(payload.replace('"usage":null}', '"usage": null}'))  # not the fast shape: parsed
+        slow = api.parse(payload.replace('"token_ids":[', '"token_ids": ['))  # not the fast shape: parsed
         assert slow is not None and (fast.token_ids, fast.finished) == (slow.token_ids, slow.finished), payload
 
 
@@ -236,4 +237,5 @@ def test_events_of_another_shape_go_to_the_json_parser():
     usage = _event("", [], "length").replace('"usage":null}', '"usage":{"completion_tokens":5}}')
     assert _vllm_token_event(usage) is None
     assert _vllm_token_event('{"error":{"message":"x"},"usage":null}') is None
+    assert _vllm_token_event('{"error":{"message":"x"},"choices":[{"token_ids":[1],"finish_reason":null}]}') is None
     assert _vllm_token_event(_event("t", [1], None).replace('"token_ids":[1]', '"token_ids":null')) is None

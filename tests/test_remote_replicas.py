@@ -57,6 +57,28 @@ def test_remote_offline_outputs_equal_an_in_process_engines_for_the_same_prompts
     assert all(r["samples"] > 0 and r["errors"] == {} and r["text_outputs"] == 0 for r in replicas)
 
 
+def test_every_token_event_of_a_real_vllm_server_is_read_without_the_json_parser(servers):
+    """The lean reader is the client's hot path only if the server's events have the shape it takes: this
+    vLLM's token events do, and it reads them as `json.loads` does."""
+    import httpx
+
+    from sut.apis.openai import _vllm_token_event
+
+    body = {"model": "tiny", "prompt": [1, 45, 99], "max_tokens": 5, "min_tokens": 5, "stream": True}
+    body |= {"stream_options": {"include_usage": True}, "return_token_ids": True}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.stream("POST", servers.urls[0] + "/v1/completions", json=body, headers=headers, timeout=60) as reply:
+        events = [line[6:] for line in reply.iter_lines() if line.startswith("data: ") and line != "data: [DONE]"]
+    token_events = [json.loads(event) for event in events if json.loads(event).get("choices")]
+    assert len(token_events) == 5, events
+    for event, parsed in zip(events, token_events, strict=False):
+        delta = _vllm_token_event(event)
+        assert delta is not None, event
+        assert delta.token_ids == parsed["choices"][0]["token_ids"]
+        assert delta.finished == bool(parsed["choices"][0]["finish_reason"])
+    assert _vllm_token_event(events[-1]) is None  # the usage event: the JSON parser reads its token count
+
+
 @pytest.mark.parametrize(("benchmark", "tpot_ms"), [("llama2-70b-99.9", 40), ("llama3.1-8b", 30)])
 def test_test06_passes_against_real_servers_in_interactive(servers, token, tmp_path, benchmark, tpot_ms):
     config = build_config(

@@ -84,10 +84,10 @@ def _vllm_token_event(payload: str) -> Delta | None:
     for anything else, which `json.loads` then reads.
 
     Exact by JSON's grammar: a quote inside a string value is always escaped, so `"token_ids":[` and
-    `"finish_reason":` occur unescaped only as keys, and once each means one choice. Only an event that ends
-    with `"usage":null}` (every token event of a stream; the last one carries the usage) and has no error
-    takes this path; its text is not read, because the ids are the output."""
-    if not payload.endswith(',"usage":null}') or payload.count('"token_ids":[') != 1:
+    `"finish_reason":` occur unescaped only as keys, and once each means one choice. Only an event with no
+    usage (vLLM's token events have none, or a null one, by version: the last event carries the usage) and no
+    error takes this path; its text is not read, because the ids are the output."""
+    if payload.count('"token_ids":[') != 1 or ('"usage":' in payload and not payload.endswith(',"usage":null}')):
         return None
     if payload.count('"finish_reason":') != 1 or '"error":' in payload:
         return None
