@@ -191,7 +191,15 @@ def test_a_replica_down_mid_run_is_ejected_and_readmitted_when_it_is_back(two_se
 
 def test_a_lone_replica_that_stays_down_is_failed_for_good_and_the_run_ends(tokenizer, tmp_path):
     with FaultServer(tokenizer, token_delay=0.004) as server:
-        threading.Timer(0.5, server.down).start()
+
+        def down_once_some_are_answered() -> None:
+            # Not after a fixed time: on a loaded box the run may not have started by then.
+            deadline = time.monotonic() + 60
+            while server.requests < 12 and time.monotonic() < deadline:  # 4 in flight: 8 answered
+                time.sleep(0.01)
+            server.down()
+
+        threading.Thread(target=down_once_some_are_answered, daemon=True).start()
         remote = {"max_in_flight": 4, "eject_after": 3, "down_timeout": 1.5}
         report = remote_run(tmp_path, [server], remote=remote, total_sample_count=300, min_query_count=300)
 
