@@ -121,6 +121,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--warmup-samples", type=int, default=8, help="prompts generated before LoadGen starts, untimed (default: 8)"
     )
+    run.add_argument(
+        "--stall-timeout",
+        type=float,
+        metavar="S",
+        help="the longest any phase (warm-up, calibration, the test) waits on a replica that has work and makes no "
+        "progress. A local or Ray engine whose step takes this long is ended (default: 300). A server with requests "
+        "on the wire that returns no token and no answer for this long is stuck: before the test the run ends with "
+        "an error; during it the server is taken out, even if its health check answers, and comes back only when "
+        "a real generation succeeds (default: 120)",
+    )
 
     data = p.add_argument_group("model and data")
     data.add_argument("--model", help="local Hugging Face model directory (default: the embedded tiny model)")
@@ -243,14 +253,6 @@ def _parser() -> argparse.ArgumentParser:
         "--down-timeout", type=float, default=120.0, metavar="S", help="out this long: failed for good (default: 120)"
     )
     rem.add_argument(
-        "--stall-timeout",
-        type=float,
-        default=120.0,
-        metavar="S",
-        help="requests on the wire but no token or answer for this long: the replica is stuck and taken out, "
-        "even if its health check answers; it comes back only when a real generation succeeds (default: 120)",
-    )
-    rem.add_argument(
         "--output-ids",
         choices=["auto", "text"],
         default="auto",
@@ -299,7 +301,6 @@ REMOTE_FLAGS = (
     "eject_after",
     "probe_interval",
     "down_timeout",
-    "stall_timeout",
     "output_ids",
 )
 
@@ -385,6 +386,7 @@ def _run_command(args: argparse.Namespace, argv: list[str], console: Console) ->
             work_stealing=not args.no_work_stealing,
             devices=args.devices,
             cpu_bind=args.cpu_bind,
+            stall_timeout=args.stall_timeout,
             sut=args.sut,
             remote=remote,
             endpoints_file=args.endpoints_file,

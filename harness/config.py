@@ -18,6 +18,7 @@ from common.errors import HarnessError
 from harness.settings import LoadGenConfig
 from sut.dispatch import POLICIES
 from sut.engine_config import EngineConfig
+from sut.engine_worker import STALL_SECONDS
 from sut.generation import GenerationConfig
 from sut.remote_config import RemoteConfig, read_endpoints_file, redact_url
 
@@ -63,6 +64,9 @@ class RunConfig:
     """Explicit GPUs per replica (CUDA_VISIBLE_DEVICES ids, comma-separated), one entry per replica."""
     cpu_bind: list[str] | None = None
     """Cores per replica (`0-15`, `0,2,4`, `node:1`), one entry per replica."""
+    engine_stall_timeout: float = STALL_SECONDS
+    """Local and Ray engines: seconds one engine step may take before the engine counts as hung and is ended
+    (remote replicas have `RemoteConfig.stall_timeout`)."""
     step_delays: dict[int, float] = dataclasses.field(default_factory=dict)
     """Seconds a replica (by slot) sleeps after each engine step: emulates a slower device in tests and
     benchmarks. Any delay makes the run non-compliant."""
@@ -170,6 +174,7 @@ def build_config(
     devices: list[str] | None = None,
     cpu_bind: list[str] | None = None,
     step_delays: dict[int, float] | None = None,
+    stall_timeout: float | None = None,
     sut: str = "local",
     remote: dict[str, Any] | None = None,
     endpoints_file: str | Path | None = None,
@@ -181,9 +186,17 @@ def build_config(
 
     With `sut="remote"`, `remote` holds `RemoteConfig` fields (endpoints and the
     rest) and `model` (or `tokenizer`) is a local directory with the model's
-    tokenizer; the engine itself is the servers' business."""
+    tokenizer; the engine itself is the servers' business.
+
+    `stall_timeout` bounds every wait on a replica that has work and makes no progress, in every phase: a
+    local or Ray engine's step, or a server that returns no token and no answer."""
     if sut not in SUTS:
         raise HarnessError(f"--sut {sut!r}: use one of {', '.join(SUTS)}.")
+    if stall_timeout is not None:
+        if not stall_timeout > 0:
+            raise HarnessError(f"--stall-timeout must be above 0, got {stall_timeout}.")
+        if sut == "remote":
+            remote = {**(remote or {}), "stall_timeout": stall_timeout}
     # A wrong benchmark, scenario or audit is an error now, before anything is loaded.
     chosen = get_benchmark(benchmark)
     chosen.rules(scenario)
@@ -235,14 +248,8 @@ def build_config(
         generation_config = GenerationConfig(**{**chosen.generation, **(generation or {})})
     except TypeError as exc:
         raise HarnessError(f"unknown generation setting: {exc}") from None
-    if demo:
-        defaults = embedded.DEMO_LOADGEN[scenario] if scenario in embedded.DEMO_LOADGEN else {}
-        target_qps = target_qps if target_qps is not None else defaults.get("target_qps")
-        # The demo sizes its Offline query from a calibration, so it is VALID on any machine.
-        if scenario == "Offline" and target_qps is None:
-            target_qps = AUTO
-        min_duration_ms = min_duration_ms if min_duration_ms is not None else defaults.get("min_duration_ms")
-        min_query_count = min_query_count if min_query_count is not None else defaults.get("min_query_count")
+    # The demo's own LoadGen settings (`embedded.DEMO_LOADGEN`) fill in, setting by setting, only what the user
+    # leaves unset here and in their user.conf: `harness.settings.build_settings` knows both.
     calibrate = target_qps == AUTO
     if calibrate:
         if scenario != "Offline":
@@ -317,6 +324,7 @@ def build_config(
         devices=list(devices) if devices else None,
         cpu_bind=list(cpu_bind) if cpu_bind else None,
         step_delays=step_delays,
+        engine_stall_timeout=stall_timeout if stall_timeout is not None and sut != "remote" else STALL_SECONDS,
         accuracy_targets=str(accuracy_targets or (embedded.ROOT / chosen.demo_targets if demo else benchmark)),
         scoring_workers=scoring_workers,
         command=list(command) if command else None,

@@ -56,9 +56,8 @@ def print_summary(report: RunReport, console: Console) -> None:
     if compliance:
         table.add_row(compliance["test"], _compliance(compliance))
     table.add_row("data set", f"{record['dataset']['path']} ({record['dataset']['sample_count']} samples)")
-    effective = record["loadgen"].get("effective")
-    if effective:
-        table.add_row("LoadGen used", _effective(effective))
+    if record["loadgen"].get("effective"):
+        table.add_row("LoadGen used", _effective(record["loadgen"]))
     calibration = record.get("calibration")
     if calibration:
         table.add_row(
@@ -136,22 +135,35 @@ def _errors(replica: dict) -> str:
     return text
 
 
-def _effective(effective: dict) -> str:
-    """The settings people check first, as LoadGen used them."""
-    parts = [
-        f"min duration {effective.get('min_duration_ms', 0) / 1000:g} s",
-        f"performance samples {effective.get('performance_sample_count')}",
-    ]
-    if effective.get("scenario") == "Offline":
-        parts.append(f"samples in the query {effective.get('samples_per_query')}")
+def _effective(loadgen: dict) -> str:
+    """The settings people check first, as LoadGen used them, each with where its value came from."""
+    effective, requested, sources = loadgen["effective"], loadgen["settings"], loadgen.get("sources") or {}
+
+    def said(text: str, name: str) -> str:
+        return f"{text} ({sources[name]})" if name in sources else text
+
+    scenario = effective.get("scenario")
+    parts = [said(f"min duration {effective.get('min_duration_ms', 0) / 1000:g} s", "min_duration_ms")]
+    if scenario == "Offline":
+        # LoadGen's effective Offline query count is 1 (one query); what was asked for is a sample count.
+        parts.append(said(f"min queries {requested.get('min_query_count')}", "min_query_count"))
+        parts.append(said(f"expected QPS {effective.get('target_qps'):,.4g}", "offline_expected_qps"))
+    elif scenario == "SingleStream":
+        latency = 1e3 / (effective.get("target_qps") or float("inf"))
+        parts.append(said(f"expected latency {latency:g} ms", "single_stream_expected_latency_ns"))
+        parts.append(said(f"min queries {effective.get('min_query_count')}", "min_query_count"))
     else:
-        if effective.get("scenario") == "SingleStream":
-            parts.append(f"expected latency {1e3 / (effective.get('target_qps') or float('inf')):g} ms")
-        else:
-            parts.append(f"target QPS {effective.get('target_qps')}")
-        parts.append(f"min queries {effective.get('min_query_count')}")
+        parts.append(said(f"target QPS {effective.get('target_qps')}", "server_target_qps"))
+        parts.append(said(f"min queries {effective.get('min_query_count')}", "min_query_count"))
+    parts.append(
+        said(f"performance samples {effective.get('performance_sample_count')}", "performance_sample_count_override")
+    )
+    if scenario == "Offline":
+        parts.append(f"samples in the query {effective.get('samples_per_query')}")
     if effective.get("accuracy_log_sampling_target"):
-        parts.append(f"accuracy log sampling {effective['accuracy_log_sampling_target']}")
+        parts.append(
+            said(f"accuracy log sampling {effective['accuracy_log_sampling_target']}", "accuracy_log_sampling_target")
+        )
     return ", ".join(parts)
 
 

@@ -35,7 +35,7 @@ from harness.progress import RunProgress
 from harness.record import engine_args, failure_kinds, package_versions, replica_rows, write_samples
 from harness.reproduce import model_fingerprint
 from harness.results import DetailLog, RunResult, effective_settings, read_detail_log, summarize
-from harness.settings import BuiltSettings, build_settings, describe, log_settings
+from harness.settings import CALIBRATION, BuiltSettings, build_settings, describe, log_settings
 from scenarios import DRIVERS
 from scenarios.base import ScenarioDriver
 from scenarios.qsl import SampleLibrary
@@ -166,6 +166,7 @@ def _engines(
             placement=placement,
             log_path=log_path,
             step_delay=config.step_delays.get(slot, 0.0),
+            stall_timeout=config.engine_stall_timeout,
         )
         if cluster is None or bundle is None:
             return EngineReplica(spec, replica_sink)
@@ -494,6 +495,7 @@ class _Run:
             "loadgen": {
                 "seeds": {name: getattr(built.settings, name) for name in SEED_FIELDS},
                 "settings": describe(built.settings),
+                "sources": built.sources,
                 "effective": effective,
                 "audit_config": built.audit_config() or None,
                 "errors": detail.errors,
@@ -542,6 +544,9 @@ class _Run:
                 raise Interrupted(self.stop.requested)
         ok, value = outcome[0]
         if not ok:
+            if isinstance(value, HarnessError):
+                # The replica's error says which replica and what it did; this says when.
+                raise HarnessError(f"{phase}: {value}") from None
             raise value
         return value
 
@@ -671,7 +676,7 @@ def calibrate_offline(
     that rate x the minimum duration (x 1.1), so the query outlasts the minimum duration unless the timed run is
     that many times faster than the calibration; without it, a fixed query that takes seconds on a CPU is done
     in milliseconds on a GPU, and the run is INVALID for ending too early."""
-    if not config.loadgen.calibrate or config.loadgen.mode != "performance" or built.audit is not None:
+    if not built.calibrate or config.loadgen.mode != "performance" or built.audit is not None:
         return None
     if built.settings.min_duration_ms == 0:
         return None  # no minimum duration to outlast
@@ -682,6 +687,7 @@ def calibrate_offline(
         seconds = max(time.perf_counter() - t0, 1e-6)
     rate = len(prompts) / seconds
     built.settings.offline_expected_qps = rate * CALIBRATION_MARGIN
+    built.sources["offline_expected_qps"] = CALIBRATION
     return Calibration(len(prompts), round(seconds, 3), round(rate, 2), round(rate * CALIBRATION_MARGIN, 2))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,22 @@ from typing import Any
 import mlperf_loadgen as lg
 
 from benchmarks import DEFAULT_BENCHMARK, LOADGEN_SCENARIOS, Benchmark, ComplianceTest, ScenarioRules, get_benchmark
+from common import embedded
 from common.errors import HarnessError
 
 # The TestSettings field --target-qps sets, per LoadGen scenario.
-QPS_SETTINGS = {"Offline": "offline_expected_qps", "Server": "server_target_qps"}
+TARGET_SETTINGS = {
+    "Offline": "offline_expected_qps",
+    "Server": "server_target_qps",
+    "SingleStream": "single_stream_expected_latency_ns",
+}
+# Where a setting's value came from (`BuiltSettings.sources`); overrides are named by their option.
+LOADGEN_DEFAULT = "LoadGen default"
+MLPERF_CONF = "mlperf.conf"
+USER_CONF = "user.conf"
+DEMO = "demo"
+DATA_SET = "data set"
+CALIBRATION = "calibration"
 MODES = {"performance": lg.TestMode.PerformanceOnly, "accuracy": lg.TestMode.AccuracyOnly}
 CONF_SCENARIOS = {"*", "SingleStream", "MultiStream", "Server", "Offline"}
 # The keys LoadGen's TestSettings::FromConfig looks up; anything else it ignores silently.
@@ -69,6 +82,10 @@ class BuiltSettings:
     audit: ComplianceTest | None = None
     """The compliance test whose audit.config this run applies."""
     non_compliant: list[str] = field(default_factory=list)
+    calibrate: bool = False
+    """Offline: size the query from a calibration just before the test (`--target-qps auto`, or the demo)."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Each TestSettings field: where its value came from (mlperf.conf, user.conf, demo, `--min-duration`, ...)."""
 
     def audit_config(self) -> str:
         """The audit.config text LoadGen reads over every other setting (empty without an audit)."""
@@ -121,7 +138,12 @@ def check_user_conf(path: Path, conf_model: str) -> list[str]:
 
 
 def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSettings, list[str]]:
-    """TestSettings for `config`, and warnings worth showing the user."""
+    """TestSettings for `config`, and warnings worth showing the user.
+
+    Each setting comes from one place, recorded in `BuiltSettings.sources`, latest first: the audit's
+    audit.config, the data set (a performance sample count it cannot fill), an override (`--target-qps`,
+    `--min-duration`, `--min-query-count`), the user.conf, the demo (only where the user set nothing), the
+    benchmark's mlperf.conf, LoadGen's default."""
     if config.scenario not in LOADGEN_SCENARIOS:
         raise HarnessError(f"unknown scenario {config.scenario!r}: use one of {', '.join(LOADGEN_SCENARIOS)}.")
     if config.mode not in MODES:
@@ -132,13 +154,16 @@ def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSetti
     warnings: list[str] = []
     settings = lg.TestSettings()
     settings.scenario = getattr(lg.TestScenario, rules.loadgen_scenario)
+    sources = dict.fromkeys(describe(settings), LOADGEN_DEFAULT)
     # conf_type 0 loads LoadGen's built-in mlperf.conf; 2 then reads user.conf over it. That is
     # what conf_type 1 does, minus its process-wide counter, which logs a "multiple conf files"
     # error into every later run of the same process (a library must allow many runs).
     status = settings.FromConfig("", rules.conf_model, rules.loadgen_scenario, 0)
+    sources.update(dict.fromkeys(_fields_set_by("", rules, 0), MLPERF_CONF))
     if status == 0 and config.user_conf is not None:
         warnings += check_user_conf(config.user_conf, rules.conf_model)
         status = settings.FromConfig(str(config.user_conf), rules.conf_model, rules.loadgen_scenario, 2)
+        sources.update(dict.fromkeys(_fields_set_by(str(config.user_conf), rules, 2), USER_CONF))
     if status != 0:
         raise HarnessError(
             f"LoadGen rejected the configuration for {rules.conf_model}/{rules.loadgen_scenario} "
@@ -146,28 +171,29 @@ def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSetti
         )
     settings.mode = MODES[config.mode]
     non_compliant: list[str] = []
-    if config.demo:
-        non_compliant.append("demo settings for the embedded tiny model")
+    target = TARGET_SETTINGS[rules.loadgen_scenario]
 
-    def override(flag: str, attribute: str, value: Any) -> None:
+    def override(source: str, name: str, value: Any, reason: str) -> None:
+        setattr(settings, name, value)
+        sources[name] = source
+        non_compliant.append(reason)
+
+    if config.target_qps is not None:
+        reason = f"--target-qps {config.target_qps}"
+        if rules.loadgen_scenario == "SingleStream":
+            reason += f" (an expected latency of {1e3 / config.target_qps:g} ms)"
+        override("--target-qps", target, _target_value(target, config.target_qps), reason)
+    for flag, name, value in (
+        ("--min-duration", "min_duration_ms", config.min_duration_ms),
+        ("--min-query-count", "min_query_count", config.min_query_count),
+    ):
         if value is not None:
-            setattr(settings, attribute, value)
-            non_compliant.append(f"{flag} {value}")
-
-    if rules.loadgen_scenario == "SingleStream":
-        # LoadGen's own view: a SingleStream test's target QPS is 1 / its expected query latency, from which
-        # it sizes the test (before rounding up to whole passes over the performance samples).
-        if config.target_qps is not None:
-            settings.single_stream_expected_latency_ns = round(1e9 / config.target_qps)
-            non_compliant.append(
-                f"--target-qps {config.target_qps} (an expected latency of {1e3 / config.target_qps:g} ms)"
-            )
-    else:
-        override("--target-qps", QPS_SETTINGS[rules.loadgen_scenario], config.target_qps)
-    if config.calibrate and not config.demo:
+            override(flag, name, value, f"{flag} {value}")
+    calibrate = config.calibrate
+    if calibrate and not config.demo:
         non_compliant.append("--target-qps auto (the Offline query sized from a calibration run)")
-    override("--min-duration", "min_duration_ms", config.min_duration_ms)
-    override("--min-query-count", "min_query_count", config.min_query_count)
+    if config.demo:
+        calibrate = _apply_demo(config, rules, settings, sources, non_compliant)
 
     total = dataset_size
     if config.total_sample_count is not None:
@@ -179,12 +205,71 @@ def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSetti
     performance = min(requested, total)
     if performance != requested:
         settings.performance_sample_count_override = performance
+        sources["performance_sample_count_override"] = DATA_SET
         non_compliant.append(
             f"performance sample count {performance} (the benchmark asks for {requested}; "
             f"the data set has {dataset_size} samples)"
         )
+    elif sources["performance_sample_count_override"] == LOADGEN_DEFAULT:
+        sources["performance_sample_count_override"] = DATA_SET  # LoadGen takes the QSL's count: ours
     non_compliant += benchmark.check_requested(config.scenario, describe(settings))
-    return BuiltSettings(settings, benchmark, rules, total, performance, audit, non_compliant), warnings
+    built = BuiltSettings(settings, benchmark, rules, total, performance, audit, non_compliant, calibrate, sources)
+    if audit is not None:
+        with tempfile.NamedTemporaryFile("w", suffix=".config") as audit_file:
+            audit_file.write(built.audit_config())
+            audit_file.flush()
+            sources.update(dict.fromkeys(_fields_set_by(audit_file.name, rules, 2), f"{audit.name} audit.config"))
+    return built, warnings
+
+
+def _apply_demo(
+    config: LoadGenConfig, rules: ScenarioRules, settings: Any, sources: dict[str, str], non_compliant: list[str]
+) -> bool:
+    """The embedded model's short settings, each only where the user set nothing of their own (user.conf or an
+    override); returns whether the Offline query is sized by calibration, which the demo does unless the user
+    gave an expected QPS."""
+    demo = embedded.DEMO_LOADGEN.get(config.scenario, {})
+    target = TARGET_SETTINGS[rules.loadgen_scenario]
+    chosen = {"min_duration_ms": demo.get("min_duration_ms"), "min_query_count": demo.get("min_query_count")}
+    if "target_qps" in demo:
+        chosen[target] = _target_value(target, demo["target_qps"])
+    applied = []
+    for name, value in chosen.items():
+        if value is not None and sources[name] in (LOADGEN_DEFAULT, MLPERF_CONF):
+            setattr(settings, name, value)
+            sources[name] = DEMO
+            applied.append(f"{name} {value:g}")
+    calibrate = config.calibrate or (
+        rules.loadgen_scenario == "Offline" and sources[target] in (LOADGEN_DEFAULT, MLPERF_CONF)
+    )
+    if calibrate:
+        applied.append("the Offline query sized by calibration")
+    if applied:
+        non_compliant.append(f"demo settings for the embedded tiny model: {', '.join(applied)}")
+    else:
+        non_compliant.append("the embedded tiny model, not the benchmark's")
+    return calibrate
+
+
+def _target_value(name: str, qps: float) -> float:
+    """What `--target-qps` means for the setting it sets: LoadGen sizes a SingleStream test from the expected
+    latency of one query, 1 / its target QPS."""
+    return 1e9 / qps if name == "single_stream_expected_latency_ns" else qps
+
+
+def _fields_set_by(path: str, rules: ScenarioRules, conf_type: int) -> set[str]:
+    """The TestSettings fields a conf file ("": LoadGen's mlperf.conf) sets for this benchmark and scenario,
+    by LoadGen's own parser: read over two settings that differ in every field, what it sets is then equal."""
+    plain, shifted = lg.TestSettings(), lg.TestSettings()
+    for name, value in describe(shifted).items():
+        if isinstance(value, bool):
+            setattr(shifted, name, not value)
+        elif isinstance(value, int | float):
+            setattr(shifted, name, value * 2 + 1)
+    for settings in (plain, shifted):
+        settings.FromConfig(path, rules.conf_model, rules.loadgen_scenario, conf_type)
+    before, after = describe(plain), describe(shifted)
+    return {name for name, value in before.items() if after[name] == value and name not in ("scenario", "mode")}
 
 
 def describe(settings: Any) -> dict[str, Any]:

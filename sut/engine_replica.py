@@ -188,7 +188,7 @@ class EngineReplica:
             self._send(WarmUp([list(p) for p in prompts], max_new_tokens))
             self._warmed.wait()
         if self._dead:
-            raise HarnessError(f"the vLLM engine failed during warm-up: {self._dead}")
+            raise HarnessError(self._dead)
         if self._stopping:
             raise HarnessError(f"{self.name} was stopped during its warm-up")
 

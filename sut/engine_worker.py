@@ -37,6 +37,8 @@ from sut.layout import Placement
 from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Warmed, WarmUp, Withdraw, Withdrawn
 
 WATCH_INTERVAL = 0.5
+STALL_SECONDS = 300.0
+"""How long one engine step may take by default: a long prefill on a slow device, never a healthy step's time."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,8 @@ class WorkerSpec:
     log_path: Path | None = None
     step_delay: float = 0.0
     """Seconds slept after each engine step: emulates a slower device (tests, benchmarks)."""
-    stall_timeout: float = 300.0
-    """An engine step that takes longer than this with requests in flight counts as a hung engine."""
+    stall_timeout: float = STALL_SECONDS
+    """An engine step that takes longer than this counts as a hung engine: the worker ends, and says why."""
     engine_factory: Callable[[WorkerSpec], Any] | None = None
     """Builds the engine in the worker; None is vLLM's `LLMEngine`. Anything with vLLM's
     `add_request` / `step` / `has_unfinished_requests` will do (the protocol benchmark uses an echo)."""
@@ -271,13 +273,9 @@ class _Worker:
         first: list[tuple[int, int]] = []
         done: list[tuple[int, list[int]]] = []
         if live:
-            self._stepping_since = time.monotonic()
             self._waiting.stepping()
-            outputs = self._engine.step()
+            outputs = self._engine_step()
             self._waiting.stepped()
-            if self._spec.step_delay:
-                time.sleep(self._spec.step_delay)
-            self._stepping_since = None
             for output in outputs:
                 entry = live.get(output.request_id)
                 if entry is None:
@@ -305,10 +303,18 @@ class _Worker:
             except self._rejections:
                 continue  # the timed run reports this prompt; warming up needs only the others
         while self._engine.has_unfinished_requests() and not self._stop_requested:
-            self._stepping_since = time.monotonic()
-            self._engine.step()
-            self._stepping_since = None
+            self._engine_step()
         self._send(Warmed())
+
+    def _engine_step(self) -> list[Any]:
+        """One engine step, watched: one that takes longer than the stall timeout ends the worker (`_watch`).
+        A step delay is part of the step, warm-up included, as it would be on the slower device it stands for."""
+        self._stepping_since = time.monotonic()
+        outputs = self._engine.step()
+        if self._spec.step_delay:
+            time.sleep(self._spec.step_delay)
+        self._stepping_since = None
+        return outputs
 
     # -- ending -----------------------------------------------------------------------------------
     def _watch(self) -> None:
@@ -319,7 +325,9 @@ class _Worker:
                 self._die("the vLLM engine core process exited unexpectedly", hard=True)
             since = self._stepping_since
             if since is not None and time.monotonic() - since > self._spec.stall_timeout:
-                self._die(f"an engine step made no progress for {self._spec.stall_timeout:.0f} s", hard=True)
+                self._die(
+                    f"an engine step made no progress for {self._spec.stall_timeout:g} s (--stall-timeout)", hard=True
+                )
 
     def _die(self, reason: str, *, hard: bool = False) -> None:
         try:

@@ -201,7 +201,8 @@ class RemoteReplica:
             hint = ""
             if "return_token_ids" in str(exc):
                 hint = " The server does not take vLLM's return_token_ids: run with --output-ids text."
-            raise HarnessError(f"{self.where}: a warm-up request failed: {exc}.{hint}") from None
+            what = str(exc) if exc.kind == "stalled" else f"a request failed: {exc}"
+            raise HarnessError(f"{self.where}: {what}.{hint}") from None
 
     def submit(self, requests: Sequence[GenerationRequest]) -> None:
         if requests:
@@ -536,14 +537,33 @@ class RemoteReplica:
 
     async def _warm(self, requests: list[GenerationRequest], max_new_tokens: int) -> None:
         """As the timed run sends: at most max_in_flight at once, spread over the pooled clients, so a
-        calibration measures the rate the run will see."""
+        calibration measures the rate the run will see. As in the test, a server that returns no answer for
+        `stall_timeout` is stuck; before the test there is nothing to move its work to, so the wait ends there."""
         slots = asyncio.Semaphore(self.settings.max_in_flight)
+        stall = self.settings.stall_timeout
+        answered = 0
 
-        async def send(index: int, request: GenerationRequest) -> None:
+        async def send(request: GenerationRequest) -> None:
+            nonlocal answered
             async with slots:
                 await self._attempt(request, max_new_tokens)
+            answered += 1
+            quiet.reschedule(self._loop.time() + stall)
 
-        await asyncio.gather(*(send(i, r) for i, r in enumerate(requests)))
+        try:
+            # The first failed request cancels the others: none is left running on the loop.
+            async with asyncio.timeout(stall) as quiet, asyncio.TaskGroup() as group:
+                for request in requests:
+                    group.create_task(send(request))
+        except TimeoutError:
+            raise AttemptError(
+                "stalled",
+                f"it took {len(requests)} requests, answered {answered}, and then returned nothing for {stall:g} s "
+                f"(--stall-timeout): the server accepts requests but does not generate; check its logs",
+                retriable=False,
+            ) from None
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
 
     async def _close(self) -> None:
         self._closing = True

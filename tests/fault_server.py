@@ -138,6 +138,7 @@ class _Faults:
     cut_count: int | None = None
     first_token_delay: float = 0.0
     delay_count: int | None = None
+    delay_after: int = 0
     usage_delta: int = 0
 
 
@@ -307,10 +308,12 @@ class FaultServer:
         with self._lock:
             self._faults.cut_after, self._faults.cut_count = tokens, count
 
-    def first_token_delay(self, seconds: float, count: int | None = None) -> None:
-        """The next `count` requests (None: all) wait `seconds` before their first output."""
+    def first_token_delay(self, seconds: float, count: int | None = None, *, after: int = 0) -> None:
+        """The next `count` requests (None: all) wait `seconds` before their first output; with `after`, only
+        once that many more requests have come and gone undelayed (a server that stalls mid-run)."""
         with self._lock:
             self._faults.first_token_delay, self._faults.delay_count = seconds, count
+            self._faults.delay_after = after
 
     def wrong_usage(self, delta: int) -> None:
         """Reported usage.completion_tokens is off by `delta` from the tokens actually sent."""
@@ -340,7 +343,10 @@ class FaultServer:
                 if faults.cut_count <= 0:
                     faults.cut_after = faults.cut_count = None
             delay = faults.first_token_delay
-            if delay and faults.delay_count is not None:
+            if delay and faults.delay_after > 0:
+                faults.delay_after -= 1
+                delay = 0.0
+            elif delay and faults.delay_count is not None:
                 faults.delay_count -= 1
                 if faults.delay_count <= 0:
                     faults.first_token_delay, faults.delay_count = 0.0, None

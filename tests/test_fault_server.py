@@ -188,6 +188,16 @@ def test_first_token_delay(server: FaultServer) -> None:
             assert (first >= 0.3) if expect_slow else (first < 0.25)
 
 
+def test_first_token_delay_after_some_requests_delays_only_those_after(server: FaultServer) -> None:
+    server.first_token_delay(0.3, count=1, after=2)
+    with httpx.Client(timeout=TIMEOUT) as client:
+        for expect_slow in (False, False, True, False):
+            began = time.monotonic()
+            client.post(f"{server.url}/v1/completions", json=completion(2)).raise_for_status()
+            took = time.monotonic() - began
+            assert (took >= 0.3) if expect_slow else (took < 0.25)
+
+
 def test_wrong_usage(server: FaultServer) -> None:
     server.wrong_usage(-2)
     with httpx.Client(timeout=TIMEOUT) as client:

@@ -130,3 +130,26 @@ def test_target_qps_auto_is_for_offline_only():
 
     with pytest.raises(HarnessError, match="calibrates the Offline query only"):
         build_config(scenario="Server", target_qps="auto")
+
+
+def test_the_users_settings_win_over_the_demos_and_the_summary_names_each_source(tmp_path):
+    """The embedded model with a user.conf (its minimum duration) and an override (its query count): LoadGen runs
+    with those, the demo fills in only the expected QPS (by calibration), and the summary says where each came from."""
+    from harness.report import print_summary
+
+    conf = tmp_path / "user.conf"
+    conf.write_text("*.Offline.min_duration = 2000\nllama3_1-8b.Offline.min_query_count = 50\n")
+    options = {"benchmark": "llama3.1-8b", "user_conf": conf, "min_query_count": 700, "total_sample_count": None}
+    report = _run(tmp_path / "runs", ScriptedReplica.factory(), **options)
+    assert report.result.valid, report.result.invalid_reasons
+    effective = report.record["loadgen"]["effective"]
+    assert effective["min_duration_ms"] == 2000 and effective["samples_per_query"] >= 700
+    assert report.record["wall_seconds"] >= 2.0
+    sources = report.record["loadgen"]["sources"]
+    assert (sources["min_duration_ms"], sources["min_query_count"]) == ("user.conf", "--min-query-count")
+    assert sources["offline_expected_qps"] == "calibration"
+    shown = Console(file=io.StringIO(), width=300)
+    print_summary(report, shown)
+    text = shown.file.getvalue()
+    assert "min duration 2 s (user.conf), min queries 700 (--min-query-count)" in text
+    assert "(calibration)" in text and "performance samples 300 (data set)" in text
