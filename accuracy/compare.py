@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,14 @@ from rich.table import Table
 from accuracy.report import ACCURACY_JSON, SAMPLES_JSONL
 from common.dataset import load_dataset
 from common.errors import HarnessError
+from common.files import NUMBER, Shape, read_json, read_jsonl
 
 METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum", "tokens_per_sample", "gen_num")
+ROUGE = METRICS[:4]
+# What a comparison reads of the files `accuracy.report` writes, with the types it computes with.
+REPORT_KEYS: Shape = {"metrics": dict, **{f"metrics.{key}": NUMBER for key in METRICS}}
+OPTIONAL_REPORT_KEYS: Shape = {"dataset": dict, "dataset.path": str}
+SAMPLE_KEYS: Shape = {"qsl_idx": int, "prediction": str, **dict.fromkeys(ROUGE, NUMBER)}
 
 
 @dataclass
@@ -48,16 +53,14 @@ def load_scored_run(path: str | Path) -> ScoredRun:
     path = Path(path)
     directory = path.parent if path.is_file() else path
     report_file, samples_file = directory / ACCURACY_JSON, directory / SAMPLES_JSONL
-    if not report_file.is_file() or not samples_file.is_file():
+    if not report_file.exists() and not samples_file.exists():
         raise HarnessError(
             f"{path} has no {ACCURACY_JSON} and {SAMPLES_JSONL}: pass a run directory of an accuracy-mode "
             "run, or score its log first with 'python -m accuracy --accuracy-log ... --dataset ...'."
         )
-    samples = {}
-    for line in samples_file.read_text().splitlines():
-        row = json.loads(line)
-        samples[row["qsl_idx"]] = row
-    return ScoredRun(directory, json.loads(report_file.read_text()), samples)
+    report = read_json(report_file, what="accuracy report", required=REPORT_KEYS, optional=OPTIONAL_REPORT_KEYS)
+    rows = read_jsonl(samples_file, what="accuracy samples", required=SAMPLE_KEYS)
+    return ScoredRun(directory, report, {row["qsl_idx"]: row for row in rows})
 
 
 def _references(run: ScoredRun) -> list[str] | None:
@@ -69,7 +72,7 @@ def _references(run: ScoredRun) -> list[str] | None:
 
 def compare(a: str | Path, b: str | Path, *, metric: str = "rougeL", top: int = 5) -> Comparison:
     run_a, run_b = load_scored_run(a), load_scored_run(b)
-    if metric not in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+    if metric not in ROUGE:
         raise HarnessError(f"--metric {metric!r}: use rouge1, rouge2, rougeL or rougeLsum.")
     deltas = {}
     for key in METRICS:

@@ -11,17 +11,21 @@ dropped most).
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from common.errors import HarnessError, report_failure
+from common.files import read_each
+from harness.record import RUN_JSON, console_warning, read_run_record
 from harness.reproduce import compare_runs
+
+if TYPE_CHECKING:
+    from accuracy.compare import Comparison as AccuracyComparison
 
 HIGHER_IS_BETTER = ("tokens_per_second", "samples_per_second", "rouge1", "rouge2", "rougeL")
 LOWER_IS_BETTER = ("ttft_ms p99", "tpot_ms p99")
@@ -45,18 +49,32 @@ class PairComparison:
     baseline: Path
     candidate: Path
     changes: list[Change]
+    accuracy: AccuracyComparison | None = None
+    """Accuracy runs: the per-sample comparison of `python -m accuracy compare`."""
 
     @property
     def regressions(self) -> list[Change]:
         return [change for change in self.changes if change.regression]
 
 
-def compare_dirs(baseline: Path, candidate: Path, limits: dict[str, float]) -> list[PairComparison]:
-    """Pair up the runs of `baseline` and `candidate` (two runs, or two sweeps) and compare each pair."""
-    pairs = _pairs(baseline, candidate)
+def compare_dirs(
+    baseline: Path, candidate: Path, limits: dict[str, float], *, warn: Callable[[str], None] | None = None
+) -> list[PairComparison]:
+    """Pair up the runs of `baseline` and `candidate` (two runs, or two sweeps) and compare each pair. Of two
+    sweeps, a pair with a damaged file is left out with a `warn`ing (on stderr by default); two runs given as
+    such are compared, or refused."""
+    if (baseline / RUN_JSON).exists() and (candidate / RUN_JSON).exists():
+        return [_compare_pair(f"{baseline.name} -> {candidate.name}", baseline, candidate, limits)]
+    runs_a, runs_b = _sweep_runs(baseline), _sweep_runs(candidate)
+    pairs = [(key, runs_a[key], runs_b[key]) for key in runs_a if key in runs_b]
     if not pairs:
         raise HarnessError(f"{baseline} and {candidate} have no runs in common (same point, scenario and mode).")
-    return [_compare_pair(label, a, b, limits) for label, a, b in pairs]
+    return read_each(
+        pairs,
+        lambda pair: _compare_pair(*pair, limits),
+        warn or console_warning(Console(stderr=True)),
+        left_out="Left out of the comparison.",
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -83,10 +101,10 @@ def main(argv: Sequence[str]) -> int:
         return report_failure(exc, lambda line: print(f"error: {line}"))
     for comparison in comparisons:
         print_pair(comparison, console)
-        if (comparison.baseline / "accuracy.json").is_file() and (comparison.candidate / "accuracy.json").is_file():
-            from accuracy.compare import compare, print_comparison
+        if comparison.accuracy is not None:
+            from accuracy.compare import print_comparison
 
-            print_comparison(compare(comparison.baseline, comparison.candidate), console)
+            print_comparison(comparison.accuracy, console)
     regressions = sum(len(comparison.regressions) for comparison in comparisons)
     console.print(
         f"[bold red]{regressions} regressions[/]" if regressions else "[green]no regression[/]",
@@ -130,9 +148,7 @@ def print_pair(comparison: PairComparison, console: Console) -> None:
 
 
 def _compare_pair(label: str, baseline: Path, candidate: Path, limits: dict[str, float]) -> PairComparison:
-    before = json.loads((baseline / "run.json").read_text())
-    after = json.loads((candidate / "run.json").read_text())
-    figures = compare_runs(baseline, before, candidate, after).figures
+    figures = compare_runs(baseline, read_run_record(baseline), candidate, read_run_record(candidate)).figures
     changes = []
     for figure, (old, new) in figures.items():
         if figure == "valid":
@@ -145,24 +161,24 @@ def _compare_pair(label: str, baseline: Path, candidate: Path, limits: dict[str,
         allowed = limits.get(figure, limits["*"])
         worse = -relative if figure in HIGHER_IS_BETTER else relative if figure in LOWER_IS_BETTER else 0.0
         changes.append(Change(figure, old, new, relative, worse > allowed))
-    return PairComparison(label, baseline, candidate, changes)
+    accuracy = None
+    if (baseline / "accuracy.json").exists() and (candidate / "accuracy.json").exists():
+        from accuracy.compare import compare
 
-
-def _pairs(baseline: Path, candidate: Path) -> list[tuple[str, Path, Path]]:
-    if (baseline / "run.json").is_file() and (candidate / "run.json").is_file():
-        return [(f"{baseline.name} -> {candidate.name}", baseline, candidate)]
-    runs_a, runs_b = _sweep_runs(baseline), _sweep_runs(candidate)
-    return [(key, runs_a[key], runs_b[key]) for key in runs_a if key in runs_b]
+        accuracy = compare(baseline, candidate)
+    return PairComparison(label, baseline, candidate, changes, accuracy)
 
 
 def _sweep_runs(path: Path) -> dict[str, Path]:
-    manifest = path / "sweep.json"
-    if not manifest.is_file():
+    from harness.sweep import MANIFEST, read_manifest
+
+    manifest = path / MANIFEST
+    if not manifest.exists():
         raise HarnessError(f"{path} is neither a run directory (run.json) nor a sweep directory (sweep.json).")
     runs = {}
-    for entry in json.loads(manifest.read_text())["runs"]:
+    for entry in read_manifest(manifest):
         run_dir = Path(entry.get("run_dir") or "")
-        if entry.get("status") in ("done", "skipped") and (run_dir / "run.json").is_file():
+        if entry["status"] in ("done", "skipped") and (run_dir / RUN_JSON).exists():
             values = ", ".join(f"{axis}={value}" for axis, value in entry["values"].items()) or "base"
             runs[f"{values} · {entry['scenario']} {entry['mode']}"] = run_dir
     return runs

@@ -41,15 +41,21 @@ from rich.console import Console
 from rich.table import Table
 
 from common.errors import HarnessError, InternalError, report_failure
+from common.files import Shape, read_json
 from common.stopping import Interrupted, StopSignals
 from harness.config import RunConfig, build_config
 from harness.plans import PlanLines, read_plan
+from harness.record import RUN_JSON, console_warning, read_run_record
 from sut.layout import cpu_sets_for, format_cpus, gpu_sets_for, running_on_cpu, visible_gpus
 
 PLAN_KEYS = ("name", "output_dir", "runs")
 SET_BY_MULTI = ("output_dir", "command")
 """`build_config` arguments a run of the plan does not set."""
 POLL_SECONDS = 0.2
+OUTCOME = "outcome.json"
+"""What each run's process leaves in its output folder: its exit code, and its run directory or its error."""
+OUTCOME_KEYS: Shape = {"code": int}
+OPTIONAL_OUTCOME_KEYS: Shape = {"run_dir": str, "error": str}
 
 
 @dataclass(frozen=True)
@@ -300,7 +306,7 @@ def _run_processes(
     measured = {}
     for name, process in processes.items():
         process.join()
-        measured[name] = _outcome(name, process.exitcode or 0, plan.directory / setting / name)
+        measured[name] = _outcome(name, process.exitcode or 0, plan.directory / setting / name, console)
         valid = (measured[name].record.get("result") or {}).get("valid")
         verdict = measured[name].error or ("VALID" if valid else "INVALID")
         console.print(f"[dim]{setting}: {name}: {verdict}[/]", highlight=False)
@@ -341,7 +347,7 @@ def _child(options: dict[str, Any], output_dir: Path, ready: Any, go: Any) -> No
         outcome = {"code": 3, "error": f"{type(exc).__name__}: {exc}"}
     finally:
         ready.set()
-    (output_dir / "outcome.json").write_text(json.dumps(outcome) + "\n")
+    (output_dir / OUTCOME).write_text(json.dumps(outcome) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(outcome.get("code", 3))
@@ -372,14 +378,20 @@ def _parent_gone(signum: int, frame: FrameType | None) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _outcome(name: str, code: int, output_dir: Path) -> Measured:
-    path = output_dir / "outcome.json"
-    if not path.is_file():
+def _outcome(name: str, code: int, output_dir: Path, console: Console) -> Measured:
+    """What the run's process left: its outcome file and its run.json. One of them damaged, the run has no
+    figures: it counts as failed, with a warning naming the file, and the report is made of the others."""
+    path = output_dir / OUTCOME
+    if not path.exists():
         return Measured(name, code or 3, error=f"its process ended with code {code}; see {output_dir / 'run.log'}")
-    outcome = json.loads(path.read_text())
-    measured = Measured(name, int(outcome.get("code", code)), outcome.get("run_dir"), outcome.get("error"))
-    if measured.run_dir and (Path(measured.run_dir) / "run.json").is_file():
-        measured.record = json.loads((Path(measured.run_dir) / "run.json").read_text())
+    try:
+        outcome = read_json(path, what="run outcome", required=OUTCOME_KEYS, optional=OPTIONAL_OUTCOME_KEYS)
+        measured = Measured(name, outcome["code"], outcome.get("run_dir"), outcome.get("error"))
+        if measured.run_dir and (Path(measured.run_dir) / RUN_JSON).exists():
+            measured.record = read_run_record(Path(measured.run_dir))
+    except HarnessError as exc:
+        console_warning(console)(f"{exc} Its figures are left out of the report.")
+        return Measured(name, code or 3, error=str(exc))
     return measured
 
 

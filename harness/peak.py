@@ -32,7 +32,9 @@ from benchmarks import ScenarioRules, get_benchmark
 from common.errors import HarnessError
 from common.stopping import Interrupted
 from harness.config import RunConfig
+from harness.record import RUN_JSON, read_run_record
 from harness.runner import RunReport, run
+from harness.settings import requested_settings
 
 STEP = 1.5
 """How far the bracket widens per run while looking for the first VALID and the first INVALID target."""
@@ -185,10 +187,12 @@ def offline_rate(text: str | None) -> float | None:
     """`--search-from`: an Offline run directory (its samples/s) or a number of samples a second."""
     if text is None:
         return None
-    record_path = Path(text) / "run.json"
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if record.get("scenario") != "Offline" or not record["result"].get("samples_per_second"):
+    if (Path(text) / RUN_JSON).exists():
+        try:
+            record = read_run_record(Path(text))
+        except HarnessError as exc:
+            raise HarnessError(f"--search-from {text}: {exc}") from None
+        if record["scenario"] != "Offline" or not record["result"].get("samples_per_second"):
             raise HarnessError(f"--search-from {text}: give an Offline performance run (this one has no Offline rate).")
         rate = float(record["result"]["samples_per_second"])
     else:
@@ -208,7 +212,7 @@ def _probe_config(config: RunConfig, directory: Path) -> RunConfig:
         scenario="Offline",
         target_qps=None,
         calibrate=True,
-        min_duration_ms=_at_most(config.loadgen.min_duration_ms, PROBE_DURATION_MS),
+        min_duration_ms=min(requested_settings(config.loadgen).min_duration_ms, PROBE_DURATION_MS),
         min_query_count=None,
     )
     return dataclasses.replace(config, loadgen=loadgen, output_dir=directory / "probe")
@@ -217,16 +221,14 @@ def _probe_config(config: RunConfig, directory: Path) -> RunConfig:
 def _at(config: RunConfig, qps: float, directory: Path, *, duration_ms: int | None) -> RunConfig:
     changes: dict[str, Any] = {"target_qps": qps}
     if duration_ms is not None:
-        changes["min_duration_ms"] = _at_most(config.loadgen.min_duration_ms, duration_ms)
-        changes["min_query_count"] = _at_most(config.loadgen.min_query_count, SEARCH_QUERIES)
+        # Shorter than the configuration's own settings, wherever those come from (user.conf, the demo, ...).
+        own = requested_settings(config.loadgen)
+        changes["min_duration_ms"] = min(own.min_duration_ms, duration_ms)
+        changes["min_query_count"] = min(own.min_query_count, SEARCH_QUERIES)
     name = f"qps-{qps:.4g}" if duration_ms is not None else f"final-{qps:.4g}"
     return dataclasses.replace(
         config, loadgen=dataclasses.replace(config.loadgen, **changes), output_dir=directory / name
     )
-
-
-def _at_most(own: int | None, limit: int) -> int:
-    return limit if own is None else min(own, limit)
 
 
 def _step(qps: float, report: RunReport) -> SearchStep:

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from common.errors import HarnessError
+from common.files import read_text
 
 
 class PlanLines:
@@ -33,10 +34,7 @@ class PlanLines:
 
 def read_plan(path: Path, what: str, keys: tuple[str, ...]) -> tuple[dict[str, Any], PlanLines]:
     """The plan's mapping and its lines; a missing file, a folder, bad syntax or an unknown key is one error."""
-    if not path.is_file():
-        problem = "is a folder, not a plan file" if path.is_dir() else "does not exist"
-        raise HarnessError(f"{what} {path} {problem}: give a .yaml or .toml plan.")
-    text = path.read_text()
+    text = read_text(path, what=what, remedy="give a .yaml or .toml plan")
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:

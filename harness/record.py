@@ -1,13 +1,20 @@
-"""What a run writes besides LoadGen's own logs: the per-replica rows of run.json and samples.jsonl."""
+"""What a run writes besides LoadGen's own logs: the per-replica rows of run.json and samples.jsonl; and both read
+back, checked, by the commands that work on earlier runs."""
 
 from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+
+from common.errors import HarnessError
+from common.files import NULL, NUMBER, Shape, read_json, read_jsonl
 from scenarios.responder import SampleRecord, latency_percentiles
 from sut.engine_replica import EngineReplica
 from sut.layout import format_cpus
@@ -103,3 +110,75 @@ def write_samples(path: Path, records: list[SampleRecord], placed: dict[int, str
             if record.error:
                 row["error"] = record.error
             f.write(json.dumps(row) + "\n")
+
+
+# -- reading them back ---------------------------------------------------------------------------------------
+RUN_JSON = "run.json"
+RECORD_KEYS: Shape = {
+    "benchmark": str,
+    "scenario": str,
+    "mode": str,
+    "started_at": str,
+    "config": dict,
+    "config.loadgen": dict,
+    "config.engine": dict,
+    "config.engine.model": str,
+    "config.generation": dict,
+    "config.dataset": dict,
+    "config.dataset.path": str,
+    "result": dict,
+    "result.valid": bool,
+    "result.invalid_reasons": list,
+    "samples": dict,
+    "dataset": dict,
+    "dataset.sha256": str,
+    "loadgen": dict,
+    "replicas": list,
+    "non_compliant": list,
+    "versions": dict,
+    "accuracy.metrics": dict,
+    "compliance.test": str,
+    "compliance.passed": bool,
+    "model.files_sha256": dict,
+    "model.weight_bytes": dict,
+}
+"""What every run.json has, with the types its readers (rerun, report, compare, submission, sweep, multi, the
+peak search) rely on; a key under a null parent (`accuracy` of a performance run) is not asked for."""
+OPTIONAL_RECORD_KEYS: Shape = {
+    "compliance_test": (str, NULL),
+    "accuracy": (dict, NULL),
+    "compliance": (dict, NULL),
+    "model": (dict, NULL),
+    "test_window": (list, NULL),
+    "config.remote": (dict, NULL),
+    "config.step_delays": (dict, NULL),
+    "config.command": (list, NULL),
+    "loadgen.effective": (dict, NULL),
+    "result.tokens_per_second": (*NUMBER, NULL),
+    "result.samples_per_second": (*NUMBER, NULL),
+    "result.ttft_ms": (dict, NULL),
+    "result.tpot_ms": (dict, NULL),
+}
+"""Keys that runs of older versions may lack, or that only some runs have; when there, of these types."""
+SAMPLE_KEYS: Shape = {"qsl_idx": int, "n_tokens": int}
+OPTIONAL_SAMPLE_KEYS: Shape = {"output_token_ids": list}
+
+
+def read_run_record(run_dir: Path) -> dict[str, Any]:
+    """`run_dir`'s run.json, checked: a folder without one, or a damaged or foreign one, is one error line."""
+    path = Path(run_dir) / RUN_JSON
+    if not path.exists():
+        raise HarnessError(f"{run_dir} is not a run directory (it has no {RUN_JSON}): pass a directory a run wrote.")
+    return read_json(path, what="run record", required=RECORD_KEYS, optional=OPTIONAL_RECORD_KEYS)
+
+
+def read_samples(run_dir: Path) -> list[dict[str, Any]]:
+    """`run_dir`'s samples.jsonl, each row checked; a damaged row is one error line that says which."""
+    return read_jsonl(
+        Path(run_dir) / "samples.jsonl", what="samples file", required=SAMPLE_KEYS, optional=OPTIONAL_SAMPLE_KEYS
+    )
+
+
+def console_warning(console: Console) -> Callable[[str], None]:
+    """How a command over many runs tells of one it leaves out: one line, whatever the console's width."""
+    return lambda line: console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)

@@ -22,13 +22,17 @@ import csv
 import html
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from benchmarks import get_benchmark
 from common.errors import HarnessError, report_failure
+from common.files import read_each
+from harness.record import console_warning, read_run_record
 
 PER_RUN = (
     "loadgen.scenario",
@@ -80,9 +84,16 @@ class Report:
     plots: list[Path]
 
 
-def build_report(paths: Sequence[Path], output: Path) -> Report:
+def build_report(paths: Sequence[Path], output: Path, *, warn: Callable[[str], None] | None = None) -> Report:
+    """The report of every run under `paths`; a run whose run.json is damaged is left out, with a `warn`ing
+    (on stderr by default)."""
     run_dirs = find_runs(paths)
-    records = [(run_dir, json.loads((run_dir / "run.json").read_text())) for run_dir in run_dirs]
+    records = read_each(
+        run_dirs,
+        lambda run_dir: (run_dir, read_run_record(run_dir)),
+        warn or console_warning(Console(stderr=True)),
+        left_out="Left out of the report.",
+    )
     flats = [_flatten(record["config"]) for _, record in records]
     base = _most_common(flats)
     rows = [_row(run_dir, record, flat, base) for (run_dir, record), flat in zip(records, flats, strict=True)]

@@ -22,6 +22,7 @@ from rich.table import Table
 from common.dataset import sha256_of
 from common.errors import HarnessError, report_failure
 from harness.config import DatasetConfig, RunConfig
+from harness.record import read_run_record, read_samples
 from harness.settings import LoadGenConfig
 from sut.engine_config import EngineConfig
 from sut.generation import GenerationConfig
@@ -163,7 +164,16 @@ class Comparison:
         return dataclasses.asdict(self)
 
 
-def compare_runs(before_dir: Path, before: dict[str, Any], after_dir: Path, after: dict[str, Any]) -> Comparison:
+def compare_runs(
+    before_dir: Path,
+    before: dict[str, Any],
+    after_dir: Path,
+    after: dict[str, Any],
+    *,
+    before_outputs: dict[int, list[int]] | None = None,
+) -> Comparison:
+    """The figures of two runs; in accuracy mode also their output tokens (`before_outputs`: the first run's,
+    when they were read already)."""
     figures: dict[str, tuple[Any, Any]] = {"valid": (before["result"]["valid"], after["result"]["valid"])}
     for name in FIGURES:
         figures[name] = (before["result"].get(name), after["result"].get(name))
@@ -175,7 +185,8 @@ def compare_runs(before_dir: Path, before: dict[str, Any], after_dir: Path, afte
             figures[metric] = (before["accuracy"]["metrics"][metric], after["accuracy"]["metrics"][metric])
     identical, compared = None, 0
     if before["mode"] == "accuracy":
-        old, new = _outputs(before_dir), _outputs(after_dir)
+        old = _outputs(before_dir) if before_outputs is None else before_outputs
+        new = _outputs(after_dir)
         common = set(old) & set(new)
         compared = len(common)
         identical = sum(old[i] == new[i] for i in common) / compared if compared else None
@@ -184,8 +195,7 @@ def compare_runs(before_dir: Path, before: dict[str, Any], after_dir: Path, afte
 
 def _outputs(run_dir: Path) -> dict[int, list[int]]:
     outputs = {}
-    for line in (run_dir / "samples.jsonl").read_text().splitlines():
-        row = json.loads(line)
+    for row in read_samples(run_dir):
         if "output_token_ids" in row:
             outputs.setdefault(row["qsl_idx"], row["output_token_ids"])
     return outputs
@@ -223,14 +233,13 @@ def rerun(
     `replica_factory` is `run`'s (tests use a scripted replica)."""
     from harness.runner import run
 
-    record_path = Path(run_dir) / "run.json"
-    if not record_path.is_file():
-        raise HarnessError(f"{run_dir} is not a run directory (it has no run.json).")
-    record = json.loads(record_path.read_text())
+    record = read_run_record(Path(run_dir))
+    # Read now, not after the run: a damaged samples.jsonl is refused before the time a run takes.
+    outputs = _outputs(Path(run_dir)) if record["mode"] == "accuracy" else None
     config = config_from_record(record, Path(run_dir), output_dir)
     check_unchanged(record, config)
     report = run(config, console=console, replica_factory=replica_factory)
-    comparison = compare_runs(Path(run_dir), record, report.run_dir, report.record)
+    comparison = compare_runs(Path(run_dir), record, report.run_dir, report.record, before_outputs=outputs)
     (report.run_dir / "rerun.json").write_text(
         json.dumps({"original": str(run_dir), **comparison.to_json()}, indent=2) + "\n"
     )

@@ -137,6 +137,25 @@ def check_user_conf(path: Path, conf_model: str) -> list[str]:
     return []
 
 
+@dataclass
+class _Asked:
+    """What a configuration asks of LoadGen before a data set sizes it."""
+
+    settings: Any
+    benchmark: Benchmark
+    rules: ScenarioRules
+    sources: dict[str, str]
+    non_compliant: list[str]
+    calibrate: bool
+    warnings: list[str]
+
+
+def requested_settings(config: LoadGenConfig) -> Any:
+    """The TestSettings `config` asks for from mlperf.conf, its user.conf, its overrides and (for the embedded
+    model) the demo, before a data set caps its sample counts: what a search shortens its runs from."""
+    return _ask(config).settings
+
+
 def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSettings, list[str]]:
     """TestSettings for `config`, and warnings worth showing the user.
 
@@ -144,13 +163,47 @@ def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSetti
     audit.config, the data set (a performance sample count it cannot fill), an override (`--target-qps`,
     `--min-duration`, `--min-query-count`), the user.conf, the demo (only where the user set nothing), the
     benchmark's mlperf.conf, LoadGen's default."""
+    asked = _ask(config)
+    settings, benchmark, sources, non_compliant = asked.settings, asked.benchmark, asked.sources, asked.non_compliant
+    audit = benchmark.compliance_test(config.compliance) if config.compliance else None
+    total = dataset_size
+    if config.total_sample_count is not None:
+        if config.total_sample_count < 1:
+            raise HarnessError("--total-sample-count must be at least 1.")
+        total = min(dataset_size, config.total_sample_count)
+        non_compliant.append(f"--total-sample-count {config.total_sample_count}")
+    requested = settings.performance_sample_count_override or total
+    performance = min(requested, total)
+    if performance != requested:
+        settings.performance_sample_count_override = performance
+        sources["performance_sample_count_override"] = DATA_SET
+        non_compliant.append(
+            f"performance sample count {performance} (the benchmark asks for {requested}; "
+            f"the data set has {dataset_size} samples)"
+        )
+    elif sources["performance_sample_count_override"] == LOADGEN_DEFAULT:
+        sources["performance_sample_count_override"] = DATA_SET  # LoadGen takes the QSL's count: ours
+    non_compliant += benchmark.check_requested(config.scenario, describe(settings))
+    built = BuiltSettings(
+        settings, benchmark, asked.rules, total, performance, audit, non_compliant, asked.calibrate, sources
+    )
+    if audit is not None:
+        with tempfile.NamedTemporaryFile("w", suffix=".config") as audit_file:
+            audit_file.write(built.audit_config())
+            audit_file.flush()
+            audited = _fields_set_by(audit_file.name, asked.rules, 2)
+            sources.update(dict.fromkeys(audited, f"{audit.name} audit.config"))
+    return built, asked.warnings
+
+
+def _ask(config: LoadGenConfig) -> _Asked:
+    """mlperf.conf, then the user.conf, then the overrides, then the demo where none of them set anything."""
     if config.scenario not in LOADGEN_SCENARIOS:
         raise HarnessError(f"unknown scenario {config.scenario!r}: use one of {', '.join(LOADGEN_SCENARIOS)}.")
     if config.mode not in MODES:
         raise HarnessError(f"unknown mode {config.mode!r}: use performance or accuracy.")
     benchmark = get_benchmark(config.benchmark)
     rules = benchmark.rules(config.scenario)
-    audit = benchmark.compliance_test(config.compliance) if config.compliance else None
     warnings: list[str] = []
     settings = lg.TestSettings()
     settings.scenario = getattr(lg.TestScenario, rules.loadgen_scenario)
@@ -194,32 +247,7 @@ def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSetti
         non_compliant.append("--target-qps auto (the Offline query sized from a calibration run)")
     if config.demo:
         calibrate = _apply_demo(config, rules, settings, sources, non_compliant)
-
-    total = dataset_size
-    if config.total_sample_count is not None:
-        if config.total_sample_count < 1:
-            raise HarnessError("--total-sample-count must be at least 1.")
-        total = min(dataset_size, config.total_sample_count)
-        non_compliant.append(f"--total-sample-count {config.total_sample_count}")
-    requested = settings.performance_sample_count_override or total
-    performance = min(requested, total)
-    if performance != requested:
-        settings.performance_sample_count_override = performance
-        sources["performance_sample_count_override"] = DATA_SET
-        non_compliant.append(
-            f"performance sample count {performance} (the benchmark asks for {requested}; "
-            f"the data set has {dataset_size} samples)"
-        )
-    elif sources["performance_sample_count_override"] == LOADGEN_DEFAULT:
-        sources["performance_sample_count_override"] = DATA_SET  # LoadGen takes the QSL's count: ours
-    non_compliant += benchmark.check_requested(config.scenario, describe(settings))
-    built = BuiltSettings(settings, benchmark, rules, total, performance, audit, non_compliant, calibrate, sources)
-    if audit is not None:
-        with tempfile.NamedTemporaryFile("w", suffix=".config") as audit_file:
-            audit_file.write(built.audit_config())
-            audit_file.flush()
-            sources.update(dict.fromkeys(_fields_set_by(audit_file.name, rules, 2), f"{audit.name} audit.config"))
-    return built, warnings
+    return _Asked(settings, benchmark, rules, sources, non_compliant, calibrate, warnings)
 
 
 def _apply_demo(

@@ -24,19 +24,27 @@ import json
 import re
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rich.console import Console
 
 from accuracy.compliance import VERIFY_FILE
 from accuracy.report import ACCURACY_TXT
 from benchmarks import BENCHMARKS, Benchmark, get_benchmark
 from common.errors import HarnessError, report_failure
+from common.files import read_each, read_json, read_text
 from harness import system_info
+from harness.record import console_warning, read_run_record
 
 LOG_FILES = ("mlperf_log_detail.txt", "mlperf_log_summary.txt")
 ACCURACY_LOG = "mlperf_log_accuracy.json"
+TREE_FILES = {"performance": (*LOG_FILES, ACCURACY_LOG), "accuracy": (*LOG_FILES, ACCURACY_LOG, ACCURACY_TXT)}
+"""What the tree copies of each kind of run."""
+AUDIT_FILES = (VERIFY_FILE, ACCURACY_LOG)
+"""What it copies of a compliance run."""
 # tools/submission/truncate_accuracy_log.py: MAX_ACCURACY_LOG_SIZE and VIEWABLE_SIZE.
 MAX_ACCURACY_LOG_SIZE = 10 * 1024
 VIEWABLE_SIZE = 4096
@@ -68,17 +76,15 @@ class ResultSet:
         return f"{self.benchmark.result_name} {self.scenario}"
 
 
-def load_runs(run_dirs: Sequence[Path]) -> list[Run]:
-    runs = []
-    for path in run_dirs:
-        record_path = Path(path) / "run.json"
-        if not record_path.is_file():
-            raise HarnessError(f"{path} is not a run directory (it has no run.json). Pass directories that runs wrote.")
-        try:
-            runs.append(Run(Path(path), json.loads(record_path.read_text())))
-        except json.JSONDecodeError as exc:
-            raise HarnessError(f"{record_path} is not valid JSON ({exc}).") from None
-    return runs
+def load_runs(run_dirs: Sequence[Path], warn: Callable[[str], None]) -> list[Run]:
+    """The runs; one whose run.json is damaged is left out with a `warn`ing (the runs its results folder then
+    lacks are named by `missing_runs`)."""
+    return read_each(
+        run_dirs,
+        lambda path: Run(Path(path), read_run_record(Path(path))),
+        warn,
+        left_out="Left out of the submission.",
+    )
 
 
 def group(runs: Sequence[Run]) -> list[ResultSet]:
@@ -92,8 +98,8 @@ def group(runs: Sequence[Run]) -> list[ResultSet]:
 
 
 def missing_runs(result_set: ResultSet, division: str) -> list[str]:
-    """Runs a results folder needs and does not have exactly once: without them there is no tree to build.
-    The open division has no compliance tests (the checker skips them there)."""
+    """Runs a results folder needs and does not have exactly once, and files of theirs the tree copies: without
+    them there is no tree to build. The open division has no compliance tests (the checker skips them there)."""
     problems = []
     label, benchmark = result_set.label, result_set.benchmark
     audits = [test.name for test in benchmark.compliance] if division == "closed" else []
@@ -104,6 +110,11 @@ def missing_runs(result_set: ResultSet, division: str) -> list[str]:
             problems.append(f"{label}: no {kind} run{hint}; run one and pass its directory")
         elif len(found) > 1:
             problems.append(f"{label}: {len(found)} {kind} runs ({', '.join(str(r.path) for r in found)}); pass one")
+        else:
+            path = found[0].path
+            for name in TREE_FILES.get(kind, AUDIT_FILES):
+                if not (path / name).is_file():
+                    problems.append(f"{label} {kind} run: {name} is missing from {path}; the tree needs it")
     return problems
 
 
@@ -144,9 +155,6 @@ def check(result_set: ResultSet, division: str) -> list[str]:
                 problems.append(f"{where}: {kind} failed ({'; '.join(compliance.get('failures', [])) or 'no verdict'})")
         elif record["non_compliant"]:
             problems.append(f"{where}: not compliant ({'; '.join(record['non_compliant'])})")
-        for name in (*LOG_FILES, ACCURACY_LOG):
-            if not (run.path / name).is_file():
-                problems.append(f"{where}: {name} is missing from {run.path}")
     return problems
 
 
@@ -168,7 +176,7 @@ def latency_problems(benchmark: Benchmark, scenario: str, result: dict[str, Any]
 def truncate_accuracy_log(log: Path, accuracy_txt: Path) -> None:
     """As tools/submission/truncate_accuracy_log.py: the full log's sha256 goes into accuracy.txt, then
     the log keeps its first and last 4 KiB."""
-    text = accuracy_txt.read_text()
+    text = read_text(accuracy_txt, what="accuracy result")
     digest = hashlib.sha256(log.read_bytes()).hexdigest()
     recorded = re.search(r"^hash=([\w\d]+)$", text, re.M)
     if recorded and recorded.group(1) != digest:
@@ -205,8 +213,9 @@ def user_conf(run: Run, benchmark: Benchmark) -> str:
     """The run's own user.conf; without one, the setting the run needed (its target QPS, or SingleStream's
     expected latency in ms), as a user.conf."""
     kept = run.path / "user.conf"
-    if kept.is_file() and kept.read_text().strip():
-        return kept.read_text()
+    text = read_text(kept, what="the run's copy of user.conf") if kept.is_file() else ""
+    if text.strip():
+        return text
     rules = benchmark.rules(run.record["scenario"])
     effective = run.record["loadgen"].get("effective") or {}
     if rules.loadgen_scenario == "SingleStream":
@@ -260,9 +269,9 @@ def _copy_logs(src: Path, dst: Path, names: Sequence[str]) -> None:
 def write_result_set(result_set: ResultSet, base: Path, system: str, dry_run: list[str]) -> Path:
     out = base / "results" / system / result_set.benchmark.result_name / result_set.scenario
     performance = result_set.runs["performance"][0]
-    _copy_logs(performance.path, out / "performance" / "run_1", (*LOG_FILES, ACCURACY_LOG))
+    _copy_logs(performance.path, out / "performance" / "run_1", TREE_FILES["performance"])
     accuracy = result_set.runs["accuracy"][0]
-    _copy_logs(accuracy.path, out / "accuracy", (*LOG_FILES, ACCURACY_LOG, ACCURACY_TXT))
+    _copy_logs(accuracy.path, out / "accuracy", TREE_FILES["accuracy"])
     truncate_accuracy_log(out / "accuracy" / ACCURACY_LOG, out / "accuracy" / ACCURACY_TXT)
     for test in result_set.benchmark.compliance:
         if test.name not in result_set.runs:  # the open division needs none
@@ -308,20 +317,20 @@ def build_submission(
     system_file: Path | None = None,
     system_name: str | None = None,
     allow_noncompliant: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> Submission:
+    """The tree of `run_dirs` in `output`; a run whose run.json is damaged is left out, with a `warn`ing (on
+    stderr by default)."""
     if division not in ("closed", "open"):
         raise HarnessError(f"--division {division!r}: use closed or open.")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", submitter):
         raise HarnessError(f"--submitter {submitter!r}: use letters, digits, '.', '_' or '-' (it names a folder).")
     if output.exists() and any(output.iterdir()):
         raise HarnessError(f"--output {output} exists and is not empty: pass a new directory.")
-    runs = load_runs(run_dirs)
+    runs = load_runs(run_dirs, warn or console_warning(Console(stderr=True)))
     sets = group(runs)
     if system_file is not None:
-        try:
-            description = json.loads(system_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise HarnessError(f"--system {system_file}: cannot read it as JSON ({exc}).") from None
+        description = read_json(system_file, what="--system")
     else:
         description = system_info.describe_host(
             division=division, submitter=submitter, versions=runs[0].record["versions"]

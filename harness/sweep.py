@@ -45,10 +45,12 @@ from rich.table import Table
 
 from benchmarks import LOADGEN_SCENARIOS
 from common.errors import HarnessError, InternalError, report_failure
+from common.files import NULL, NUMBER, Shape, check_shape, read_json
 from common.stopping import Interrupted
 from harness.config import SEARCH, RunConfig, build_config
 from harness.peak import search_peak
 from harness.plans import PlanLines, read_plan
+from harness.record import RUN_JSON, console_warning, read_run_record
 from harness.runner import RunReport, run
 from sut.layout import plan_layout, running_on_cpu
 
@@ -56,6 +58,16 @@ PLAN_KEYS = ("name", "output_dir", "scenarios", "accuracy", "base", "axes")
 SET_BY_THE_SWEEP = ("scenario", "mode", "compliance", "output_dir", "command")
 """`build_config` arguments a plan does not set: the sweep decides them for each run."""
 MANIFEST = "sweep.json"
+ENTRY_KEYS: Shape = {"key": str, "status": str, "values": dict, "scenario": str, "mode": str}
+"""What each run of sweep.json has, and what the commands that read it rely on."""
+OPTIONAL_ENTRY_KEYS: Shape = {
+    "run_dir": str,
+    "verdict": str,
+    "result": (dict, NULL),
+    "accuracy": (str, NULL),
+    "reason": str,
+    "peak_qps": (*NUMBER, NULL),
+}
 
 
 @dataclass(frozen=True)
@@ -161,7 +173,7 @@ def run_sweep(plan: Plan, *, console: Console | None = None) -> SweepOutcome:
             f"cannot create the sweep folder {plan.directory}: {exc.strerror}. Give another --output-dir."
         ) from None
     manifest = plan.directory / MANIFEST
-    finished = _finished_runs(manifest)
+    finished = _finished_runs(manifest, console)
     entries = [_entry(planned) for planned in plan.runs]
     outcome = SweepOutcome(plan, entries)
     started, durations = time.monotonic(), []
@@ -372,19 +384,35 @@ def _finished(report: RunReport) -> dict[str, Any]:
     }
 
 
-def _finished_runs(manifest: Path) -> dict[str, dict[str, Any]]:
+def read_manifest(path: Path, *, remedy: str = "") -> list[dict[str, Any]]:
+    """sweep.json's runs, each checked: a damaged or foreign manifest is one error line (ending with `remedy`)."""
+    runs = read_json(path, what="sweep manifest", required={"runs": list}, remedy=remedy)["runs"]
+    for number, entry in enumerate(runs, 1):
+        where = f"sweep manifest {path}, run {number}"
+        check_shape(entry, where=where, required=ENTRY_KEYS, optional=OPTIONAL_ENTRY_KEYS, remedy=remedy)
+    return runs
+
+
+def _finished_runs(manifest: Path, console: Console) -> dict[str, dict[str, Any]]:
     """What an earlier sweep of this plan finished, by configuration hash (its run directory must still be there)."""
-    if not manifest.is_file():
+    if not manifest.exists():
         return {}
-    try:
-        entries = json.loads(manifest.read_text())["runs"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise HarnessError(f"{manifest} is damaged: move it away to start this sweep afresh.") from None
-    return {
-        entry["key"]: {k: v for k, v in entry.items() if k not in ("status",)}
-        for entry in entries
-        if entry.get("status") in ("done", "skipped") and Path(entry.get("run_dir", ""), "run.json").is_file()
-    }
+    entries = read_manifest(manifest, remedy="move it away to start this sweep afresh")
+    finished = {}
+    for entry in entries:
+        run_dir = Path(entry.get("run_dir", ""))
+        if entry["status"] not in ("done", "skipped") or not (run_dir / RUN_JSON).exists():
+            continue
+        try:
+            read_run_record(run_dir)
+        except HarnessError as exc:
+            # Run again rather than skipped: a run whose record cannot be read has no figures for this sweep's
+            # table, `report` or `compare`, so only running it again completes the sweep. The damaged directory
+            # stays where it is; the new run gets a directory of its own.
+            console_warning(console)(f"{exc} That run is run again.")
+            continue
+        finished[entry["key"]] = {k: v for k, v in entry.items() if k not in ("status",)}
+    return finished
 
 
 def _write_manifest(path: Path, plan: Plan, entries: list[dict[str, Any]]) -> None:

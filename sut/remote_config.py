@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from common.errors import HarnessError
+from common.files import read_text
 from sut.apis import PROTOCOLS, api_class
 from sut.generation import GenerationConfig
 
@@ -141,6 +142,8 @@ class RemoteConfig:
                 token = self.token_file.read_text().strip()
             except OSError as exc:
                 raise HarnessError(f"--token-file {self.token_file}: cannot read it ({exc.strerror}).") from None
+            except UnicodeDecodeError:  # what the bytes were stays out of the message: they are the secret's
+                raise HarnessError(f"--token-file {self.token_file} is not text; put the bearer token in it.") from None
             if not token:
                 raise HarnessError(f"--token-file {self.token_file} is empty; put the bearer token in it.")
             return token
@@ -149,10 +152,7 @@ class RemoteConfig:
 
 def read_endpoints_file(path: Path) -> list[str]:
     """One URL a line; blank lines and `#` comments are skipped."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise HarnessError(f"--endpoints-file {path}: cannot read it ({exc.strerror}).") from None
+    lines = read_text(path, what="--endpoints-file", remedy="give one base URL a line").splitlines()
     urls = [line.split("#", 1)[0].strip() for line in lines]
     urls = [url for url in urls if url]
     if not urls:

@@ -156,7 +156,10 @@ CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
             ["engine options", "ServingRuntime"],
         ),
         (["--sut", "remote", "--endpoint", CLOSED, "--token-env", "NO_SUCH_VAR_7"], ["NO_SUCH_VAR_7", "not set"]),
-        (["--sut", "remote", "--endpoints-file", "no-such-file.txt"], ["--endpoints-file", "cannot read it"]),
+        (
+            ["--sut", "remote", "--endpoints-file", "no-such-file.txt"],
+            ["--endpoints-file no-such-file.txt does not exist"],
+        ),
         (["--sut", "remote", "--endpoint", CLOSED, "--ca-bundle", "nope.pem"], ["--ca-bundle nope.pem is not a file"]),
         (["--sut", "remote", "--endpoint", CLOSED, "--max-in-flight", "0"], ["--max-in-flight must be positive"]),
         (["--sut", "remote", "--endpoint", "http://127.0.0.1:99999"], ["is not a valid URL", "ports are 1 to 65535"]),

@@ -82,7 +82,7 @@ def test_a_bad_threshold_is_one_error(baseline, option, message):
     [
         (["report", "RUN", "--output", "/etc/passwd/report"], "cannot create the report folder /etc/passwd/report"),
         (["report", "/nonexistent", "--output", "OUT"], "/nonexistent is neither a run directory nor a folder"),
-        (["sweep", "/tmp"], "sweep plan /tmp is a folder, not a plan file"),
+        (["sweep", "/tmp"], "sweep plan /tmp is a directory, not a file; give a .yaml or .toml plan"),
         (["compare", "/nonexistent", "RUN"], "/nonexistent is neither a run directory (run.json) nor a sweep"),
     ],
 )

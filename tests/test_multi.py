@@ -149,5 +149,5 @@ def test_a_missing_plan_is_one_error_line_and_exit_2(tmp_path):
     code, _, err = run_cli("multi", str(tmp_path / "nope.yaml"))
     assert code == 2 and "Traceback" not in err
     assert [line for line in err.splitlines() if "error:" in line] == [
-        f"error: multi plan {tmp_path / 'nope.yaml'} does not exist: give a .yaml or .toml plan."
+        f"error: multi plan {tmp_path / 'nope.yaml'} does not exist; give a .yaml or .toml plan."
     ]

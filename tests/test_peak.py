@@ -132,3 +132,24 @@ def test_a_probe_without_throughput_is_one_error_naming_its_run(tmp_path):
     config = build_config(scenario="Server", output_dir=tmp_path)
     with pytest.raises(HarnessError, match=r"the Offline probe run gave no throughput to start from: see .*probe"):
         search_peak(config, runner=system)
+
+
+def test_search_runs_are_never_longer_than_what_the_user_conf_or_the_demo_sets(tmp_path):
+    """Search runs are shortened to at most 60 s and 500 queries; a configuration whose own settings are shorter
+    (in its user.conf, or the embedded model's demo settings) keeps its own."""
+    runs: list[RunConfig] = []
+
+    def system(config: RunConfig) -> RunReport:
+        runs.append(config)
+        config.output_dir.mkdir(parents=True, exist_ok=True)
+        return RunReport(config.output_dir, RunResult((config.loadgen.target_qps or 0.0) <= 20.0), {})
+
+    conf = tmp_path / "user.conf"
+    conf.write_text("*.Server.min_duration = 5000\n*.Server.min_query_count = 300\n")
+    for config, own in (
+        (build_config(scenario="Server", output_dir=tmp_path / "conf", user_conf=conf), (5000, 300)),
+        (build_config(scenario="Server", output_dir=tmp_path / "demo"), (10_000, 500)),
+    ):
+        runs.clear()
+        search_peak(config, offline_samples_per_second=20.0, tolerance=0.2, max_runs=4, runner=system)
+        assert {(run.loadgen.min_duration_ms, run.loadgen.min_query_count) for run in runs[:-1]} == {own}
