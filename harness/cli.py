@@ -122,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
         "--warmup-samples", type=int, default=8, help="prompts generated before LoadGen starts, untimed (default: 8)"
     )
     run.add_argument(
+        "--start-timeout",
+        type=float,
+        metavar="S",
+        help="the longest a local or Ray engine may take to come up (load its weights, compile); one that is not up "
+        "by then is ended, with an error (default: 3600; servers have --connect-timeout)",
+    )
+    run.add_argument(
         "--stall-timeout",
         type=float,
         metavar="S",
@@ -387,6 +394,7 @@ def _run_command(args: argparse.Namespace, argv: list[str], console: Console) ->
             devices=args.devices,
             cpu_bind=args.cpu_bind,
             stall_timeout=args.stall_timeout,
+            start_timeout=args.start_timeout,
             sut=args.sut,
             remote=remote,
             endpoints_file=args.endpoints_file,

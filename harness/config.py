@@ -18,7 +18,7 @@ from common.errors import HarnessError
 from harness.settings import LoadGenConfig
 from sut.dispatch import POLICIES
 from sut.engine_config import EngineConfig
-from sut.engine_worker import STALL_SECONDS
+from sut.engine_worker import STALL_SECONDS, START_SECONDS
 from sut.generation import GenerationConfig
 from sut.remote_config import RemoteConfig, read_endpoints_file, redact_url
 
@@ -67,6 +67,8 @@ class RunConfig:
     engine_stall_timeout: float = STALL_SECONDS
     """Local and Ray engines: seconds one engine step may take before the engine counts as hung and is ended
     (remote replicas have `RemoteConfig.stall_timeout`)."""
+    engine_start_timeout: float = START_SECONDS
+    """Local and Ray engines: seconds an engine may take to come up (remote replicas: `connect_timeout`)."""
     step_delays: dict[int, float] = dataclasses.field(default_factory=dict)
     """Seconds a replica (by slot) sleeps after each engine step: emulates a slower device in tests and
     benchmarks. Any delay makes the run non-compliant."""
@@ -175,6 +177,7 @@ def build_config(
     cpu_bind: list[str] | None = None,
     step_delays: dict[int, float] | None = None,
     stall_timeout: float | None = None,
+    start_timeout: float | None = None,
     sut: str = "local",
     remote: dict[str, Any] | None = None,
     endpoints_file: str | Path | None = None,
@@ -189,12 +192,14 @@ def build_config(
     tokenizer; the engine itself is the servers' business.
 
     `stall_timeout` bounds every wait on a replica that has work and makes no progress, in every phase: a
-    local or Ray engine's step, or a server that returns no token and no answer."""
+    local or Ray engine's step, or a server that returns no token and no answer. `start_timeout` bounds a local
+    or Ray engine's start-up."""
     if sut not in SUTS:
         raise HarnessError(f"--sut {sut!r}: use one of {', '.join(SUTS)}.")
+    for name, seconds in (("--stall-timeout", stall_timeout), ("--start-timeout", start_timeout)):
+        if seconds is not None and not seconds > 0:
+            raise HarnessError(f"{name} must be above 0, got {seconds}.")
     if stall_timeout is not None:
-        if not stall_timeout > 0:
-            raise HarnessError(f"--stall-timeout must be above 0, got {stall_timeout}.")
         if sut == "remote":
             remote = {**(remote or {}), "stall_timeout": stall_timeout}
     # A wrong benchmark, scenario or audit is an error now, before anything is loaded.
@@ -216,6 +221,7 @@ def build_config(
             "--devices": bool(devices),
             "--cpu-bind": bool(cpu_bind),
             "step delays": bool(step_delays),
+            "--start-timeout": start_timeout is not None,
         }
         given = [name for name, used in local_only.items() if used]
         if given:
@@ -325,6 +331,7 @@ def build_config(
         cpu_bind=list(cpu_bind) if cpu_bind else None,
         step_delays=step_delays,
         engine_stall_timeout=stall_timeout if stall_timeout is not None and sut != "remote" else STALL_SECONDS,
+        engine_start_timeout=start_timeout if start_timeout is not None else START_SECONDS,
         accuracy_targets=str(accuracy_targets or (embedded.ROOT / chosen.demo_targets if demo else benchmark)),
         scoring_workers=scoring_workers,
         command=list(command) if command else None,

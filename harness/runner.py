@@ -167,6 +167,7 @@ def _engines(
             log_path=log_path,
             step_delay=config.step_delays.get(slot, 0.0),
             stall_timeout=config.engine_stall_timeout,
+            start_timeout=config.engine_start_timeout,
         )
         if cluster is None or bundle is None:
             return EngineReplica(spec, replica_sink)

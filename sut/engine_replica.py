@@ -157,11 +157,25 @@ class EngineReplica:
                 raise HarnessError(f"{self.name} was stopped before it started")
             self._link.launch(self.spec)
             self._launched = True
+        # A worker still starting its engine reads no messages: a hung start-up ends by the kill, which ends the wait.
+        timed_out = threading.Event()
+
+        def too_late() -> None:
+            timed_out.set()
+            self._kill()
+
+        late = threading.Timer(self.spec.start_timeout, too_late)
+        late.daemon = True
+        late.start()
         try:
             message = self._link.wait_ready()
         except BaseException:
             self._kill()
             raise
+        finally:
+            late.cancel()
+        if timed_out.is_set():
+            message = f"it was not up after {self.spec.start_timeout:g} s (--start-timeout)"
         if not isinstance(message, Ready):
             self._kill()
             where = f" Full engine log: {self.spec.log_path}." if self.spec.log_path else ""

@@ -39,6 +39,8 @@ from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Wa
 WATCH_INTERVAL = 0.5
 STALL_SECONDS = 300.0
 """How long one engine step may take by default: a long prefill on a slow device, never a healthy step's time."""
+START_SECONDS = 3600.0
+"""How long an engine may take to come up by default: a large checkpoint from slow storage, then compilation."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class WorkerSpec:
     """Seconds slept after each engine step: emulates a slower device (tests, benchmarks)."""
     stall_timeout: float = STALL_SECONDS
     """An engine step that takes longer than this counts as a hung engine: the worker ends, and says why."""
+    start_timeout: float = START_SECONDS
+    """A worker whose engine is not up after this long is ended (a hung device or collective start-up)."""
     engine_factory: Callable[[WorkerSpec], Any] | None = None
     """Builds the engine in the worker; None is vLLM's `LLMEngine`. Anything with vLLM's
     `add_request` / `step` / `has_unfinished_requests` will do (the protocol benchmark uses an echo)."""

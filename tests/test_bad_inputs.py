@@ -70,6 +70,9 @@ HARNESS_CASES = [
     (["--benchmark", "bogus"], "not an MLPerf benchmark"),
     (["--scenario", "Server", "--benchmark", "llama2-70b-interactive-99.9"], "not a scenario of"),
     (["--compliance", "TEST06", "--mode", "accuracy"], "sets its own mode"),
+    (["--stall-timeout", "0"], "--stall-timeout must be above 0"),
+    (["--start-timeout", "-5"], "--start-timeout must be above 0"),
+    (["--sut", "remote", "--endpoint", "http://127.0.0.1:9", "--start-timeout", "5"], "--start-timeout configure"),
 ]
 
 

@@ -12,6 +12,7 @@ import io
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +21,12 @@ from transformers import AutoTokenizer
 
 from common import embedded
 from common.errors import HarnessError
-from harness.config import build_config
+from harness.config import RunConfig, build_config
 from harness.runner import RunReport, run
+from sut.engine_replica import EngineReplica
+from sut.engine_worker import WorkerSpec
+from sut.layout import Placement
+from sut.replica import ResultSink
 from tests.fault_server import FaultServer
 
 STALL = 1.0
@@ -103,3 +108,32 @@ def test_warm_up_on_an_engine_whose_step_never_comes_back_ends_at_the_stall_time
     assert str(error.value) == "warm-up: replica-0 failed: an engine step made no progress for 1 s (--stall-timeout)"
     (run_dir,) = tmp_path.iterdir()
     assert "[replica-0]" in (run_dir / "engine.log").read_text()  # the real engine started, then hung
+
+
+def _never_up(spec: WorkerSpec) -> None:
+    """An engine whose start-up hangs (a device or a collective that never answers)."""
+    time.sleep(HUNG)
+
+
+def test_start_up_of_an_engine_that_never_comes_up_ends_at_the_start_timeout(tmp_path):
+    config = build_config(output_dir=tmp_path, start_timeout=STALL)
+    started: list[EngineReplica] = []
+
+    def hanging(config: RunConfig, sink: ResultSink, run_dir: Path) -> EngineReplica:
+        spec = WorkerSpec(
+            name="replica-0",
+            engine=config.engine,
+            generation=config.generation,
+            placement=Placement(devices=["cpu"]),
+            start_timeout=config.engine_start_timeout,
+            engine_factory=_never_up,
+        )
+        started.append(EngineReplica(spec, sink))
+        return started[-1]
+
+    began = time.monotonic()
+    with pytest.raises(HarnessError) as error:
+        run(config, console=Console(file=io.StringIO()), replica_factory=hanging)
+    _ends_in_time(began, STALL)
+    assert str(error.value).startswith("start-up: replica-0: the vLLM engine for model ")
+    assert "failed to start: it was not up after 1 s (--start-timeout)." in str(error.value)
