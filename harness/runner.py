@@ -546,8 +546,8 @@ class _Run:
         ok, value = outcome[0]
         if not ok:
             if isinstance(value, HarnessError):
-                # The replica's error says which replica and what it did; this says when.
-                raise HarnessError(f"{phase}: {value}") from None
+                # The replica's error says which replica and what it did (a line each); this says when.
+                raise HarnessError("\n".join(f"{phase}: {line}" for line in str(value).splitlines())) from None
             raise value
         return value
 

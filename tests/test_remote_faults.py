@@ -287,8 +287,10 @@ def test_start_up_checks_give_one_line_per_bad_endpoint(tokenizer, server, tmp_p
 
     lines = str(error.value).splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"replica-1 ({other.url}): it does not serve model 'tiny'; it serves: another-model.")
-    assert lines[1].startswith(f"replica-2 ({closed}): cannot connect")
+    assert lines[0].startswith(
+        f"start-up: replica-1 ({other.url}): it does not serve model 'tiny'; it serves: another-model."
+    )
+    assert lines[1].startswith(f"start-up: replica-2 ({closed}): cannot connect")
     assert "Is the server up and the URL right?" in lines[1]
 
 
@@ -354,7 +356,7 @@ def test_a_tgi_server_too_small_for_the_output_length_is_one_error_before_the_te
     with FaultServer(tokenizer, max_total_tokens=512) as small:
         with pytest.raises(HarnessError) as error:
             remote_run(tmp_path, [small], remote={"protocol": "tgi"})
-    assert str(error.value).startswith(f"replica-0 ({small.url}): it takes at most 512 tokens")
+    assert str(error.value).startswith(f"start-up: replica-0 ({small.url}): it takes at most 512 tokens")
     assert "--max-new-tokens 1024" in str(error.value)
 
 
