@@ -117,7 +117,6 @@ def _never_up(spec: WorkerSpec) -> None:
 
 def test_start_up_of_an_engine_that_never_comes_up_ends_at_the_start_timeout(tmp_path):
     config = build_config(output_dir=tmp_path, start_timeout=STALL)
-    started: list[EngineReplica] = []
 
     def hanging(config: RunConfig, sink: ResultSink, run_dir: Path) -> EngineReplica:
         spec = WorkerSpec(
@@ -128,8 +127,7 @@ def test_start_up_of_an_engine_that_never_comes_up_ends_at_the_start_timeout(tmp
             start_timeout=config.engine_start_timeout,
             engine_factory=_never_up,
         )
-        started.append(EngineReplica(spec, sink))
-        return started[-1]
+        return EngineReplica(spec, sink)
 
     began = time.monotonic()
     with pytest.raises(HarnessError) as error:
