@@ -29,6 +29,7 @@ demo: install
 
 test: install
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -v --durations=30
 
 clean:

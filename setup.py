@@ -53,12 +53,17 @@ setup(
             "pytest",
             "pytest-timeout",
             "ruff",
+            # `make test` type-checks the library strictly (pyproject.toml).
+            "mypy",
             "uvicorn",
             "starlette",
             "cryptography",
             "pyyaml",
             "ray>=2.40",
             "psutil",
+            # The guides in docs/ as a site, with the API reference from the docstrings (tests/test_docs.py).
+            "mkdocs",
+            "mkdocstrings[python]",
         ],
     },
     entry_points={"console_scripts": ["mlperf-llm-sut=harness.cli:main"]},

@@ -13,7 +13,7 @@ line); this module also says which sample broke a check, so a failure can be act
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,7 @@ def length_failure(entries: Sequence[dict[str, Any]], dtype: str) -> str | None:
     return None
 
 
-def _guarded(check: Any, *args: Any) -> str | None:
+def _guarded(check: Callable[..., str | None], *args: Any) -> str | None:
     """The official script counts an exception in a check (a missing field, bad hex) as a failure."""
     try:
         return check(*args)

@@ -67,10 +67,10 @@ def cnndm_reference_metrics(
     results = json.loads(Path(accuracy_log).read_text())
     dedup_results = []
     seen: set[int] = set()
-    for result in results:
-        if result["qsl_idx"] not in seen:
-            seen.add(result["qsl_idx"])
-            dedup_results.append(result)
+    for entry in results:
+        if entry["qsl_idx"] not in seen:
+            seen.add(entry["qsl_idx"])
+            dedup_results.append(entry)
     target_required = [targets[pred["qsl_idx"]] for pred in dedup_results]
     preds_token_ids = [np.frombuffer(bytes.fromhex(pred["data"]), dtype) for pred in dedup_results]
     decoded = tokenizer.batch_decode(preds_token_ids, skip_special_tokens=True)

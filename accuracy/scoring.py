@@ -20,7 +20,6 @@ import signal
 import string
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 from multiprocessing import get_context
 from typing import Any
 
@@ -112,10 +111,10 @@ class _SentenceSplitter:
         """`text_contains_sentbreak(context)`."""
         plain = _PLAIN_CONTEXT.fullmatch(context)
         if plain is None:
-            return self._nltk_is_break(context)
+            return bool(self._nltk_is_break(context))
         word = plain[1].lower()
         if word in self._abbreviations:
-            return self._nltk_is_break(context)
+            return bool(self._nltk_is_break(context))
         return (word, plain[2].lower()) not in self._collocations
 
     def split(self, text: str) -> list[str]:
@@ -152,12 +151,13 @@ class _SentenceSplitter:
         """`_realign_boundaries`, then the texts of the non-empty spans."""
         sentences = []
         realign = 0
-        for (start, stop), following in pairwise([*spans, None]):
+        followers: list[tuple[int, int] | None] = [*spans[1:], None]
+        for (start, stop), following in zip(spans, followers, strict=True):
             start += realign
             moved = None
             if following is not None and self._may_realign(text[following[0] : following[0] + 1]):
                 moved = self._realignment(text[following[0] : following[1]])
-            if moved is not None:
+            if moved is not None and following is not None:
                 sentences.append(text[start : following[0] + len(moved.group(0).rstrip())])
                 realign = moved.end()
             else:
@@ -285,8 +285,8 @@ def evaluate(
             yield list(zip(texts, targets[start : start + size], strict=True))
 
     samples = [
-        SampleScore(index, len(ids), *scores, prediction=pred)
-        for index, ids, (pred, *scores) in zip(
+        SampleScore(index, len(ids), rouge1, rouge2, rouge_l, rouge_lsum, prediction)
+        for index, ids, (prediction, rouge1, rouge2, rouge_l, rouge_lsum) in zip(
             indices, token_ids, _score_chunks(decoded, len(indices), workers, pool), strict=True
         )
     ]

@@ -12,10 +12,11 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.dataset import PromptFormat
 from common.errors import HarnessError
 
 DEFAULT_BENCHMARK = "llama2-70b-99.9"
@@ -32,24 +33,6 @@ SEEDS = {
 LOADGEN_SCENARIOS = {"Offline": "Offline", "Server": "Server", "Interactive": "Server", "SingleStream": "SingleStream"}
 STREAMING_SCENARIOS = ("Server", "SingleStream")
 """LoadGen scenarios whose samples stream: LoadGen times their first token."""
-
-
-@dataclass(frozen=True)
-class PromptFormat:
-    """How the reference turns a row of the benchmark's public data set into a prompt: what a raw file needs."""
-
-    source: str
-    """The public data set, as a user would look for it."""
-    prompt_columns: tuple[str, ...]
-    """Columns every raw row needs."""
-    reference_column: str
-    """The column with the reference answer."""
-    render: Callable[[Mapping[str, Any]], str]
-    """One raw row -> the prompt text, as the reference's preprocessing writes it."""
-    tokenize: Callable[[Sequence[str], Any], list[list[int]]]
-    """Prompt texts and the model's tokenizer -> token ids, as the reference's preprocessing makes them."""
-    processed: Callable[[Sequence[Mapping[str, Any]], Any], list[dict[str, Any]]]
-    """Raw rows -> the rows of the reference's processed file (its columns), for `harness.dataset`."""
 
 
 @dataclass(frozen=True)

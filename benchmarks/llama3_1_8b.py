@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmarks import Benchmark, PromptFormat, ScenarioRules, Targets, test06
+from benchmarks import Benchmark, ScenarioRules, Targets, test06
+from common.dataset import PromptFormat
 
 # download_cnndm.py instruction_template["llama"], byte for byte; the article goes in {input}.
 PROMPT = (
@@ -98,7 +99,9 @@ CNN_DAILYMAIL = PromptFormat(
 )
 
 
-def _benchmark(name: str, scenarios: dict[str, ScenarioRules], samples: int, rouge: dict[str, float], gen_len: int):
+def _benchmark(
+    name: str, scenarios: dict[str, ScenarioRules], samples: int, rouge: dict[str, float], gen_len: int
+) -> Benchmark:
     edge = name.endswith("-edge")
     return Benchmark(
         name=name,

@@ -19,7 +19,7 @@ jsonl, so a pickle has to be trusted once only.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +31,6 @@ from common.errors import HarnessError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from benchmarks import PromptFormat
-
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 PARQUET_SUFFIXES = (".parquet",)
 JSONL_SUFFIXES = (".jsonl", ".json")
@@ -41,6 +39,24 @@ SAVED_DATASET_MARKERS = ("dataset_info.json", "dataset_dict.json")
 """What `save_to_disk` writes at the top of a Dataset's folder, and of a DatasetDict's."""
 DEFAULT_SPLIT = "validation"
 """The split MLPerf's LLM data sets are drawn from (CNN-DailyMail's validation split, for llama3.1-8b)."""
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How the reference turns a row of the benchmark's public data set into a prompt: what a raw file needs."""
+
+    source: str
+    """The public data set, as a user would look for it."""
+    prompt_columns: tuple[str, ...]
+    """Columns every raw row needs."""
+    reference_column: str
+    """The column with the reference answer."""
+    render: Callable[[Mapping[str, Any]], str]
+    """One raw row -> the prompt text, as the reference's preprocessing writes it."""
+    tokenize: Callable[[Sequence[str], Any], list[list[int]]]
+    """Prompt texts and the model's tokenizer -> token ids, as the reference's preprocessing makes them."""
+    processed: Callable[[Sequence[Mapping[str, Any]], Any], list[dict[str, Any]]]
+    """Raw rows -> the rows of the reference's processed file (its columns), for `harness.dataset`."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +118,7 @@ def load_dataset(
     expected_sha256: str | None = None,
 ) -> Dataset:
     """Load and validate a data set; every problem is one `HarnessError`. Raw rows need the benchmark's
-    `prompt_format` (the default benchmark's when None) and the model's tokenizer."""
+    `prompt_format` (without one, only a processed file loads) and the model's tokenizer."""
     if str(path).startswith(HUB_PREFIX):
         frame, file_format, digest = _from_hub(str(path)), "hub", ""
         path = Path(str(path))
@@ -129,15 +145,11 @@ def load_dataset(
             frame, file_format = _from_disk(path), "hf-disk"
         else:
             frame, file_format = _read_frame(path, trusted=trust_pickle or bool(expected_sha256))
-    if prompt_format is None:
-        from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK
-
-        prompt_format = BENCHMARKS[DEFAULT_BENCHMARK].prompt_format
     if "tok_input" in frame.columns:
         schema = "processed"
         prompts = [_token_ids(value, path, row) for row, value in enumerate(frame["tok_input"])]
         references = _texts(frame["output"]) if "output" in frame.columns else None
-    elif set(prompt_format.prompt_columns) <= set(frame.columns):
+    elif prompt_format is not None and set(prompt_format.prompt_columns) <= set(frame.columns):
         schema = "raw"
         if tokenizer_dir is None:
             raise HarnessError(
@@ -149,10 +161,14 @@ def load_dataset(
         column = prompt_format.reference_column
         references = _texts(frame[column]) if column in frame.columns else None
     else:
+        raw = (
+            f"{', '.join(map(repr, prompt_format.prompt_columns))} (raw {prompt_format.source} rows)"
+            if prompt_format is not None
+            else "raw rows, which load only with their benchmark's prompt format"
+        )
         raise HarnessError(
             f"dataset {path} has columns {sorted(map(str, frame.columns))}, but needs either 'tok_input' (the "
-            f"benchmark's processed schema) or {', '.join(map(repr, prompt_format.prompt_columns))} (raw "
-            f"{prompt_format.source} rows). Is it the data set of the --benchmark you chose?"
+            f"benchmark's processed schema) or {raw}. Is it the data set of the --benchmark you chose?"
         )
     if not prompts:
         raise HarnessError(f"dataset {path} has no rows.")
@@ -249,7 +265,8 @@ def _token_ids(value: Any, path: Path, row: int) -> list[int]:
             f"dataset {path} row {row}: tok_input must be a non-empty list of "
             f"non-negative token ids, got {str(value)[:60]!r}."
         )
-    return ids.astype(np.int64).tolist()
+    prompt: list[int] = ids.astype(np.int64).tolist()
+    return prompt
 
 
 def _texts(values: Iterable[Any]) -> list[str]:
@@ -288,17 +305,17 @@ def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
         ) from None
 
 
-def convert(src: Path, dst: Path, *, trust_pickle: bool) -> int:
-    """Re-save a data set (typically the reference pickle) in a safe format."""
+def convert(src: Path, dst: Path, *, trust_pickle: bool, raw_formats: Collection[PromptFormat] = ()) -> int:
+    """Re-save a data set (typically the reference pickle) in a safe format: a processed file, or raw rows
+    of one of `raw_formats` (the benchmarks' prompt formats)."""
     frame, _ = _read_frame(src, trusted=trust_pickle)
-    from benchmarks import BENCHMARKS
-
-    raw = {b.prompt_format.prompt_columns for b in BENCHMARKS.values()}
+    raw = {f.prompt_columns for f in raw_formats}
     if "tok_input" not in frame.columns and not any(set(columns) <= set(frame.columns) for columns in raw):
         known = " or ".join(f"'{c[0]}'" for c in sorted(raw))
         raise HarnessError(
-            f"dataset {src} has neither 'tok_input' (a processed data set) nor {known} (raw rows): it is not a "
-            "benchmark's data set."
+            f"dataset {src} has "
+            + (f"neither 'tok_input' (a processed data set) nor {known} (raw rows)" if raw else "no 'tok_input'")
+            + ": it is not a benchmark's data set."
         )
     rows = frame.to_dict(orient="records")
     for row in rows:

@@ -50,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _run_options(p)
+    _data_options(p)
+    _loadgen_options(p)
+    _engine_options(p)
+    _remote_options(p)
+    _generation_options(p)
+    return p
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """What to run, where its results go, and how its replicas are laid out."""
     run = p.add_argument_group("run")
     run.add_argument(
         "--scenario",
@@ -139,6 +150,9 @@ def _parser() -> argparse.ArgumentParser:
         "a real generation succeeds (default: 120)",
     )
 
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    """The model and the data set."""
     data = p.add_argument_group("model and data")
     data.add_argument("--model", help="local Hugging Face model directory (default: the embedded tiny model)")
     data.add_argument("--tokenizer", help="tokenizer directory, if not the model's")
@@ -154,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--dataset-sha256", help="the data set's expected sha256; a matching pickle is trusted")
 
+
+def _loadgen_options(p: argparse.ArgumentParser) -> None:
+    """LoadGen's settings over mlperf.conf and user.conf."""
     lg_opts = p.add_argument_group("LoadGen settings (overrides make the run non-compliant)")
     lg_opts.add_argument("--user-conf", help="LoadGen user.conf, applied over the benchmark's mlperf.conf")
     lg_opts.add_argument(
@@ -174,6 +191,9 @@ def _parser() -> argparse.ArgumentParser:
     lg_opts.add_argument("--total-sample-count", type=int, help="use only the first N samples of the data set")
     lg_opts.add_argument("--enable-trace", action="store_true", help="write LoadGen's (large) trace log")
 
+
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    """vLLM engine arguments (local and Ray replicas)."""
     eng = p.add_argument_group("vLLM engine (omitted options keep vLLM's defaults)")
     eng.add_argument("--dtype", default="auto", help="weights/activations dtype: auto, bfloat16, float16, float32")
     eng.add_argument("--quantization", help="weight quantization, e.g. fp8")
@@ -208,6 +228,9 @@ def _parser() -> argparse.ArgumentParser:
         "values are JSON when they parse as JSON), e.g. --engine-arg swap_space=8",
     )
 
+
+def _remote_options(p: argparse.ArgumentParser) -> None:
+    """Inference servers as replicas (`--sut remote`)."""
     rem = p.add_argument_group(
         "remote replicas (--sut remote: vLLM OpenAI, KServe v2 or TGI servers; --model/--tokenizer is then only "
         "the local tokenizer)"
@@ -266,6 +289,9 @@ def _parser() -> argparse.ArgumentParser:
         help="auto: the server's token ids where it sends them, else its text re-tokenized; text: always re-tokenize",
     )
 
+
+def _generation_options(p: argparse.ArgumentParser) -> None:
+    """Generation settings over the benchmark's reference ones."""
     gen = p.add_argument_group("generation (defaults: the benchmark's reference settings, greedy)")
     lengths = {b.family: b.generation.get("max_new_tokens") for b in BENCHMARKS.values()}
     gen.add_argument(
@@ -278,7 +304,6 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-p", type=float, help="default: 1")
     gen.add_argument("--top-k", type=int, help="0 (the default) disables top-k")
     gen.add_argument("--seed", type=int, help="sampling seed (only matters when temperature > 0)")
-    return p
 
 
 ENGINE_FLAGS = (

@@ -89,7 +89,7 @@ def main(argv: Sequence[str]) -> int:
         action="append",
         default=[],
         metavar="[FIGURE=]PERCENT",
-        help=f"allowed worsening, for every figure (default {DEFAULT_MAX_REGRESSION:.0%}) or one "
+        help=f"allowed worsening, for every figure (default {DEFAULT_MAX_REGRESSION:.0%}%) or one "
         f"({', '.join(GATED)}); repeat for several",
     )
     args = parser.parse_args(argv)

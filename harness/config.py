@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import DEFAULT_BENCHMARK, get_benchmark
+from benchmarks import DEFAULT_BENCHMARK, Benchmark, get_benchmark
 from common import embedded
 from common.errors import HarnessError
 from harness.settings import LoadGenConfig
+from sut.build import EnginesConfig, ServersConfig
 from sut.dispatch import POLICIES
 from sut.engine_config import EngineConfig
 from sut.engine_worker import STALL_SECONDS, START_SECONDS
@@ -55,23 +57,17 @@ class RunConfig:
     remote: RemoteConfig | None = None
     ray_address: str = "auto"
     """`--sut ray`: the cluster to join; `auto` joins this node's, or starts a local one on 127.0.0.1."""
+    # How the replicas are laid out and shared: `engines()` and `servers()` give them to `sut.build`, whose
+    # `EnginesConfig` says what each means (`engine_` there drops the prefix). Step delays make a run
+    # non-compliant.
     replicas: int = 1
-    """Engines on this host; each gets tensor_parallel_size devices of its own."""
     dispatch: str = "round-robin"
     work_stealing: bool = True
-    """Offline: a replica that runs low takes back unstarted work from a busier one."""
     devices: list[str] | None = None
-    """Explicit GPUs per replica (CUDA_VISIBLE_DEVICES ids, comma-separated), one entry per replica."""
     cpu_bind: list[str] | None = None
-    """Cores per replica (`0-15`, `0,2,4`, `node:1`), one entry per replica."""
     engine_stall_timeout: float = STALL_SECONDS
-    """Local and Ray engines: seconds one engine step may take before the engine counts as hung and is ended
-    (remote replicas have `RemoteConfig.stall_timeout`)."""
     engine_start_timeout: float = START_SECONDS
-    """Local and Ray engines: seconds an engine may take to come up (remote replicas: `connect_timeout`)."""
     step_delays: dict[int, float] = dataclasses.field(default_factory=dict)
-    """Seconds a replica (by slot) sleeps after each engine step: emulates a slower device in tests and
-    benchmarks. Any delay makes the run non-compliant."""
     accuracy_targets: str = DEFAULT_BENCHMARK
     """What an accuracy-mode run is scored against: a benchmark name or a targets JSON file."""
     scoring_workers: int | None = None
@@ -83,6 +79,32 @@ class RunConfig:
     def keeps_tokens(self) -> bool:
         return self.save_outputs or self.loadgen.mode == "accuracy"
 
+    def engines(self) -> EnginesConfig:
+        """What `--sut local` and `--sut ray` build their replicas from."""
+        return EnginesConfig(
+            engine=self.engine,
+            generation=self.generation,
+            replicas=self.replicas,
+            dispatch=self.dispatch,
+            work_stealing=self.work_stealing,
+            devices=self.devices,
+            cpu_bind=self.cpu_bind,
+            stall_timeout=self.engine_stall_timeout,
+            start_timeout=self.engine_start_timeout,
+            step_delays=self.step_delays,
+        )
+
+    def servers(self) -> ServersConfig:
+        """What `--sut remote` builds its replicas from."""
+        assert self.remote is not None, "a remote run has its RemoteConfig"
+        return ServersConfig(
+            remote=self.remote,
+            tokenizer=self.engine.tokenizer or self.engine.model,
+            generation=self.generation,
+            dispatch=self.dispatch,
+            work_stealing=self.work_stealing,
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The resolved configuration for run.json, with secrets redacted."""
         resolved = json.loads(json.dumps(dataclasses.asdict(self), default=str))
@@ -90,7 +112,8 @@ class RunConfig:
             resolved["remote"]["endpoints"] = [redact_url(url) for url in resolved["remote"]["endpoints"]]
         if resolved["command"]:
             resolved["command"] = [_redact_arg(arg) for arg in resolved["command"]]
-        return redact(resolved)
+        redacted: dict[str, Any] = redact(resolved)
+        return redacted
 
 
 def _redact_arg(arg: str) -> str:
@@ -194,120 +217,61 @@ def build_config(
     `stall_timeout` bounds every wait on a replica that has work and makes no progress, in every phase: a
     local or Ray engine's step, or a server that returns no token and no answer. `start_timeout` bounds a local
     or Ray engine's start-up."""
-    if sut not in SUTS:
-        raise HarnessError(f"--sut {sut!r}: use one of {', '.join(SUTS)}.")
-    for name, seconds in (("--stall-timeout", stall_timeout), ("--start-timeout", start_timeout)):
-        if seconds is not None and not seconds > 0:
-            raise HarnessError(f"{name} must be above 0, got {seconds}.")
-    if stall_timeout is not None:
-        if sut == "remote":
-            remote = {**(remote or {}), "stall_timeout": stall_timeout}
-    # A wrong benchmark, scenario or audit is an error now, before anything is loaded.
-    chosen = get_benchmark(benchmark)
-    chosen.rules(scenario)
-    if compliance is not None:
-        chosen.compliance_test(compliance)
-        if mode != "performance":
-            raise HarnessError(f"--compliance {compliance} sets its own mode: leave out --mode {mode}.")
+    _check_sut_options(sut, stall_timeout, start_timeout, ray_address, devices)
+    if stall_timeout is not None and sut == "remote":
+        remote = {**(remote or {}), "stall_timeout": stall_timeout}
+    chosen = _check_benchmark(benchmark, scenario, mode, compliance)
     remote_config = _remote_config(sut, remote, endpoints_file)
-    if ray_address is not None and sut != "ray":
-        raise HarnessError("--ray-address goes with --sut ray.")
-    if sut == "ray" and devices:
-        raise HarnessError("--devices maps this host's GPUs, and with --sut ray the Ray cluster places replicas.")
     if remote_config is not None:
-        local_only = {
-            "engine options (--dtype, --tensor-parallel-size, --engine-arg, ...)": bool(engine or engine_extra),
-            "--replicas": replicas != 1,
-            "--devices": bool(devices),
-            "--cpu-bind": bool(cpu_bind),
-            "step delays": bool(step_delays),
-            "--start-timeout": start_timeout is not None,
-        }
-        given = [name for name, used in local_only.items() if used]
-        if given:
-            raise HarnessError(
-                f"{', '.join(given)} configure local engines, not --sut remote: the servers run the model "
-                "(set engine options in their own arguments, e.g. the ServingRuntime), and each --endpoint "
-                "is one replica."
-            )
+        _check_local_only(
+            {
+                "engine options (--dtype, --tensor-parallel-size, --engine-arg, ...)": bool(engine or engine_extra),
+                "--replicas": replicas != 1,
+                "--devices": bool(devices),
+                "--cpu-bind": bool(cpu_bind),
+                "step delays": bool(step_delays),
+                "--start-timeout": start_timeout is not None,
+            }
+        )
     demo = model is None
-    engine_fields = dict(engine or {})
-    if demo:
-        model = embedded.MODEL_DIR
-        for key, value in embedded.ENGINE_DEFAULTS.items():
-            engine_fields.setdefault(key, value)
+    engine_config = _engine_config(model, tokenizer, engine, engine_extra)
     if dataset is None:
         dataset = embedded.ROOT / chosen.demo_dataset
-    unknown = set(engine_fields) - {f.name for f in dataclasses.fields(EngineConfig)}
-    if unknown:
-        raise HarnessError(f"unknown engine settings {sorted(unknown)}; pass them as engine_extra.")
-    extra = dict(engine_extra or {})
-    if demo and "gpu_memory_utilization" not in engine_fields:
-        extra.setdefault("kv_cache_memory_bytes", embedded.KV_CACHE_BYTES)
-    engine_config = EngineConfig(
-        model=str(model),
-        tokenizer=str(tokenizer) if tokenizer else None,
-        extra=extra,
-        **engine_fields,
-    )
-    try:
-        generation_config = GenerationConfig(**{**chosen.generation, **(generation or {})})
-    except TypeError as exc:
-        raise HarnessError(f"unknown generation setting: {exc}") from None
+    generation_config = _generation_config(chosen.generation, generation)
     # The demo's own LoadGen settings (`embedded.DEMO_LOADGEN`) fill in, setting by setting, only what the user
     # leaves unset here and in their user.conf: `harness.settings.build_settings` knows both.
-    calibrate = target_qps == AUTO
-    if calibrate:
-        if scenario != "Offline":
-            raise HarnessError(
-                "--target-qps auto calibrates the Offline query only; give Server and Interactive a number."
-            )
-        target_qps = None
-    elif target_qps is not None:
-        try:
-            target_qps = float(target_qps)
-        except ValueError:
-            raise HarnessError(f"--target-qps {target_qps!r}: give a number, or auto (Offline).") from None
-        if not target_qps > 0:
-            raise HarnessError(f"--target-qps must be above 0, got {target_qps}.")
     loadgen = LoadGenConfig(
         scenario=scenario,
         mode=mode,
         benchmark=benchmark,
         user_conf=Path(user_conf) if user_conf else None,
-        target_qps=target_qps,
+        target_qps=_target_qps(target_qps, scenario),
         min_duration_ms=min_duration_ms,
         min_query_count=min_query_count,
         total_sample_count=total_sample_count,
         enable_trace=enable_trace,
         demo=demo,
-        calibrate=calibrate,
+        calibrate=target_qps == AUTO,
         compliance=compliance,
     )
-    generation_config.check()
     if remote_config is not None:
         remote_config.check_generation(generation_config)
     if sut != "remote":
         engine_config.check()
-    for name, value, lowest in (
-        ("--warmup-samples", warmup_samples, 0),
-        ("--replicas", replicas, 1),
-        ("--min-duration", min_duration_ms, 0),
-        ("--min-query-count", min_query_count, 1),
-        ("--total-sample-count", total_sample_count, 1),
-        ("scoring_workers", scoring_workers, 1),
-    ):
-        if value is not None and value < lowest:
-            raise HarnessError(f"{name} must be at least {lowest}, got {value}.")
+    _check_ranges(
+        {
+            "--warmup-samples": (warmup_samples, 0),
+            "--replicas": (replicas, 1),
+            "--min-duration": (min_duration_ms, 0),
+            "--min-query-count": (min_query_count, 1),
+            "--total-sample-count": (total_sample_count, 1),
+            "scoring_workers": (scoring_workers, 1),
+        }
+    )
     if dispatch not in POLICIES:
         raise HarnessError(f"--dispatch {dispatch!r}: use one of {', '.join(POLICIES)}.")
     step_delays = dict(step_delays or {})
-    for slot, delay in step_delays.items():
-        if not 0 <= slot < replicas or delay < 0:
-            raise HarnessError(
-                f"step delay {delay} for replica {slot}: needs a replica slot below {replicas} "
-                "and a delay of 0 or more seconds."
-            )
+    _check_step_delays(step_delays, replicas)
     return RunConfig(
         loadgen=loadgen,
         engine=engine_config,
@@ -336,6 +300,113 @@ def build_config(
         scoring_workers=scoring_workers,
         command=list(command) if command else None,
     )
+
+
+def _check_sut_options(
+    sut: str,
+    stall_timeout: float | None,
+    start_timeout: float | None,
+    ray_address: str | None,
+    devices: list[str] | None,
+) -> None:
+    if sut not in SUTS:
+        raise HarnessError(f"--sut {sut!r}: use one of {', '.join(SUTS)}.")
+    for name, seconds in (("--stall-timeout", stall_timeout), ("--start-timeout", start_timeout)):
+        if seconds is not None and not seconds > 0:
+            raise HarnessError(f"{name} must be above 0, got {seconds}.")
+    if ray_address is not None and sut != "ray":
+        raise HarnessError("--ray-address goes with --sut ray.")
+    if sut == "ray" and devices:
+        raise HarnessError("--devices maps this host's GPUs, and with --sut ray the Ray cluster places replicas.")
+
+
+def _check_benchmark(benchmark: str, scenario: str, mode: str, compliance: str | None) -> Benchmark:
+    """A wrong benchmark, scenario or audit is an error now, before anything is loaded."""
+    chosen = get_benchmark(benchmark)
+    chosen.rules(scenario)
+    if compliance is not None:
+        chosen.compliance_test(compliance)
+        if mode != "performance":
+            raise HarnessError(f"--compliance {compliance} sets its own mode: leave out --mode {mode}.")
+    return chosen
+
+
+def _check_local_only(given: dict[str, bool]) -> None:
+    """Options that configure local engines, refused for servers: they run the model themselves."""
+    used = [name for name, set_ in given.items() if set_]
+    if used:
+        raise HarnessError(
+            f"{', '.join(used)} configure local engines, not --sut remote: the servers run the model "
+            "(set engine options in their own arguments, e.g. the ServingRuntime), and each --endpoint "
+            "is one replica."
+        )
+
+
+def _engine_config(
+    model: str | Path | None,
+    tokenizer: str | Path | None,
+    engine: dict[str, Any] | None,
+    engine_extra: dict[str, Any] | None,
+) -> EngineConfig:
+    """Without a model, the embedded tiny model with its engine defaults and a fixed KV cache."""
+    demo = model is None
+    fields = dict(engine or {})
+    if demo:
+        model = embedded.MODEL_DIR
+        for key, value in embedded.ENGINE_DEFAULTS.items():
+            fields.setdefault(key, value)
+    unknown = set(fields) - {f.name for f in dataclasses.fields(EngineConfig)}
+    if unknown:
+        raise HarnessError(f"unknown engine settings {sorted(unknown)}; pass them as engine_extra.")
+    extra = dict(engine_extra or {})
+    if demo and "gpu_memory_utilization" not in fields:
+        extra.setdefault("kv_cache_memory_bytes", embedded.KV_CACHE_BYTES)
+    return EngineConfig(model=str(model), tokenizer=str(tokenizer) if tokenizer else None, extra=extra, **fields)
+
+
+def _generation_config(benchmark: Mapping[str, Any], given: dict[str, Any] | None) -> GenerationConfig:
+    """The benchmark's reference settings, with what the user gave over them."""
+    try:
+        config = GenerationConfig(**{**benchmark, **(given or {})})
+    except TypeError as exc:
+        raise HarnessError(f"unknown generation setting: {exc}") from None
+    config.check()
+    return config
+
+
+def _target_qps(target_qps: float | str | None, scenario: str) -> float | None:
+    """A number above 0, or None: none given, or `auto` (Offline), which calibrates the query instead."""
+    if target_qps is None:
+        return None
+    if target_qps == AUTO:
+        if scenario != "Offline":
+            raise HarnessError(
+                "--target-qps auto calibrates the Offline query only; give Server and Interactive a number."
+            )
+        return None
+    try:
+        qps = float(target_qps)
+    except ValueError:
+        raise HarnessError(f"--target-qps {target_qps!r}: give a number, or auto (Offline).") from None
+    if not qps > 0:
+        raise HarnessError(f"--target-qps must be above 0, got {qps}.")
+    return qps
+
+
+def _check_ranges(values: dict[str, tuple[int | None, int]]) -> None:
+    """Each (value, lowest) pair: a value below its lowest is an error naming the option."""
+    for name, (value, lowest) in values.items():
+        if value is not None and value < lowest:
+            raise HarnessError(f"{name} must be at least {lowest}, got {value}.")
+
+
+def _check_step_delays(step_delays: dict[int, float], replicas: int) -> None:
+    for slot, delay in step_delays.items():
+        if not 0 <= slot < replicas or delay < 0:
+            raise HarnessError(
+                f"step delay {delay} for replica {slot}: needs a replica slot below {replicas} "
+                "and a delay of 0 or more seconds."
+            )
 
 
 def _remote_config(sut: str, fields: dict[str, Any] | None, endpoints_file: str | Path | None) -> RemoteConfig | None:

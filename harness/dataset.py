@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks import BENCHMARKS
 from common.dataset import convert
 from common.errors import HarnessError, report_failure
 
@@ -30,7 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not args.src.is_file():
             raise HarnessError(f"dataset {args.src} does not exist.")
-        count = convert(args.src, args.dst, trust_pickle=args.trust_pickle)
+        raw_formats = [benchmark.prompt_format for benchmark in BENCHMARKS.values()]
+        count = convert(args.src, args.dst, trust_pickle=args.trust_pickle, raw_formats=raw_formats)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

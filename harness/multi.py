@@ -23,11 +23,9 @@ asks for more than the host has, is refused with the reason.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import multiprocessing
 import os
-import re
 import signal
 import sys
 import time
@@ -44,36 +42,15 @@ from common.errors import HarnessError, InternalError, report_failure
 from common.files import Shape, read_json
 from common.stopping import Interrupted, StopSignals
 from harness.config import RunConfig, build_config
-from harness.plans import PlanLines, read_plan
+from harness.plans import MULTI_PLAN, Plan, PlanLines, PlannedRun, cell, plan_directory, read_plan
 from harness.record import RUN_JSON, console_warning, read_run_record
 from sut.layout import cpu_sets_for, format_cpus, gpu_sets_for, running_on_cpu, visible_gpus
 
-PLAN_KEYS = ("name", "output_dir", "runs")
-SET_BY_MULTI = ("output_dir", "command")
-"""`build_config` arguments a run of the plan does not set."""
 POLL_SECONDS = 0.2
 OUTCOME = "outcome.json"
 """What each run's process leaves in its output folder: its exit code, and its run directory or its error."""
 OUTCOME_KEYS: Shape = {"code": int}
 OPTIONAL_OUTCOME_KEYS: Shape = {"run_dir": str, "error": str}
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    name: str
-    options: dict[str, Any]
-    """`build_config`'s keyword arguments, with the cores or GPUs the plan gave the run."""
-    config: RunConfig
-    placed: str | None = None
-    """What the run was placed on, when the plan placed it ("cores 0-3", "GPUs 0,1")."""
-
-
-@dataclass
-class MultiPlan:
-    path: Path
-    name: str
-    directory: Path
-    runs: list[PlannedRun]
 
 
 @dataclass
@@ -95,47 +72,30 @@ class Measured:
 
 
 # -- the plan ---------------------------------------------------------------------------------------------
-def load_multi_plan(path: Path, *, output_dir: Path | None = None) -> MultiPlan:
+def load_multi_plan(path: Path, *, output_dir: Path | None = None) -> Plan:
     """Read and check a plan, and place its local runs on disjoint cores or GPUs."""
-    data, lines = read_plan(path, "multi plan", PLAN_KEYS)
+    data, lines = read_plan(path, MULTI_PLAN)
     runs = data.get("runs")
     if not isinstance(runs, dict) or len(runs) < 2:
         raise HarnessError(f"{lines.of('runs')}: `runs` needs a mapping of two or more named runs.")
-    name = str(data.get("name") or path.stem)
-    directory = Path(output_dir or data.get("output_dir") or "multi") / name
-    allowed = set(inspect.signature(build_config).parameters) - set(SET_BY_MULTI)
+    name, directory = plan_directory(data, lines, output_dir=output_dir, default="multi")
     configs: dict[str, tuple[dict[str, Any], RunConfig]] = {}
     for run_name, options in runs.items():
-        where = lines.of(str(run_name))
-        if not re.fullmatch(r"[\w.-]+", str(run_name)):
-            raise HarnessError(f"{where}: the run name {run_name!r} is a directory name: letters, digits, . _ - only.")
-        if not isinstance(options, dict):
-            raise HarnessError(f"{where}: run {run_name!r} needs a mapping of settings.")
-        for key in options:
-            if key not in allowed:
-                raise HarnessError(
-                    f"{lines.of(key, within=str(run_name))}: run {run_name!r}: "
-                    + (
-                        f"{key!r} is set by `multi` for each run."
-                        if key in SET_BY_MULTI
-                        else f"unknown setting {key!r}; use build_config's: {', '.join(sorted(allowed))}."
-                    )
-                )
         configs[str(run_name)] = (dict(options), _config(lines, str(run_name), options, directory))
-    placed = _place(configs, lines)
-    return MultiPlan(path, name, directory, placed)
+    return Plan(path, name, directory, _place(configs, lines))
 
 
 def _config(lines: PlanLines, name: str, options: dict[str, Any], directory: Path) -> RunConfig:
+    where = lines.of("runs", name)
     try:
         config = build_config(**options, output_dir=directory / "together" / name)
     except TypeError as exc:
-        raise HarnessError(f"{lines.of(name)}: run {name!r}: a setting has the wrong form: {exc}") from None
+        raise HarnessError(f"{where}: run {name!r}: a setting has the wrong form: {exc}") from None
     except HarnessError as exc:
-        raise HarnessError(f"{lines.of(name)}: run {name!r}: {exc}") from None
+        raise HarnessError(f"{where}: run {name!r}: {exc}") from None
     if config.sut == "ray" and config.ray_address == "auto":
         raise HarnessError(
-            f"{lines.of(name)}: run {name!r}: runs of a multi plan on Ray share a cluster: give its ray_address. "
+            f"{where}: run {name!r}: runs of a multi plan on Ray share a cluster: give its ray_address. "
             "Local clusters started by each run would each claim the whole host."
         )
     return config
@@ -153,7 +113,7 @@ def _place(configs: dict[str, tuple[dict[str, Any], RunConfig]], lines: PlanLine
         key, value, placed = placements[name]
         options = {**options, key: value}
         config = _config(lines, name, options, config.output_dir.parent.parent)
-        planned.append(PlannedRun(name, options, config, placed))
+        planned.append(PlannedRun(name, options, config, placed=placed))
     return planned
 
 
@@ -175,8 +135,8 @@ def _share_out(local: dict[str, RunConfig], lines: PlanLines) -> dict[str, tuple
         count = len(free) // len(unplaced) if on_cpu else need
         if count < need or start + count > len(free):
             raise HarnessError(
-                f"{lines.of(name)}: run {name!r} needs {need} {label} of its own, and after the other runs this "
-                f"host has {len(free) - start} free: give the runs fewer replicas, or name each run's {label} "
+                f"{lines.of('runs', name)}: run {name!r} needs {need} {label} of its own, and after the other runs "
+                f"this host has {len(free) - start} free: give the runs fewer replicas, or name each run's {label} "
                 f"({key})."
             )
         units, start = free[start : start + count], start + count
@@ -202,7 +162,7 @@ def _owned(local: dict[str, RunConfig], lines: PlanLines, on_cpu: bool, key: str
         for other, theirs in owned.items():
             if units & theirs:
                 raise HarnessError(
-                    f"{lines.of(name)}: runs {other!r} and {name!r} both use {label} "
+                    f"{lines.of('runs', name)}: runs {other!r} and {name!r} both use {label} "
                     f"{_units(units & theirs, on_cpu)}: runs on one host need disjoint {label} ({key})."
                 )
         owned[name] = units
@@ -232,7 +192,7 @@ class MultiOutcome:
         return self.interrupted or (1 if self.failed else 0)
 
 
-def run_multi(plan: MultiPlan, *, alone: bool = True, console: Console | None = None) -> MultiOutcome:
+def run_multi(plan: Plan, *, alone: bool = True, console: Console | None = None) -> MultiOutcome:
     """The runs together, then (with `alone`) each alone; the report is written to `multi.json` and
     `multi.png` in the plan's directory."""
     console = console or Console(stderr=True)
@@ -263,7 +223,7 @@ INTERRUPTED = (130, 143)
 
 
 def _run_processes(
-    plan: MultiPlan, names: list[str], setting: str, stop: StopSignals, console: Console
+    plan: Plan, names: list[str], setting: str, stop: StopSignals, console: Console
 ) -> dict[str, Measured]:
     """The named runs, each in a process of its own; their LoadGen tests start when all are warm (a run that
     fails before that does not hold up the others)."""
@@ -399,7 +359,7 @@ def _outcome(name: str, code: int, output_dir: Path, console: Console) -> Measur
 METRICS = ("tokens_per_second", "ttft", "tpot")
 
 
-def _report(plan: MultiPlan, together: dict[str, Measured], alone: dict[str, Measured]) -> dict[str, Any]:
+def _report(plan: Plan, together: dict[str, Measured], alone: dict[str, Measured]) -> dict[str, Any]:
     windows = {name: m.record.get("test_window") for name, m in together.items()}
     rows = []
     for run in plan.runs:
@@ -437,7 +397,8 @@ def _overlap(name: str, windows: dict[str, Any]) -> float | None:
         if end > start:
             covered += end - start
             cursor = end
-    return round(covered / (own[1] - own[0]), 4)
+    span: float = own[1] - own[0]
+    return round(covered / span, 4)
 
 
 def print_report(report: dict[str, Any], console: Console) -> None:
@@ -459,12 +420,12 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         table.add_row(
             row["name"],
             f"{_verdict(alone)} / {_verdict(together)}",
-            _number(alone.get("tokens_per_second"), ",.0f"),
-            _number(together.get("tokens_per_second"), ",.0f"),
-            _number(ratio.get("tokens_per_second"), ".2f"),
-            f"{_number(alone.get('ttft'), '.0f')} / {_number(together.get('ttft'), '.0f')}",
-            f"{_number(alone.get('tpot'), '.1f')} / {_number(together.get('tpot'), '.1f')}",
-            _number(row.get("overlap"), ".0%"),
+            cell(alone.get("tokens_per_second"), ",.0f"),
+            cell(together.get("tokens_per_second"), ",.0f"),
+            cell(ratio.get("tokens_per_second"), ".2f"),
+            f"{cell(alone.get('ttft'), '.0f')} / {cell(together.get('ttft'), '.0f')}",
+            f"{cell(alone.get('tpot'), '.1f')} / {cell(together.get('tpot'), '.1f')}",
+            cell(row.get("overlap"), ".0%"),
         )
     console.print(table)
 
@@ -475,10 +436,6 @@ def _verdict(figures: dict[str, Any]) -> str:
     if figures.get("error"):
         return "failed"
     return "VALID" if figures.get("valid") else "INVALID"
-
-
-def _number(value: float | None, form: str) -> str:
-    return "-" if value is None else format(value, form)
 
 
 def _plot(report: dict[str, Any], path: Path) -> None:

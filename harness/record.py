@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,6 @@ from rich.markup import escape
 from common.errors import HarnessError
 from common.files import NULL, NUMBER, Shape, read_json, read_jsonl
 from scenarios.responder import SampleRecord, latency_percentiles
-from sut.engine_replica import EngineReplica
 from sut.layout import format_cpus
 from sut.replica import Replica
 
@@ -60,12 +59,7 @@ def failure_kinds(failures: dict[str, int], shown: int = 3) -> str:
     return "; ".join(parts)
 
 
-def engine_args(replica: Replica) -> dict[str, Any]:
-    """The engine arguments as vLLM gets them, where this process builds the engine (not for servers)."""
-    return replica.engine_args if isinstance(replica, EngineReplica) else {}
-
-
-def replica_rows(members: list[Replica], streams: dict[str, list[SampleRecord]] | None) -> list[dict[str, Any]]:
+def replica_rows(members: Sequence[Replica], streams: dict[str, list[SampleRecord]] | None) -> list[dict[str, Any]]:
     """Per-replica accounting; with `streams` (Server), also each replica's TTFT and TPOT percentiles."""
     stats = [member.stats() for member in members]
     total = sum(s.samples for s in stats) or 1
@@ -87,7 +81,7 @@ def replica_rows(members: list[Replica], streams: dict[str, list[SampleRecord]] 
     ]
     if streams is not None:
         for row in rows:
-            row.update(latency_percentiles(streams[row["name"]]))
+            row.update(latency_percentiles(streams[str(row["name"])]))
     return rows
 
 
@@ -169,7 +163,8 @@ def read_run_record(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_JSON
     if not path.exists():
         raise HarnessError(f"{run_dir} is not a run directory (it has no {RUN_JSON}): pass a directory a run wrote.")
-    return read_json(path, what="run record", required=RECORD_KEYS, optional=OPTIONAL_RECORD_KEYS)
+    record: dict[str, Any] = read_json(path, what="run record", required=RECORD_KEYS, optional=OPTIONAL_RECORD_KEYS)
+    return record
 
 
 def read_samples(run_dir: Path) -> list[dict[str, Any]]:

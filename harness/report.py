@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -92,10 +94,10 @@ def print_summary(report: RunReport, console: Console) -> None:
             )
 
 
-def replica_table(replicas: list[dict]) -> Table:
+def replica_table(replicas: list[dict[str, Any]]) -> Table:
     """One row per replica: where it ran, what it did, and (Server) its own latencies."""
-    columns = {
-        "replica": lambda r: r["name"],
+    columns: dict[str, Callable[[dict[str, Any]], str]] = {
+        "replica": lambda r: str(r["name"]),
         "runs on": _where,
         "samples": lambda r: f"{r['samples']} ({r['share']:.0%})",
         "failed": lambda r: str(r["failed"]),
@@ -114,9 +116,9 @@ def replica_table(replicas: list[dict]) -> Table:
     return table
 
 
-def _where(replica: dict, here: str = socket.gethostname()) -> str:
+def _where(replica: dict[str, Any], here: str = socket.gethostname()) -> str:
     if replica.get("endpoint"):
-        return replica["endpoint"].split("://", 1)[-1]
+        return str(replica["endpoint"]).split("://", 1)[-1]
     devices = ",".join(replica["devices"])
     where = devices if devices == "cpu" else f"gpu {devices}"
     where = f"{where} {replica['cpus']}" if replica.get("cpus") else where
@@ -124,7 +126,7 @@ def _where(replica: dict, here: str = socket.gethostname()) -> str:
     return f"{node}: {where}" if node and node != here else where  # another host: a Ray actor's node
 
 
-def _errors(replica: dict) -> str:
+def _errors(replica: dict[str, Any]) -> str:
     """`replica-0: 7 failed attempts (http_500 5, connect 2), 5 retried; out of dispatch 1 time`."""
     kinds = sorted(replica["errors"].items(), key=lambda item: -item[1])
     total = sum(n for _, n in kinds)
@@ -135,7 +137,7 @@ def _errors(replica: dict) -> str:
     return text
 
 
-def _effective(loadgen: dict) -> str:
+def _effective(loadgen: dict[str, Any]) -> str:
     """The settings people check first, as LoadGen used them, each with where its value came from."""
     effective, requested, sources = loadgen["effective"], loadgen["settings"], loadgen.get("sources") or {}
 
@@ -167,7 +169,7 @@ def _effective(loadgen: dict) -> str:
     return ", ".join(parts)
 
 
-def _compliance(compliance: dict) -> str:
+def _compliance(compliance: dict[str, Any]) -> str:
     first = compliance["first_token_pass"]
     checks = [
         f"first token {'skipped (Offline)' if first is None else ('pass' if first else 'FAIL')}",

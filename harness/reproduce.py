@@ -1,4 +1,4 @@
-"""Reproducible runs: what identifies the model a run used, and `python -m harness rerun RUN_DIR`.
+"""Reproducible runs: `python -m harness rerun RUN_DIR`.
 
 A rerun rebuilds the recorded configuration, refuses when the model files or the data set
 are no longer the ones the run used, runs it again, and reports how far the figures moved
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,68 +21,17 @@ from rich.table import Table
 from common.dataset import sha256_of
 from common.errors import HarnessError, report_failure
 from harness.config import DatasetConfig, RunConfig
+from harness.fingerprint import fingerprint_changes, model_fingerprint
 from harness.record import read_run_record, read_samples
+from harness.report import print_summary
+from harness.runner import ReplicaFactory, RunReport, exit_code, run
 from harness.settings import LoadGenConfig
 from sut.engine_config import EngineConfig
 from sut.generation import GenerationConfig
 from sut.remote_config import RemoteConfig
 
-# Files whose content decides the model's behaviour (hashed in full); weights are only sized,
-# since hashing 140 GB per run would take minutes.
-HASHED = (
-    "config.json",
-    "generation_config.json",
-    "tokenizer.json",
-    "tokenizer.model",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "model.safetensors.index.json",
-    "pytorch_model.bin.index.json",
-)
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 FIGURES = ("tokens_per_second", "samples_per_second")
 REDACTED = "***"
-
-
-def model_fingerprint(model_dir: str | Path, *, quantization: str | None = None) -> dict[str, Any]:
-    """sha256 of the config and tokenizer files and the weight index, size of every weight file, and the
-    quantization (the checkpoint's own config and the engine's setting)."""
-    root = Path(model_dir)
-    files = {name: _sha256(root / name) for name in HASHED if (root / name).is_file()}
-    weights = {
-        path.name: path.stat().st_size
-        for path in sorted(root.iterdir())
-        if path.is_file() and path.suffix in WEIGHT_SUFFIXES
-    }
-    try:
-        config = json.loads((root / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        config = {}
-    return {
-        "path": str(root.resolve()),
-        "files_sha256": files,
-        "weight_bytes": weights,
-        "quantization_config": config.get("quantization_config"),
-        "engine_quantization": quantization,
-    }
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def fingerprint_changes(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """What differs between two fingerprints, one phrase each."""
-    changes = []
-    for name in sorted(set(recorded["files_sha256"]) | set(now["files_sha256"])):
-        before, after = recorded["files_sha256"].get(name), now["files_sha256"].get(name)
-        if before != after:
-            changes.append(f"{name} {'is gone' if after is None else 'is new' if before is None else 'changed'}")
-    if recorded["weight_bytes"] != now["weight_bytes"]:
-        changes.append("the weight files differ (names or sizes)")
-    if recorded["quantization_config"] != now["quantization_config"]:
-        changes.append("the checkpoint's quantization_config changed")
-    return changes
 
 
 def config_from_record(record: dict[str, Any], run_dir: Path, output_dir: Path | None) -> RunConfig:
@@ -194,7 +142,7 @@ def compare_runs(
 
 
 def _outputs(run_dir: Path) -> dict[int, list[int]]:
-    outputs = {}
+    outputs: dict[int, list[int]] = {}
     for row in read_samples(run_dir):
         if "output_token_ids" in row:
             outputs.setdefault(row["qsl_idx"], row["output_token_ids"])
@@ -227,11 +175,10 @@ def rerun(
     *,
     output_dir: Path | None = None,
     console: Console | None = None,
-    replica_factory: Any = None,
-) -> tuple[Any, Comparison]:
+    replica_factory: ReplicaFactory | None = None,
+) -> tuple[RunReport, Comparison]:
     """Run `run_dir`'s configuration again; returns the new `RunReport` and the comparison (also in rerun.json).
     `replica_factory` is `run`'s (tests use a scripted replica)."""
-    from harness.runner import run
 
     record = read_run_record(Path(run_dir))
     # Read now, not after the run: a damaged samples.jsonl is refused before the time a run takes.
@@ -261,9 +208,6 @@ def main(argv: Sequence[str]) -> int:
         return report_failure(
             exc, lambda line: console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
         )
-    from harness.report import print_summary
-    from harness.runner import exit_code
-
     out = Console()
     print_summary(report, out)
     print_comparison(comparison, out)

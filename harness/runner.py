@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import mlperf_loadgen as lg
 from rich.console import Console
@@ -31,27 +31,18 @@ from common.dataset import Dataset, load_dataset
 from common.errors import HarnessError, InternalError
 from common.stopping import Interrupted, Interruption, StopSignals, console_fd
 from harness.config import RunConfig, check_model_dir, check_tokenizer_dir, redact
+from harness.fingerprint import model_fingerprint
 from harness.progress import RunProgress
-from harness.record import engine_args, failure_kinds, package_versions, replica_rows, write_samples
-from harness.reproduce import model_fingerprint
+from harness.record import failure_kinds, package_versions, replica_rows, write_samples
 from harness.results import DetailLog, RunResult, effective_settings, read_detail_log, summarize
 from harness.settings import CALIBRATION, BuiltSettings, build_settings, describe, log_settings
-from scenarios import DRIVERS
 from scenarios.base import ScenarioDriver
 from scenarios.qsl import SampleLibrary
+from scenarios.requests import ResultSink
 from scenarios.responder import Accounts, LoadGenResponder, SampleRecord
-from sut.dispatch import Dispatcher
-from sut.engine_config import EngineConfig
-from sut.engine_logs import route_vllm_logs
-from sut.engine_replica import EngineReplica
-from sut.engine_worker import WorkerSpec
-from sut.layout import Placement, plan_layout, running_on_cpu
-from sut.output_ids import Retokenizer
-from sut.remote_replica import AttemptBudget, RemoteReplica, RemoteStats
-from sut.replica import Member, Replica, ResultSink
-
-if TYPE_CHECKING:
-    from sut.ray_replica import RayCluster
+from sut.build import local_engines, ray_engines, remote_servers
+from sut.replica import ReplicaGroup
+from sut.systems import SystemUnderTest
 
 SEED_FIELDS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
 CALIBRATION_SAMPLES = 1000
@@ -102,130 +93,22 @@ def expected_queries(config: RunConfig, built: BuiltSettings) -> int | None:
     if built.audit is not None:
         return None
     if built.rules.streams:
-        return max(s.min_query_count, math.ceil(s.server_target_qps * s.min_duration_ms / 1000))
+        qps, seconds = float(s.server_target_qps), float(s.min_duration_ms) / 1000
+        return max(int(s.min_query_count), math.ceil(qps * seconds))
     return None
 
 
-ReplicaFactory = Callable[[RunConfig, ResultSink, Path], Replica]
+ReplicaFactory = Callable[[RunConfig, ResultSink, Path], ReplicaGroup]
+"""What builds a run's replicas from its configuration, the sink their results go to and its directory."""
 
 
-def local_engines(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica:
-    """`config.replicas` vLLM engines on this host, each in a worker process; several go behind a dispatcher."""
-    log_path = run_dir / "engine.log"
-    route_vllm_logs(log_path)
-    on_cpu = running_on_cpu()
-    config.engine.to_engine_args(on_cpu=on_cpu)  # bad engine arguments fail here, before any process starts
-    placements = plan_layout(
-        config.replicas,
-        config.engine.tensor_parallel_size,
-        on_cpu=on_cpu,
-        devices=config.devices,
-        cpu_bind=config.cpu_bind,
-    )
-    return _engines(config, sink, [(placement, None) for placement in placements], config.engine, log_path)
-
-
-def ray_engines(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica:
-    """`config.replicas` vLLM engines as Ray actors (`sut.ray_replica`); several go behind a dispatcher."""
-    from sut.ray_replica import connect
-
-    log_path = run_dir / "engine.log"
-    route_vllm_logs(log_path)
-    cluster = connect(config.ray_address)
-    engine = config.engine
-    try:
-        on_gpus = cluster.gpus > 0
-        engine.to_engine_args(on_cpu=not on_gpus)
-        if on_gpus and engine.tensor_parallel_size > 1:
-            # The actor holds its replica's GPUs, and its tensor-parallel ranks are its own processes; vLLM's
-            # Ray executor would instead look for one placement bundle per rank.
-            engine = dataclasses.replace(engine, extra={"distributed_executor_backend": "mp", **engine.extra})
-        layout = cluster.layout(config.replicas, engine.tensor_parallel_size, config.cpu_bind)
-    except BaseException:
-        cluster.close_if_unused()
-        raise
-    return _engines(config, sink, layout, engine, log_path, cluster)
-
-
-def _engines(
-    config: RunConfig,
-    sink: ResultSink,
-    layout: list[tuple[Placement, dict[str, float] | None]],
-    engine_config: EngineConfig,
-    log_path: Path,
-    cluster: RayCluster | None = None,
-) -> Replica:
-    """One `EngineReplica` per placement: a local worker process, or (with a Ray bundle) a Ray actor."""
-
-    def engine(slot: int, replica_sink: ResultSink) -> Member:
-        placement, bundle = layout[slot]
-        spec = WorkerSpec(
-            name=f"replica-{slot}",
-            engine=engine_config,
-            generation=config.generation,
-            placement=placement,
-            log_path=log_path,
-            step_delay=config.step_delays.get(slot, 0.0),
-            stall_timeout=config.engine_stall_timeout,
-            start_timeout=config.engine_start_timeout,
-        )
-        if cluster is None or bundle is None:
-            return EngineReplica(spec, replica_sink)
-        from sut.ray_replica import RayLink
-
-        return EngineReplica(spec, replica_sink, RayLink(cluster, bundle))
-
-    if config.replicas == 1:
-        return engine(0, sink)
-    return Dispatcher(
-        engine,
-        config.replicas,
-        sink,
-        policy=config.dispatch,
-        batch=engine_config.max_num_seqs or 256,
-        work_stealing=config.work_stealing,
-    )
-
-
-def remote_endpoints(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica:
-    """One `RemoteReplica` per endpoint; several go behind a dispatcher."""
-    from sut.apis import build_api
-
-    remote = config.remote
-    assert remote is not None
-    retokenizer = Retokenizer(config.engine.tokenizer or config.engine.model)
-    # One count of failed attempts per sample for all endpoints: --retries holds for the whole run.
-    budget = AttemptBudget()
-
-    def endpoint(slot: int, replica_sink: ResultSink) -> Member:
-        api = build_api(
-            remote.protocol,
-            remote.served_model_name,
-            config.generation,
-            retokenizer,
-            server_ids=remote.output_ids == "auto",
-        )
-        return RemoteReplica(
-            f"replica-{slot}",
-            remote.endpoints[slot],
-            api,
-            remote,
-            retokenizer,
-            config.generation.max_new_tokens,
-            replica_sink,
-            budget,
-        )
-
-    if len(remote.endpoints) == 1:
-        return endpoint(0, sink)
-    return Dispatcher(
-        endpoint,
-        len(remote.endpoints),
-        sink,
-        policy=config.dispatch,
-        batch=remote.max_in_flight,
-        work_stealing=config.work_stealing,
-    )
+def configured_replicas(config: RunConfig, sink: ResultSink, run_dir: Path) -> ReplicaGroup:
+    """The replicas `config.sut` names (`sut.build`), with local and Ray engines' output in engine.log."""
+    if config.sut == "remote":
+        return remote_servers(config.servers(), sink)
+    if config.sut == "ray":
+        return ray_engines(config.engines(), sink, run_dir / "engine.log", address=config.ray_address)
+    return local_engines(config.engines(), sink, run_dir / "engine.log")
 
 
 DRAIN_SECONDS = 3.0
@@ -269,7 +152,7 @@ def run(
     seconds, at any phase: the report then has `interrupted`, and run.json says so. Before the run directory
     exists, `Interrupted` is raised instead."""
     if replica_factory is None:
-        replica_factory = {"local": local_engines, "remote": remote_endpoints, "ray": ray_engines}[config.sut]
+        replica_factory = configured_replicas
     console = console or Console(stderr=True)
     if loadgen_running():
         raise HarnessError(
@@ -342,8 +225,8 @@ class _Run:
         self.targets = targets
         self.built = built
         self.started = datetime.now(UTC)
-        self.responder = LoadGenResponder(keep_tokens=config.keeps_tokens)
-        self.replica: Replica | None = None
+        self.library = SampleLibrary(dataset, built.total_sample_count, built.performance_sample_count)
+        self.system: SystemUnderTest | None = None
         self.calibration: Calibration | None = None
         self.audit_path = run_dir / "audit.config"
         self.loadgen: _LoadGenTest | None = None
@@ -375,40 +258,45 @@ class _Run:
             # The submission tree needs the user.conf each run used, kept with its logs.
             shutil.copyfile(config.loadgen.user_conf, self.run_dir / "user.conf")
         t0 = time.perf_counter()
-        self.replica = replica = replica_factory(config, self.responder, self.run_dir)
-        what = f"connecting to {config.replicas} endpoint(s)" if config.sut == "remote" else f"starting {replica.name}"
+        self.system = system = SystemUnderTest(
+            lambda sink: replica_factory(config, sink, self.run_dir),
+            self.library,
+            self.built.rules.loadgen_scenario,
+            keep_tokens=config.keeps_tokens,
+        )
+        what = f"connecting to {config.replicas} endpoint(s)" if config.sut == "remote" else f"starting {system.name}"
         with self.console.status(f"{what} for {config.engine.model} (logs: {self.run_dir})"):
-            self._until_stopped("start-up", replica.start)
-        self._done(f"{replica.name} up in {time.perf_counter() - t0:.1f} s")
+            self._until_stopped("start-up", system.start)
+        self._done(f"{system.name} up in {time.perf_counter() - t0:.1f} s")
 
     def warm_up(self) -> None:
-        replica, config = self.replica, self.config
-        assert replica is not None
+        system, config = self.system, self.config
+        assert system is not None
         t0 = time.perf_counter()
         with self.console.status("warming up"):
-            prompts = self.dataset.prompts[: config.warmup_samples]
-            self._until_stopped("warm-up", lambda: replica.warm_up(prompts, config.warmup_tokens))
+            self._until_stopped("warm-up", lambda: system.warm_up(config.warmup_samples, config.warmup_tokens))
         self._done(f"warmed up in {time.perf_counter() - t0:.1f} s")
         self.calibration = self._until_stopped(
-            "calibration", lambda: calibrate_offline(config, self.built, replica, self.dataset, self.console)
+            "calibration", lambda: calibrate_offline(config, self.built, system.replicas, self.dataset, self.console)
         )
 
     def test(self) -> None:
         """LoadGen's test on a thread of its own; the main thread waits in short steps, so a stop signal is
         acted on at once (`drain`)."""
-        assert self.replica is not None
+        system = self.system
+        assert system is not None
         built, config = self.built, self.config
         self.stop.phase = "the LoadGen test"
-        library = SampleLibrary(self.dataset, built.total_sample_count, built.performance_sample_count)
-        driver = DRIVERS[built.rules.loadgen_scenario](library, self.replica, self.responder)
-        self.loadgen = _LoadGenTest(library, driver, built, log_settings(self.run_dir, config.loadgen.enable_trace))
+        self.loadgen = _LoadGenTest(
+            self.library, system.driver, built, log_settings(self.run_dir, config.loadgen.enable_trace)
+        )
         label = f"{config.loadgen.scenario} {config.loadgen.mode}"
         # What exists now (data set, tokenizer, replicas) lives through the test: out of the collector's way,
         # which otherwise walks it all again every few thousand samples answered.
         gc.collect()
         gc.freeze()
         try:
-            with RunProgress(self.responder, self.console, label=label, expected=expected_queries(config, built)):
+            with RunProgress(system.responder, self.console, label=label, expected=expected_queries(config, built)):
                 self.loadgen.start(self.audit_path)
                 while self.loadgen.running and not self.stop.wait(POLL_SECONDS):
                     pass
@@ -424,27 +312,26 @@ class _Run:
         interruption = self.stop.requested
         if interruption is not None:
             self.stop.phase = "drain"
-            self.responder.stop(f"the run was {interruption}")
+            assert self.system is not None  # a test has started
+            self.system.abandon(f"the run was {interruption}")
             test.join(DRAIN_SECONDS)
         test.finish()
 
     def stop_replicas(self) -> None:
-        if self.replica is not None:
+        if self.system is not None:
             self.stop.phase = "stopping the replicas"
-            self.replica.stop()
+            self.system.stop()
 
     def results(self) -> RunReport:
         """Judge the run and write run.json and samples.jsonl, whatever stage it reached."""
         self.stop.phase = "results"
         config, built = self.config, self.built
-        accounts = self.responder.accounts()
-        members: list[Replica] = []
-        group = self.replica if isinstance(self.replica, Dispatcher) else None
-        if self.replica is not None:
-            # A dispatcher stands for several replicas: what the run reports is each of them.
-            members = group.members if group else [self.replica]
+        group = self.system.replicas if self.system is not None else None
+        accounts = self.system.accounts() if self.system is not None else LoadGenResponder().accounts()
+        # What the run reports is each replica of the group.
+        members = list(group.members) if group is not None else []
         detail = read_detail_log(self.run_dir / "mlperf_log_detail.txt")
-        problems = self._problems(members, accounts)
+        problems = self._problems(group, accounts)
         result = summarize(
             detail, scenario=built.rules.loadgen_scenario, mode=config.loadgen.mode, harness_problems=problems
         )
@@ -453,8 +340,7 @@ class _Run:
             result.compliance_passed = compliance.passed
 
         records = accounts.records
-        replica = self.replica
-        placed = group.assignments() if group else {r.response_id: replica.name for r in records if replica}
+        placed = group.assignments() if group is not None else {}
         by_replica: dict[str, list[SampleRecord]] = {member.name: [] for member in members}
         for sample in records:
             if sample.response_id in placed:
@@ -490,7 +376,7 @@ class _Run:
             "non_compliant": built.non_compliant,
             "sut": config.sut,
             "config": config.to_json(),
-            "engine_args": redact(json.loads(json.dumps(engine_args(members[0]) if members else {}, default=str))),
+            "engine_args": redact(json.loads(json.dumps(group.engine_args() if group else {}, default=str))),
             "versions": package_versions(),
             "model": model_fingerprint(config.engine.model, quantization=config.engine.quantization),
             "loadgen": {
@@ -509,7 +395,7 @@ class _Run:
             },
             "samples": accounts.to_json(),
             "replicas": replica_rows(members, by_replica if built.rules.streams else None),
-            "offline_tail_seconds": None if built.rules.streams else _rounded(group.finish_spread() if group else None),
+            "offline_tail_seconds": None if built.rules.streams or group is None else _rounded(group.finish_spread()),
             "offline_stolen": None if built.rules.streams or group is None else group.stolen(),
             "replica_failures": (group.replica_failures() if group else {}) or accounts.replica_failures,
             "result": result.to_json(),
@@ -527,13 +413,14 @@ class _Run:
         is raised here. No exception is ever raised inside replica code."""
         self.stop.phase = phase
         self.stop.check()
-        outcome: list[tuple[bool, Any]] = []
+        returned: list[T] = []
+        raised: list[BaseException] = []
 
         def target() -> None:
             try:
-                outcome.append((True, work()))
+                returned.append(work())
             except BaseException as exc:  # re-raised on the main thread
-                outcome.append((False, exc))
+                raised.append(exc)
 
         thread = threading.Thread(target=target, name=phase, daemon=True)
         thread.start()
@@ -543,21 +430,20 @@ class _Run:
                 self.stop_replicas()
                 thread.join(STOP_JOIN_SECONDS)
                 raise Interrupted(self.stop.requested)
-        ok, value = outcome[0]
-        if not ok:
-            if isinstance(value, HarnessError):
+        if raised:
+            if isinstance(raised[0], HarnessError):
                 # The replica's error says which replica and what it did (a line each); this says when.
-                raise HarnessError("\n".join(f"{phase}: {line}" for line in str(value).splitlines())) from None
-            raise value
-        return value
+                raise HarnessError("\n".join(f"{phase}: {line}" for line in str(raised[0]).splitlines())) from None
+            raise raised[0]
+        return returned[0]
 
     def _done(self, line: str) -> None:
         self.console.print(f"[dim]{line}[/]", highlight=False)
 
-    def _problems(self, members: list[Replica], accounts: Accounts) -> list[str]:
+    def _problems(self, group: ReplicaGroup | None, accounts: Accounts) -> list[str]:
         """Why the harness itself makes the run INVALID: failed replicas, failed, duplicate or lost samples."""
-        stats = [member.stats() for member in members]
-        mismatches = sum(s.count_mismatches for s in stats if isinstance(s, RemoteStats))
+        members = group.members if group is not None else []
+        mismatches = sum(member.stats().count_mismatches for member in members)
         if mismatches:
             self.built.non_compliant.append(
                 f"{mismatches} answers re-tokenized from text differ in length from the server's own token count: "
@@ -565,7 +451,7 @@ class _Run:
                 "vLLM with --protocol openai)"
             )
         problems = []
-        replica_failures = self.replica.replica_failures() if isinstance(self.replica, Dispatcher) else {}
+        replica_failures = group.replica_failures() if group is not None else {}
         for failure in replica_failures.values():
             problems.append(f"{failure['reason']} ({failure['moved']} unstarted samples moved to other replicas)")
         if not replica_failures:
@@ -624,7 +510,7 @@ class _LoadGenTest:
 
     def start(self, audit_path: Path) -> None:
         global _loadgen_thread
-        qsl, sut = self._library.open(), self._driver.open()
+        qsl, sut = self._library.handle, self._driver.open()
         self._thread = threading.Thread(target=self._test, args=(sut, qsl, audit_path), name="loadgen", daemon=True)
         self._t0, self._cpu0 = time.perf_counter(), time.process_time()
         self.started_unix = time.time()
@@ -670,7 +556,7 @@ class Calibration:
 
 
 def calibrate_offline(
-    config: RunConfig, built: BuiltSettings, replica: Replica, dataset: Dataset, console: Console
+    config: RunConfig, built: BuiltSettings, replica: ReplicaGroup, dataset: Dataset, console: Console
 ) -> Calibration | None:
     """`--target-qps auto` (and the demo): generate up to CALIBRATION_SAMPLES samples untimed, as the timed run
     will, and tell LoadGen to expect CALIBRATION_MARGIN times that rate. LoadGen fills the Offline query with

@@ -60,7 +60,7 @@ class Run:
     @property
     def kind(self) -> str:
         """performance, accuracy, or the compliance test's name."""
-        return self.record.get("compliance_test") or self.record["mode"]
+        return str(self.record.get("compliance_test") or self.record["mode"])
 
 
 @dataclass
@@ -147,8 +147,8 @@ def check(result_set: ResultSet, division: str) -> list[str]:
                 # targets the run itself was scored against.
                 failed = [row for row in benchmark.accuracy.check(accuracy["metrics"]) if not row["passed"]]
                 if failed:
-                    found = ", ".join(f"{row['metric']} {row['value']}" for row in failed)
-                    problems.append(f"{where}: below {benchmark.name}'s accuracy targets ({found})")
+                    below = ", ".join(f"{row['metric']} {row['value']}" for row in failed)
+                    problems.append(f"{where}: below {benchmark.name}'s accuracy targets ({below})")
         if kind in {test.name for test in benchmark.compliance}:
             compliance = record.get("compliance") or {}
             if closed and not compliance.get("passed"):

@@ -18,8 +18,9 @@ For example::
       engine.kv_cache_dtype: [auto, fp8]
       replicas: [1, 2]
 
-The whole plan is checked before the first run: every run's configuration is built, and local engine
-arguments are checked against vLLM's own `EngineArgs`; an error names the plan's line. Runs go under
+The whole plan is checked before the first run: its keys and their values' kinds against the plan schema
+(`harness.plans`, which says which settings a sweep may vary), then every run's configuration is built, and
+local engine arguments are checked against vLLM's own `EngineArgs`; an error names the plan's line. Runs go under
 `OUTPUT_DIR/NAME/<point>/`, and `sweep.json` there lists every run with its configuration hash and status,
 rewritten after each run. Running the same plan again skips runs that finished with the same hash; a run
 that fails is recorded with its reason and the sweep goes on.
@@ -29,34 +30,28 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
-import inspect
 import itertools
 import json
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import LOADGEN_SCENARIOS
 from common.errors import HarnessError, InternalError, report_failure
 from common.files import NULL, NUMBER, Shape, check_shape, read_json
-from common.stopping import Interrupted
+from common.stopping import Interrupted, Interruption
 from harness.config import SEARCH, RunConfig, build_config
 from harness.peak import search_peak
-from harness.plans import PlanLines, read_plan
+from harness.plans import SWEEP_PLAN, Plan, PlanLines, PlannedRun, cell, plan_directory, read_plan
 from harness.record import RUN_JSON, console_warning, read_run_record
 from harness.runner import RunReport, run
 from sut.layout import plan_layout, running_on_cpu
 
-PLAN_KEYS = ("name", "output_dir", "scenarios", "accuracy", "base", "axes")
-SET_BY_THE_SWEEP = ("scenario", "mode", "compliance", "output_dir", "command")
-"""`build_config` arguments a plan does not set: the sweep decides them for each run."""
 MANIFEST = "sweep.json"
 ENTRY_KEYS: Shape = {"key": str, "status": str, "values": dict, "scenario": str, "mode": str}
 """What each run of sweep.json has, and what the commands that read it rely on."""
@@ -70,68 +65,15 @@ OPTIONAL_ENTRY_KEYS: Shape = {
 }
 
 
-@dataclass(frozen=True)
-class PlannedRun:
-    """One run of a sweep, its configuration built and checked."""
-
-    point: str
-    """The point's directory name under the sweep directory."""
-    values: dict[str, Any]
-    """The axis values that make the point."""
-    scenario: str
-    mode: str
-    config: RunConfig
-    key: str
-    """Hash of everything the run was configured with: a finished run with the same key is not run again."""
-    search: bool = False
-    """`target_qps: search` on a Server or Interactive run: the peak search, then its final run."""
-
-    @property
-    def label(self) -> str:
-        values = ", ".join(f"{axis}={value}" for axis, value in self.values.items()) or "base"
-        return f"{values} · {self.scenario} {self.mode}"
-
-
-@dataclass
-class Plan:
-    path: Path
-    name: str
-    directory: Path
-    axes: dict[str, list[Any]]
-    runs: list[PlannedRun] = field(default_factory=list)
-
-
 def load_plan(path: Path, *, output_dir: Path | None = None) -> Plan:
     """Read and check a plan: every run's configuration is built now, so a mistake stops the sweep before
     its first run, with the plan's line."""
-    data, lines = read_plan(path, "sweep plan", PLAN_KEYS)
+    data, lines = read_plan(path, SWEEP_PLAN)
     base = data.get("base") or {}
     axes = data.get("axes") or {}
-    if not isinstance(base, dict) or not isinstance(axes, dict):
-        raise HarnessError(f"{lines.of('base' if not isinstance(base, dict) else 'axes')}: give a mapping of settings.")
-    allowed = set(inspect.signature(build_config).parameters) - set(SET_BY_THE_SWEEP)
-    for key in [*base, *(axis.split(".")[0] for axis in axes)]:
-        if key in SET_BY_THE_SWEEP:
-            raise HarnessError(
-                f"{lines.of(key)}: {key!r} is set by the sweep for each run"
-                + (": list scenarios under `scenarios`." if key == "scenario" else ".")
-            )
-        if key not in allowed:
-            raise HarnessError(
-                f"{lines.of(key)}: unknown setting {key!r}; use build_config's: {', '.join(sorted(allowed))}."
-            )
-    for axis, values in axes.items():
-        if not isinstance(values, list) or not values:
-            raise HarnessError(f"{lines.of(axis)}: axis {axis!r} needs a list of one or more values.")
     scenarios = data.get("scenarios") or ["Offline"]
-    if not isinstance(scenarios, list) or not set(scenarios) <= set(LOADGEN_SCENARIOS):
-        raise HarnessError(
-            f"{lines.of('scenarios')}: scenarios {scenarios!r}: give a list of {', '.join(LOADGEN_SCENARIOS)}."
-        )
-    name = str(data.get("name") or path.stem)
-    if not re.fullmatch(r"[\w.-]+", name):
-        raise HarnessError(f"{lines.of('name')}: the name {name!r} is a directory name: letters, digits, . _ - only.")
-    plan = Plan(path, name, Path(output_dir or data.get("output_dir") or "sweeps") / name, dict(axes))
+    name, directory = plan_directory(data, lines, output_dir=output_dir, default="sweeps")
+    plan = Plan(path, name, directory, [], dict(axes))
     accuracy = data.get("accuracy", True)
     combinations = list(itertools.product(*axes.values()))
     for number, combination in enumerate(combinations, 1):
@@ -142,12 +84,11 @@ def load_plan(path: Path, *, output_dir: Path | None = None) -> Plan:
         if accuracy:
             runs.append(("Offline" if "Offline" in scenarios else scenarios[0], "accuracy"))
         for scenario, mode in runs:
+            # The peak search finds the target QPS; the configuration has none until it does.
             search = options.get("target_qps") == SEARCH
             own = {k: v for k, v in options.items() if not (search and k == "target_qps")}
             config = _checked_config(plan, lines, base, values, own, scenario, mode, point)
-            key = _hash({"options": options, "scenario": scenario, "mode": mode})
-            search = search and mode == "performance" and scenario != "Offline"
-            plan.runs.append(PlannedRun(point, values, scenario, mode, config, key, search))
+            plan.runs.append(PlannedRun(point, options, config, values))
     return plan
 
 
@@ -156,7 +97,7 @@ class SweepOutcome:
     plan: Plan
     entries: list[dict[str, Any]]
     """sweep.json's runs: each planned run with its status (done, skipped, failed, interrupted, pending)."""
-    interrupted: Any = None
+    interrupted: Interruption | None = None
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -176,7 +117,8 @@ def run_sweep(plan: Plan, *, console: Console | None = None) -> SweepOutcome:
     finished = _finished_runs(manifest, console)
     entries = [_entry(planned) for planned in plan.runs]
     outcome = SweepOutcome(plan, entries)
-    started, durations = time.monotonic(), []
+    started = time.monotonic()
+    durations: list[float] = []
     for index, (planned, entry) in enumerate(zip(plan.runs, entries, strict=True), 1):
         if planned.key in finished:
             entry.update(finished[planned.key], status="skipped")
@@ -196,7 +138,7 @@ def run_sweep(plan: Plan, *, console: Console | None = None) -> SweepOutcome:
             outcome.interrupted = stop.interruption
         except (HarnessError, InternalError) as exc:
             entry.update(status="failed", reason=str(exc).splitlines()[0])
-            console.print(f"[red]{planned.label}: failed:[/] {entry['reason']}", highlight=False)
+            console.print(f"[red]{_label(planned)}: failed:[/] {entry['reason']}", highlight=False)
         else:
             entry.update(_finished(report))
             outcome.interrupted = report.interrupted
@@ -219,9 +161,9 @@ def print_outcome(outcome: SweepOutcome, console: Console) -> None:
             f"{entry['scenario']} {entry['mode']}",
             entry["status"],
             entry.get("verdict", "-"),
-            _number(result.get("tokens_per_second"), "{:,.0f}"),
-            _number((result.get("ttft_ms") or {}).get("p99"), "{:.1f} ms"),
-            _number((result.get("tpot_ms") or {}).get("p99"), "{:.1f} ms"),
+            cell(result.get("tokens_per_second"), ",.0f"),
+            cell((result.get("ttft_ms") or {}).get("p99"), ".1f", " ms"),
+            cell((result.get("tpot_ms") or {}).get("p99"), ".1f", " ms"),
             entry.get("accuracy") or "-",
         )
     console.print(table)
@@ -244,7 +186,7 @@ def main(argv: Sequence[str]) -> int:
         plan = load_plan(args.plan, output_dir=args.output_dir)
         if args.dry_run:
             for planned in plan.runs:
-                print(f"{planned.point}: {planned.label}")
+                print(f"{planned.name}: {_label(planned)}")
             print(f"{len(plan.runs)} runs in {plan.directory}")
             return 0
         outcome = run_sweep(plan, console=console)
@@ -281,16 +223,16 @@ def _checked_config(
         try:
             _config(_with_values(base, {axis: value}), scenario, mode, plan.directory / point)
         except HarnessError:
-            raise HarnessError(f"{lines.of(axis)}: {axis} = {value!r} ({scenario} {mode}): {problem}") from None
+            raise HarnessError(f"{lines.of('axes', axis)}: {axis} = {value!r} ({scenario} {mode}): {problem}") from None
     if not values:
         for key in base:
             try:
                 _config({k: v for k, v in base.items() if k != key}, scenario, mode, plan.directory / point)
             except HarnessError:
                 continue
-            raise HarnessError(f"{lines.of(key)}: {key} ({scenario} {mode}): {problem}") from None
+            raise HarnessError(f"{lines.of('base', key)}: {key} ({scenario} {mode}): {problem}") from None
         raise HarnessError(f"{lines.of('base')}: the base configuration ({scenario} {mode}): {problem}")
-    where = ", ".join(f"{lines.of(axis)} {axis} = {value!r}" for axis, value in values.items())
+    where = ", ".join(f"{lines.of('axes', axis)} {axis} = {value!r}" for axis, value in values.items())
     raise HarnessError(f"{where} together ({scenario} {mode}): {problem}")
 
 
@@ -323,7 +265,9 @@ def _with_values(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]
         *parents, last = axis.split(".")
         node = options
         for parent in parents:
-            node = node.setdefault(parent, {})
+            if node.get(parent) is None:  # a null mapping in the base is one left out
+                node[parent] = {}
+            node = node[parent]
         if isinstance(value, dict) and isinstance(node.get(last), dict):
             node[last] = _merged(node[last], value)
         else:
@@ -352,14 +296,10 @@ def _name_part(key: str, value: Any) -> str:
     return ",".join(plain) or key
 
 
-def _hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 # -- the manifest --------------------------------------------------------------------------------------------
 def _entry(planned: PlannedRun) -> dict[str, Any]:
     return {
-        "point": planned.point,
+        "point": planned.name,
         "values": planned.values,
         "scenario": planned.scenario,
         "mode": planned.mode,
@@ -386,7 +326,7 @@ def _finished(report: RunReport) -> dict[str, Any]:
 
 def read_manifest(path: Path, *, remedy: str = "") -> list[dict[str, Any]]:
     """sweep.json's runs, each checked: a damaged or foreign manifest is one error line (ending with `remedy`)."""
-    runs = read_json(path, what="sweep manifest", required={"runs": list}, remedy=remedy)["runs"]
+    runs: list[dict[str, Any]] = read_json(path, what="sweep manifest", required={"runs": list}, remedy=remedy)["runs"]
     for number, entry in enumerate(runs, 1):
         where = f"sweep manifest {path}, run {number}"
         check_shape(entry, where=where, required=ENTRY_KEYS, optional=OPTIONAL_ENTRY_KEYS, remedy=remedy)
@@ -433,7 +373,7 @@ def _say_progress(
 ) -> None:
     left = sum(entry["status"] == "pending" for entry in entries)
     eta = f" · about {_clock(left * sum(durations) / len(durations))} left" if durations else ""
-    console.rule(f"[bold]sweep {index}/{total}[/] · {planned.label} · {_clock(elapsed)} elapsed{eta}")
+    console.rule(f"[bold]sweep {index}/{total}[/] · {_label(planned)} · {_clock(elapsed)} elapsed{eta}")
 
 
 def _clock(seconds: float) -> str:
@@ -441,5 +381,6 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
 
 
-def _number(value: float | None, form: str) -> str:
-    return "-" if value is None else form.format(value)
+def _label(planned: PlannedRun) -> str:
+    values = ", ".join(f"{axis}={value}" for axis, value in planned.values.items()) or "base"
+    return f"{values} · {planned.scenario} {planned.mode}"

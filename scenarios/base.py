@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 import mlperf_loadgen as lg
 
 from scenarios.qsl import SampleLibrary
+from scenarios.requests import GenerationRequest, RequestTarget
 from scenarios.responder import LoadGenResponder
-from sut.replica import GenerationRequest, Replica
 
 
 class ScenarioDriver:
@@ -21,7 +21,7 @@ class ScenarioDriver:
     name: ClassVar[str]
     stream: ClassVar[bool]
 
-    def __init__(self, library: SampleLibrary, replica: Replica, responder: LoadGenResponder) -> None:
+    def __init__(self, library: SampleLibrary, replica: RequestTarget, responder: LoadGenResponder) -> None:
         self.library = library
         self.replica = replica
         self.responder = responder

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import mlperf_loadgen as lg
 import numpy as np
 
-from sut.replica import GenerationRequest
+from scenarios.requests import GenerationRequest
 
 TOKEN_DTYPE = np.int32
 

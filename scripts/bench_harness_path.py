@@ -35,17 +35,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.config import RunConfig, build_config
 from harness.runner import run
+from scenarios.requests import ResultSink
 from scripts.bench_worker_protocol import echo_engine
 from scripts.plots import horizontal_bars
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
 from sut.layout import Placement
-from sut.replica import Replica, ResultSink
+from sut.replica import ReplicaGroup
+from sut.solo import Solo
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def echo_replica(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica:
+def echo_replica(config: RunConfig, sink: ResultSink, run_dir: Path) -> ReplicaGroup:
     """A real worker process whose engine is the echo engine: the `ReplicaFactory` of these runs."""
     spec = WorkerSpec(
         name="replica-0",
@@ -55,7 +57,7 @@ def echo_replica(config: RunConfig, sink: ResultSink, run_dir: Path) -> Replica:
         log_path=run_dir / "engine.log",
         engine_factory=echo_engine,
     )
-    return EngineReplica(spec, sink)
+    return Solo(EngineReplica(spec, sink))
 
 
 def measure(output_dir: Path, output_tokens: int, **options: Any) -> dict[str, Any]:

@@ -36,13 +36,13 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scenarios.requests import GenerationRequest
 from scripts.plots import horizontal_bars
 from sut.engine_config import EngineConfig
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
 from sut.generation import GenerationConfig
 from sut.layout import Placement
-from sut.replica import GenerationRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,6 +87,11 @@ class EchoEngine:
 
     def has_unfinished_requests(self) -> bool:
         return bool(self.pending)
+
+    def abort_request(self, request_ids: list[str]) -> None:
+        for key in request_ids:
+            self.pending.pop(key, None)
+            self.started.discard(key)
 
 
 def echo_engine(spec: WorkerSpec) -> EchoEngine:

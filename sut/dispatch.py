@@ -37,9 +37,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from common.errors import HarnessError
-from sut.replica import GenerationRequest, Member, Replica, ReplicaStats, ResultSink
+from scenarios.requests import GenerationRequest, ResultSink
+from sut.replica import Member, Replica, ReplicaStats
 
 POLICIES = ("round-robin", "least-requests", "least-tokens", "least-delay")
 # Before any output is seen, expect this many output tokens per request.
@@ -169,7 +171,7 @@ class _ReplicaSink:
 
 
 class Dispatcher:
-    """A `Replica` made of several; see the module docstring for how work is placed."""
+    """A `ReplicaGroup` of several replicas; see the module docstring for how work is placed."""
 
     name = "dispatcher"
 
@@ -267,6 +269,10 @@ class Dispatcher:
             total.failed += stats.failed
             total.busy_seconds = max(total.busy_seconds, stats.busy_seconds)
         return total
+
+    def engine_args(self) -> dict[str, Any]:
+        """Every member's engine is built from one configuration."""
+        return self.members[0].engine_args()
 
     # -- what the runner reports ------------------------------------------------------------------
     def replica_stats(self) -> list[ReplicaStats]:

@@ -41,6 +41,17 @@ class EngineConfig:
     enforce_eager: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_vllm_args(cls, model: str, **arguments: Any) -> EngineConfig:
+        """`vllm.EngineArgs` fields as one configuration: those typed here go to their fields, the rest to
+        `extra`."""
+        typed = {f.name for f in dataclasses.fields(cls)} - {"model", "extra"}
+        return cls(
+            model,
+            **{k: v for k, v in arguments.items() if k in typed},
+            extra={k: v for k, v in arguments.items() if k not in typed},
+        )
+
     def check(self) -> None:
         """Out-of-range sizes as one clear error, before any process starts."""
         for name in ("tensor_parallel_size", "max_model_len", "max_num_seqs", "max_num_batched_tokens"):

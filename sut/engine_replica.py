@@ -20,14 +20,29 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
 from common.errors import HarnessError
+from scenarios.requests import GenerationRequest, ResultSink
 from sut import engine_worker
 from sut.engine_logs import memory_hint
 from sut.engine_worker import WorkerSpec
-from sut.replica import GenerationRequest, GiveBack, ReplicaStats, ResultSink
-from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Warmed, WarmUp, Withdraw, Withdrawn
+from sut.replica import GiveBack, ReplicaStats
+from sut.worker_protocol import (
+    Died,
+    FromWorker,
+    Ready,
+    StartFailed,
+    Step,
+    Stop,
+    Submit,
+    ToWorker,
+    Warmed,
+    WarmUp,
+    Withdraw,
+    Withdrawn,
+)
 
 STOP_GRACE_SECONDS = 30.0
 SUBMIT_SLICE = 4096
@@ -43,10 +58,10 @@ class WorkerLink(Protocol):
     def wait_ready(self) -> Ready | str:
         """The worker's `Ready`, or why it never came; `kill` from another thread ends the wait."""
 
-    def send(self, message: Any) -> None:
+    def send(self, message: ToWorker) -> None:
         """Raises OSError when the worker is gone."""
 
-    def receive(self) -> Any | None:
+    def receive(self) -> FromWorker | None:
         """The worker's next message; None once it is gone."""
 
     def join(self, timeout: float) -> None:
@@ -63,7 +78,7 @@ class ProcessLink:
     """A worker process on this host, spawned fresh, over a pipe."""
 
     def __init__(self) -> None:
-        self._process: Any = None
+        self._process: BaseProcess | None = None
         self._conn: Connection | None = None
 
     def launch(self, spec: WorkerSpec) -> None:
@@ -75,7 +90,7 @@ class ProcessLink:
         theirs.close()
 
     def wait_ready(self) -> Ready | str:
-        assert self._conn is not None
+        assert self._conn is not None and self._process is not None
         ready = wait([self._conn, self._process.sentinel])
         if self._conn in ready:
             try:
@@ -89,25 +104,27 @@ class ProcessLink:
         self._process.join(5)
         return f"its worker process exited with code {self._process.exitcode} before the engine was up"
 
-    def send(self, message: Any) -> None:
+    def send(self, message: ToWorker) -> None:
         assert self._conn is not None
         self._conn.send(message)
 
-    def receive(self) -> Any | None:
-        assert self._conn is not None
+    def receive(self) -> FromWorker | None:
+        assert self._conn is not None and self._process is not None
         if self._conn not in wait([self._conn, self._process.sentinel]):
             return None
         try:
-            return self._conn.recv()
+            message: FromWorker = self._conn.recv()
         except (EOFError, OSError):
             return None
+        return message
 
     def join(self, timeout: float) -> None:
+        assert self._process is not None
         self._process.join(timeout)
 
     def kill(self) -> None:
         process = self._process
-        if process is None:
+        if process is None or process.pid is None:  # never launched: set only once started, with its pid
             return
         try:
             os.killpg(process.pid, signal.SIGKILL)
@@ -118,6 +135,7 @@ class ProcessLink:
         process.join()
 
     def exit_reason(self) -> str:
+        assert self._process is not None
         self._process.join(5)
         return f"its worker process exited (code {self._process.exitcode})"
 
@@ -145,7 +163,6 @@ class EngineReplica:
         self._stats = ReplicaStats(name=spec.name, devices=list(spec.placement.devices))
         self.pid: int | None = None
 
-    @property
     def engine_args(self) -> dict[str, Any]:
         """The `vllm.EngineArgs` this replica's engine is built with."""
         return self.spec.engine.engine_kwargs(on_cpu=self.spec.placement.devices == ["cpu"])
@@ -353,11 +370,11 @@ class EngineReplica:
             self._stats.failed += len(requests)
             self._sink.failed(requests, reason)
 
-    def _send(self, message: Any) -> None:
+    def _send(self, message: ToWorker) -> None:
         with self._lock:
             self._send_locked(message)
 
-    def _send_locked(self, message: Any) -> None:
+    def _send_locked(self, message: ToWorker) -> None:
         self._link.send(message)
 
     def _kill(self) -> None:

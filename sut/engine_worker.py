@@ -25,22 +25,75 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from sut.engine_config import EngineConfig
 from sut.engine_logs import engine_failure_reason, redirect_output
 from sut.generation import GenerationConfig
 from sut.layout import Placement
-from sut.worker_protocol import Died, Ready, StartFailed, Step, Stop, Submit, Warmed, WarmUp, Withdraw, Withdrawn
+from sut.worker_protocol import (
+    Died,
+    FromWorker,
+    Ready,
+    StartFailed,
+    Step,
+    Stop,
+    Submit,
+    ToWorker,
+    Warmed,
+    WarmUp,
+    Withdraw,
+    Withdrawn,
+)
 
 WATCH_INTERVAL = 0.5
 STALL_SECONDS = 300.0
 """How long one engine step may take by default: a long prefill on a slow device, never a healthy step's time."""
 START_SECONDS = 3600.0
 """How long an engine may take to come up by default: a large checkpoint from slow storage, then compilation."""
+
+
+class Completion(Protocol):
+    """One sequence of an `EngineOutput`: vLLM's `CompletionOutput`, as far as the worker reads it."""
+
+    @property
+    def token_ids(self) -> Sequence[int]:
+        """The new tokens (a stream's delta), or all of them (an answer that comes whole)."""
+
+
+class EngineOutput(Protocol):
+    """What one engine step says of one request: vLLM's `RequestOutput`, as far as the worker reads it."""
+
+    @property
+    def request_id(self) -> str: ...
+
+    @property
+    def outputs(self) -> Sequence[Completion]: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+
+class Engine(Protocol):
+    """What the worker calls on its engine: vLLM's `LLMEngine`, or a stand-in (`WorkerSpec.engine_factory`).
+
+    An engine that has an `engine_core` (vLLM's) is also watched for its core process dying, and shut down
+    through it."""
+
+    def add_request(self, request_id: str, prompt: dict[str, Any], params: Any) -> object:
+        """`prompt` is `{"prompt_token_ids": [...]}`; `params` vLLM's `SamplingParams`
+        (`GenerationConfig.sampling_params`). A prompt it refuses raises ValueError, TypeError or vLLM's
+        client error, and fails alone."""
+
+    def step(self) -> Sequence[EngineOutput]: ...
+
+    def has_unfinished_requests(self) -> bool: ...
+
+    def abort_request(self, request_ids: list[str]) -> None:
+        """Only when Offline work is withdrawn for another replica."""
 
 
 @dataclass(frozen=True)
@@ -58,17 +111,17 @@ class WorkerSpec:
     """An engine step that takes longer than this counts as a hung engine: the worker ends, and says why."""
     start_timeout: float = START_SECONDS
     """A worker whose engine is not up after this long is ended (a hung device or collective start-up)."""
-    engine_factory: Callable[[WorkerSpec], Any] | None = None
-    """Builds the engine in the worker; None is vLLM's `LLMEngine`. Anything with vLLM's
-    `add_request` / `step` / `has_unfinished_requests` will do (the protocol benchmark uses an echo)."""
+    engine_factory: Callable[[WorkerSpec], Engine] | None = None
+    """Builds the engine in the worker; None is vLLM's `LLMEngine`. Any `Engine` will do (the protocol
+    benchmark uses an echo)."""
 
 
 class Mailbox(Protocol):
     """The worker's end of its link to the harness: a `multiprocessing` pipe, or a Ray actor's queues."""
 
-    def send(self, message: Any) -> None: ...
+    def send(self, message: FromWorker) -> None: ...
 
-    def recv(self) -> Any:
+    def recv(self) -> ToWorker:
         """The next message; raises EOFError or OSError when the harness is gone."""
 
 
@@ -123,9 +176,12 @@ def serve(conn: Mailbox, spec: WorkerSpec, *, end: Callable[[], None]) -> None:
     worker.run()
 
 
-def take_all(inbox: queue.SimpleQueue[Any], *, block: bool = True, timeout: float | None = None) -> list[Any]:
+Message = TypeVar("Message")
+
+
+def take_all(inbox: queue.SimpleQueue[Message], *, block: bool = True, timeout: float | None = None) -> list[Message]:
     """Every message in `inbox`, waiting for the first as `block` and `timeout` say (none there: [])."""
-    messages = []
+    messages: list[Message] = []
     try:
         messages.append(inbox.get(block=block, timeout=timeout))
         while True:
@@ -165,12 +221,12 @@ class EngineQueue:
         self.after_step = max(0, self.after_step - (count - newest))
 
 
-def build_engine(spec: WorkerSpec, waiting: EngineQueue) -> Any:
+def build_engine(spec: WorkerSpec, waiting: EngineQueue) -> Engine:
     from vllm import LLMEngine
     from vllm.platforms import current_platform
     from vllm.v1.metrics.loggers import StatLoggerBase
 
-    class QueueWatch(StatLoggerBase):
+    class QueueWatch(StatLoggerBase):  # type: ignore[misc]  # vLLM's types are not followed (pyproject)
         # vLLM calls record() inside step(), with the scheduler's state after that step's scheduling. Its
         # stats are "not a stable interface": a version without the field reads as nothing waiting.
         def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
@@ -184,19 +240,21 @@ def build_engine(spec: WorkerSpec, waiting: EngineQueue) -> Any:
             pass
 
     args = spec.engine.to_engine_args(on_cpu=current_platform.is_cpu())
-    return LLMEngine.from_engine_args(args, stat_loggers=[QueueWatch])
+    # An `Engine` as the worker drives it: it adds token prompts with sampling parameters only, so each step
+    # returns `RequestOutput`s (never the pooling outputs vLLM's signature allows as well).
+    return cast(Engine, LLMEngine.from_engine_args(args, stat_loggers=[QueueWatch]))
 
 
 class _Worker:
     def __init__(
-        self, conn: Mailbox, engine: Any, spec: WorkerSpec, end: Callable[[], None], waiting: EngineQueue
+        self, conn: Mailbox, engine: Engine, spec: WorkerSpec, end: Callable[[], None], waiting: EngineQueue
     ) -> None:
         self._conn = conn
         self._engine = engine
         self._waiting = waiting
         self._spec = spec
         self._end = end
-        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[ToWorker] = queue.SimpleQueue()
         self._send_lock = threading.Lock()
         self._params = {stream: spec.generation.sampling_params(stream=stream) for stream in (False, True)}
         self._rejections: tuple[type[Exception], ...] = (ValueError, TypeError, *_client_errors())
@@ -243,7 +301,7 @@ class _Worker:
             if isinstance(message, Stop):
                 return
 
-    def _take(self, *, block: bool) -> list[Any]:
+    def _take(self, *, block: bool) -> list[ToWorker]:
         """Everything that arrived so far; waits for something when the engine is idle."""
         return take_all(self._inbox, block=block)
 
@@ -310,7 +368,7 @@ class _Worker:
             self._engine_step()
         self._send(Warmed())
 
-    def _engine_step(self) -> list[Any]:
+    def _engine_step(self) -> Sequence[EngineOutput]:
         """One engine step, watched: one that takes longer than the stall timeout ends the worker (`_watch`).
         A step delay is part of the step, warm-up included, as it would be on the slower device it stands for."""
         self._stepping_since = time.monotonic()
@@ -342,7 +400,7 @@ class _Worker:
             # The engine loop is stuck inside vLLM; end the worker and its engine processes now.
             self._end()
 
-    def _send(self, message: Any) -> None:
+    def _send(self, message: FromWorker) -> None:
         with self._send_lock:
             self._conn.send(message)
 

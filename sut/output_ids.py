@@ -10,13 +10,25 @@ count is flagged, because then tokens/s and the ids LoadGen logs are approximate
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from common.dataset import load_tokenizer
 
-if TYPE_CHECKING:
-    from sut.apis import Delta
+
+@dataclass(slots=True)
+class Delta:
+    """What one server-sent event adds to an answer: what a `StreamAPI` parses, and `OutputAssembler` collects."""
+
+    text: str = ""
+    token_ids: list[int] | None = None
+    """None: the server sent text without token ids."""
+    finished: bool = False
+    completion_tokens: int | None = None
+    """The server's own count of output tokens (`usage`), when this event carries it."""
+    text_read: bool = True
+    """False: the event's text was not read (its token ids are the output)."""
 
 
 class Retokenizer:

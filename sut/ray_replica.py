@@ -36,7 +36,7 @@ from common.errors import HarnessError
 from sut.engine_logs import redirect_output
 from sut.engine_worker import WorkerSpec, serve, take_all
 from sut.layout import Placement, plan_layout
-from sut.worker_protocol import Ready, StartFailed
+from sut.worker_protocol import FromWorker, Ready, StartFailed, ToWorker
 
 AUTO = "auto"
 POLL_SECONDS = 1.0
@@ -59,8 +59,9 @@ class EngineActor:
     before the next."""
 
     def __init__(self) -> None:
-        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[ToWorker] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[FromWorker | None] = queue.SimpleQueue()
+        """What the worker sent; None once it has ended."""
         self._thread: threading.Thread | None = None
 
     def start(self, spec: WorkerSpec) -> None:
@@ -70,11 +71,11 @@ class EngineActor:
         self._thread = threading.Thread(target=self._serve, args=(spec,), name="engine-worker", daemon=True)
         self._thread.start()
 
-    def put(self, messages: list[Any]) -> None:
+    def put(self, messages: list[ToWorker]) -> None:
         for message in messages:
             self._inbox.put(message)
 
-    def take(self, timeout: float) -> list[Any]:
+    def take(self, timeout: float) -> list[FromWorker | None]:
         """What the worker sent since the last call, waiting up to `timeout` for the first; None ends it."""
         return take_all(self._outbox, timeout=timeout)
 
@@ -85,10 +86,10 @@ class EngineActor:
         return self._thread is None or not self._thread.is_alive()
 
     # -- the worker's mailbox ---------------------------------------------------------------------------
-    def send(self, message: Any) -> None:
+    def send(self, message: FromWorker) -> None:
         self._outbox.put(message)
 
-    def recv(self) -> Any:
+    def recv(self) -> ToWorker:
         return self._inbox.get()
 
     def _serve(self, spec: WorkerSpec) -> None:
@@ -273,9 +274,9 @@ class RayLink:
         self._bundle = bundle
         self._group: Any = None
         self._actor: Any = None
-        self._outgoing: list[Any] = []
+        self._outgoing: list[ToWorker] = []
         self._wake = threading.Condition()
-        self._buffer: collections.deque[Any] = collections.deque()
+        self._buffer: collections.deque[FromWorker | None] = collections.deque()
         self._gone: str | None = None
         self._killed = False
         cluster.acquire()
@@ -321,7 +322,7 @@ class RayLink:
             if isinstance(message, StartFailed):
                 return message.reason
 
-    def send(self, message: Any) -> None:
+    def send(self, message: ToWorker) -> None:
         if self._gone is not None or self._killed:
             raise OSError(self._gone or "the actor was killed")
         with self._wake:
@@ -345,7 +346,7 @@ class RayLink:
             except RayError:
                 return  # the actor is gone; the receiver finds out and says why
 
-    def receive(self) -> Any | None:
+    def receive(self) -> FromWorker | None:
         import ray
         from ray.exceptions import RayError
 

@@ -48,10 +48,10 @@ class RemoteConfig:
     """Consecutive errors that take a replica out of dispatch until its health probe passes."""
     probe_interval: float = 2.0
     down_timeout: float = 120.0
+    """Seconds a replica may stay out before it is failed for good."""
     stall_timeout: float = 120.0
     """Seconds a replica with requests on the wire may go without a token or an answer before it is taken
     out as stuck, even if its health check answers."""
-    """Seconds a replica may stay out before it is failed for good."""
     output_ids: str = "auto"
     """`auto`: the server's token ids where it returns them, else the text re-tokenized; `text`: always re-tokenize."""
 

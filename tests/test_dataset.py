@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks.llama2_70b import RESPONSE_INIT_TOKEN, format_prompt, tokenize_prompts
+from benchmarks.llama2_70b import OPENORCA, RESPONSE_INIT_TOKEN, format_prompt, tokenize_prompts
 from common import embedded
 from common.dataset import convert, load_dataset, load_tokenizer, write_rows
 from common.errors import HarnessError
@@ -91,7 +91,7 @@ def test_raw_openorca_rows_are_formatted_and_tokenized_like_the_reference(tmp_pa
     ]
     path = tmp_path / "raw.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in raw))
-    data = load_dataset(path, tokenizer_dir=embedded.MODEL_DIR)
+    data = load_dataset(path, prompt_format=OPENORCA, tokenizer_dir=embedded.MODEL_DIR)
     assert data.schema == "raw"
     assert data.prompts == [r["tok_input"] for r in embedded_rows[:50]]
     assert data.references == [r["output"] for r in embedded_rows[:50]]
@@ -156,7 +156,7 @@ def test_unknown_suffix_is_an_error(tmp_path):
 def test_raw_rows_without_a_tokenizer_are_an_error(tmp_path):
     (tmp_path / "raw.jsonl").write_text('{"question": "hi", "response": "yo"}\n')
     with pytest.raises(HarnessError, match="need the model's tokenizer"):
-        load_dataset(tmp_path / "raw.jsonl")
+        load_dataset(tmp_path / "raw.jsonl", prompt_format=OPENORCA)
 
 
 def test_convert_turns_a_trusted_pickle_into_parquet(tmp_path, embedded_rows):
@@ -165,3 +165,17 @@ def test_convert_turns_a_trusted_pickle_into_parquet(tmp_path, embedded_rows):
         convert(src, tmp_path / "out.parquet", trust_pickle=False)
     assert main(["convert", str(src), str(tmp_path / "out.parquet"), "--trust-pickle"]) == 0
     assert load_dataset(tmp_path / "out.parquet").prompts == [r["tok_input"] for r in embedded_rows[:20]]
+
+
+def test_raw_rows_without_a_prompt_format_are_an_error(tmp_path):
+    (tmp_path / "raw.jsonl").write_text('{"question": "hi", "response": "yo"}\n')
+    with pytest.raises(HarnessError, match="raw rows, which load only with their benchmark's prompt format"):
+        load_dataset(tmp_path / "raw.jsonl", tokenizer_dir=embedded.MODEL_DIR)
+
+
+def test_convert_takes_raw_rows_of_any_benchmark_and_refuses_other_tables(tmp_path, capsys):
+    (tmp_path / "raw.jsonl").write_text('{"question": "hi", "response": "yo"}\n')
+    (tmp_path / "other.jsonl").write_text('{"foo": 1}\n')
+    assert main(["convert", str(tmp_path / "raw.jsonl"), str(tmp_path / "raw.parquet")]) == 0
+    assert main(["convert", str(tmp_path / "other.jsonl"), str(tmp_path / "other.parquet")]) != 0
+    assert "nor 'article' or 'question' (raw rows)" in capsys.readouterr().err

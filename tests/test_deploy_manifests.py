@@ -1,6 +1,6 @@
-"""deploy/kserve/ and the README's remote section: the manifests are well-formed, vLLM accepts the
+"""deploy/kserve/ and the remote replicas guide (docs/remote.md): the manifests are well-formed, vLLM accepts the
 runtime's arguments, each replica gets as many GPUs as it shards over, and every
-`python -m harness` line the README shows for remote replicas parses. No network, no engine."""
+`python -m harness` line the guide shows for remote replicas parses. No network, no engine."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import yaml
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy" / "kserve"
-README_SECTION = "Remote replicas (KServe / OpenShift AI)"
+GUIDE = ROOT / "docs" / "remote.md"
+GUIDE_SECTION = "Remote replicas (KServe / OpenShift AI)"
 KINDS = {
     "ServingRuntime": "serving.kserve.io/v1alpha1",
     "InferenceService": "serving.kserve.io/v1beta1",
@@ -173,10 +174,10 @@ def test_endpoints_example_lists_one_url_per_replica():
         assert parts.path in ("", "/"), f"{url}: give the base URL, without /v1"
 
 
-def _readme_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    match = re.search(rf"^(#+) {re.escape(README_SECTION)}\n", text, re.MULTILINE)
-    assert match, f"README.md has no section {README_SECTION!r}"
+def _guide_section() -> str:
+    text = GUIDE.read_text()
+    match = re.search(rf"^(#+) {re.escape(GUIDE_SECTION)}\n", text, re.MULTILINE)
+    assert match, f"{GUIDE.relative_to(ROOT)} has no section {GUIDE_SECTION!r}"
     level = len(match.group(1))
     rest = text[match.end() :]
     end = re.search(rf"^#{{1,{level}}} ", rest, re.MULTILINE)
@@ -197,10 +198,10 @@ def _harness_command_lines(section: str) -> list[str]:
     return commands
 
 
-def test_readme_remote_commands_parse(capsys):
+def test_the_remote_guides_commands_parse(capsys):
     from harness.cli import _parser
 
-    commands = _harness_command_lines(_readme_section())
+    commands = _harness_command_lines(_guide_section())
     assert len(commands) >= 4, commands
     refused = []
     for command in commands:
@@ -212,4 +213,4 @@ def test_readme_remote_commands_parse(capsys):
             continue
         if getattr(args, "sut", None) != "remote":
             refused.append(f"{command}\n    parsed, but not as --sut remote")
-    assert not refused, "README commands python -m harness refuses:\n" + "\n".join(refused)
+    assert not refused, "docs/remote.md commands python -m harness refuses:\n" + "\n".join(refused)

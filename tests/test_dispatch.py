@@ -10,9 +10,9 @@ from rich.console import Console
 
 from harness.config import build_config
 from harness.runner import run
+from scenarios.requests import GenerationRequest
 from sut.dispatch import ASK_AGAIN_SECONDS, POLICIES, STALE_SECONDS, DelayEstimate, Dispatcher
 from sut.engine_worker import EngineQueue
-from sut.replica import GenerationRequest
 from tests.scripted_replica import ScriptedReplica
 
 FAST, SLOW = 0.0005, 0.01

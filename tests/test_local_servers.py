@@ -17,14 +17,14 @@ from common import embedded
 from common.dataset import load_dataset
 from common.errors import HarnessError
 from harness.config import build_config
+from scenarios.requests import GenerationRequest
 from sut import local_servers
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
 from sut.layout import Placement
-from sut.replica import GenerationRequest
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.server]
 PROMPTS = 6
 
 

@@ -43,8 +43,12 @@ def test_runs_that_name_no_cores_share_the_hosts_cores_one_core_each(tmp_path):
         ("  a: {cpu_bind: ['0-1']}\n  b: {}\n", 5, "run 'b' needs 1 cores of its own, and after the other runs"),
         ("  a: {replicas: 2}\n  b: {}\n", 4, "run 'a' needs 2 cores of its own"),
         ("  a: {scenario: Sever}\n  b: {}\n", 4, "run 'a': "),
-        ("  a: {wings: 2}\n  b: {}\n", 4, "run 'a': unknown setting 'wings'"),
+        ("  a: {wings: 2}\n  b: {}\n", 4, "run 'a': unknown setting 'wings'; a multi plan's settings: "),
         ("  a: {output_dir: x}\n  b: {}\n", 4, "'output_dir' is set by `multi` for each run"),
+        ("  a: {replicas: '2'}\n  b: {}\n", 4, "run 'a': replicas = '2': give a whole number."),
+        ("  a:\n    replicas: 1\n  b:\n    replicas: true\n", 7, "run 'b': replicas = True: give a whole number."),
+        ("  a: {}\n  ..: {}\n", 5, "the run name '..' is a directory name"),
+        ("  a: {}\n  b: 2\n", 5, "run 'b' needs a mapping of settings"),
         ("  a: {sut: ray}\n  b: {}\n", 4, "give its ray_address"),
         ("  a: {}\n", 3, "`runs` needs a mapping of two or more named runs"),
     ],
@@ -55,6 +59,19 @@ def test_a_plan_that_cannot_run_is_one_error_naming_its_line(tmp_path, runs, lin
         load_multi_plan(path, output_dir=tmp_path)
     assert str(error.value).startswith(f"{path}:{line}: "), error.value
     assert message in str(error.value)
+
+
+def test_a_plan_name_is_a_directory_name_as_a_sweeps_is(tmp_path):
+    path = _plan(tmp_path, "name: two models\nruns:\n  a: {}\n  b: {}\n")
+    with pytest.raises(HarnessError, match=r"plan\.yaml:1: the name 'two models' is a directory name"):
+        load_multi_plan(path, output_dir=tmp_path)
+
+
+def test_a_mistake_in_a_toml_plan_names_the_line_in_its_runs_table(tmp_path):
+    path = tmp_path / "plan.toml"
+    path.write_text('[runs.a]\nreplicas = 1\n[runs.b]\nreplicas = "2"\n')
+    with pytest.raises(HarnessError, match=r"plan\.toml:4: run 'b': replicas = '2': give a whole number\."):
+        load_multi_plan(path, output_dir=tmp_path)
 
 
 def test_on_gpus_each_run_gets_the_gpus_its_layout_needs_and_named_ones_are_kept(tmp_path, monkeypatch):

@@ -15,12 +15,12 @@ import pytest
 
 from common.errors import HarnessError
 from harness.config import build_config
-from harness.runner import RunReport, ray_engines, run
+from harness.runner import RunReport, configured_replicas, run
 from sut.ray_replica import RayCluster, connect
 from tests.conftest import ROOT, kill_member_after, read_samples
 from tests.harness_process import stop_run
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.ray]
 
 # 500 queries (what LoadGen's early stopping needs at p99) at 40 QPS, a tenth of what two CPU replicas of the
 # embedded model answer: VALID on any machine, in about 13 s rather than the demo's 50.
@@ -75,7 +75,7 @@ def test_two_ray_replicas_give_a_valid_server_run(cluster, tmp_path):
 
 
 def test_a_ray_actor_killed_mid_run_loses_no_sample_and_the_run_says_so(cluster, tmp_path):
-    factory, killer = kill_member_after(ray_engines, 1, 50)
+    factory, killer = kill_member_after(configured_replicas, 1, 50)
     report = _run(tmp_path, factory, sut="ray", replicas=2, dispatch="least-requests", **SERVER)
     killer.join()
 

@@ -8,11 +8,11 @@ import json
 import pytest
 
 from common import embedded
+from scenarios.requests import GenerationRequest
 from sut.apis import PROTOCOLS, StreamError, build_api
 from sut.apis.tgi import TGIGenerate
 from sut.generation import GenerationConfig
 from sut.output_ids import Retokenizer
-from sut.replica import GenerationRequest
 
 PROMPT = [1, 450, 4996, 17354, 1701]
 EOS = 2

@@ -16,7 +16,7 @@ from common.errors import HarnessError
 from harness.config import build_config
 from harness.runner import run
 from sut import local_servers
-from tests.conftest import read_samples, run_cli
+from tests.conftest import read_samples, run_cli, starts
 from tests.harness_process import stop_run
 
 pytestmark = pytest.mark.engine
@@ -26,6 +26,7 @@ BASE_PORT = 18110
 
 
 @pytest.fixture(scope="module")
+@starts("server")
 def servers(tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("serve-logs")
     args = ["--dtype", "float32", "--api-key", TOKEN]

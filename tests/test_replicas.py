@@ -14,14 +14,14 @@ from common.dataset import load_dataset
 from common.errors import HarnessError
 from harness.config import build_config
 from harness.report import print_summary
-from harness.runner import RunReport, local_engines, run
+from harness.runner import RunReport, configured_replicas, run
+from scenarios.requests import GenerationRequest
 from sut.dispatch import Dispatcher
 from sut.engine_config import EngineConfig
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec
 from sut.generation import GenerationConfig
 from sut.layout import Placement
-from sut.replica import GenerationRequest
 from tests.conftest import kill_member_after, read_samples
 
 pytestmark = pytest.mark.engine
@@ -31,7 +31,7 @@ SLOW_STEP = 0.04
 SERVER = {"scenario": "Server", "target_qps": 40.0, "min_query_count": 500, "min_duration_ms": 5000}
 
 
-def _run(tmp_path, replica_factory=local_engines, **options) -> RunReport:
+def _run(tmp_path, replica_factory=configured_replicas, **options) -> RunReport:
     config = build_config(output_dir=tmp_path, **options)
     return run(config, console=Console(file=io.StringIO()), replica_factory=replica_factory)
 
@@ -105,7 +105,7 @@ def test_two_replicas_generate_what_one_replica_generates_also_what_moved_betwee
 
 
 def test_a_replica_killed_mid_run_loses_no_sample_and_the_run_says_so(tmp_path):
-    factory, killer = kill_member_after(local_engines, 1, 50)
+    factory, killer = kill_member_after(configured_replicas, 1, 50)
     report = _run(tmp_path, factory, replicas=2, dispatch="least-requests", **SERVER)
     killer.join()
 

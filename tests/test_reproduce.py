@@ -12,7 +12,8 @@ from rich.console import Console
 from common import embedded
 from common.errors import HarnessError
 from harness.config import build_config
-from harness.reproduce import model_fingerprint, rerun
+from harness.fingerprint import model_fingerprint
+from harness.reproduce import rerun
 from harness.runner import run
 from tests.scripted_replica import ScriptedReplica
 

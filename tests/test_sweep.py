@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import json
+import typing
 from pathlib import Path
+from types import NoneType
 
 import pytest
 
 from common.errors import HarnessError
+from harness.config import build_config
+from harness.plans import MULTI_PLAN, RUN_SETTINGS, SET_FOR_EACH_RUN, SWEEP_PLAN
 from harness.reportgen import build_report
 from harness.sweep import load_plan, run_sweep
 from tests.conftest import ROOT
@@ -25,7 +30,7 @@ def _plan(tmp_path: Path, text: str, suffix: str = ".yaml") -> Path:
 def test_the_example_plan_has_a_performance_run_per_scenario_and_one_accuracy_run_per_point(tmp_path):
     plan = load_plan(EXAMPLE, output_dir=tmp_path)
     assert plan.directory == tmp_path / "embedded"
-    assert [(run.point, run.scenario, run.mode) for run in plan.runs] == [
+    assert [(run.name, run.scenario, run.mode) for run in plan.runs] == [
         ("p01-max_num_seqs=16", "Offline", "performance"),
         ("p01-max_num_seqs=16", "Server", "performance"),
         ("p01-max_num_seqs=16", "Offline", "accuracy"),
@@ -35,7 +40,7 @@ def test_the_example_plan_has_a_performance_run_per_scenario_and_one_accuracy_ru
     ]
     assert [run.config.engine.max_num_seqs for run in plan.runs] == [16, 16, 16, 256, 256, 256]
     assert len({run.key for run in plan.runs}) == 6
-    assert all(run.config.output_dir == tmp_path / "embedded" / run.point for run in plan.runs)
+    assert all(run.config.output_dir == tmp_path / "embedded" / run.name for run in plan.runs)
 
 
 def test_the_backends_plan_merges_each_remote_value_into_the_base(tmp_path, monkeypatch):
@@ -49,7 +54,7 @@ def test_the_backends_plan_merges_each_remote_value_into_the_base(tmp_path, monk
         ("kserve-v2", "MLPERF_TOKEN", 128),
         ("tgi", "MLPERF_TOKEN", 128),
     ]
-    assert [run.point for run in performance] == [
+    assert [run.name for run in performance] == [
         "p01-protocol=openai",
         "p02-protocol=kserve-v2,served_model_name=llama",
         "p03-protocol=tgi",
@@ -72,9 +77,18 @@ def test_a_toml_plan_reads_as_the_yaml_one(tmp_path):
     ("text", "line", "message"),
     [
         ("name: x\nbase: {}\nscenaros: [Server]\n", 3, "unknown plan key 'scenaros'"),
-        ("base:\n  replica: 2\n", 2, "unknown setting 'replica'"),
+        ("base:\n  replica: 2\n", 2, "unknown setting 'replica' (did you mean 'replicas'?); a sweep plan's"),
         ("base:\n  scenario: Server\n", 2, "list scenarios under `scenarios`"),
+        ("base:\n  mode: accuracy\n", 2, "'mode' is set by the sweep for each run: each point has"),
+        ("base:\n  output_dir: x\n", 2, "'output_dir' is set by the sweep for each run: the plan's own"),
+        ("base:\n  replicas: '2'\n", 2, "replicas = '2': give a whole number."),
+        ("base: {cpu_bind: [0]}\n", 1, "cpu_bind = [0]: give a list with one entry per replica, its cores as text"),
+        ("accuracy: 'no'\n", 1, "accuracy = 'no': give true or false."),
+        ("name: ..\n", 1, "the name '..' is a directory name"),
         ("axes:\n  replicas: 2\n", 2, "needs a list"),
+        ("axes:\n  work_stealing: [true, maybe]\n", 2, "work_stealing = 'maybe': give true or false."),
+        ("axes:\n  replicas.count: [1]\n", 2, "axis 'replicas.count': replicas is a whole number, with nothing"),
+        ("axes:\n  scenario: [Offline, Server]\n", 2, "list scenarios under `scenarios`"),
         ("base:\n  warmup_samples: 4\naxes:\n  dispatch: [round-robin, fastest]\n", 4, "'fastest'"),
         ("axes:\n  replicas: [1, 2]\n  engine.tensor_parallel_size: [1, 0]\n", 3, "tensor_parallel_size"),
         ("base:\n  min_duration_ms: -5\n", 2, "--min-duration must be at least 0"),
@@ -152,6 +166,46 @@ axes:
     failed, done = outcome.entries
     assert failed["status"] == "failed" and "failed to start" in failed["reason"]
     assert done["status"] == "done" and done["verdict"] in ("VALID", "INVALID")
+
+
+def test_a_null_mapping_in_the_base_is_one_left_out_under_a_dotted_axis(tmp_path):
+    path = _plan(tmp_path, "base:\n  engine: null\naxes:\n  engine.max_num_seqs: [8]\n")
+    assert [run.config.engine.max_num_seqs for run in load_plan(path, output_dir=tmp_path).runs] == [8, 8]
+
+
+# -- the plan schema (harness.plans, which multi's plans share) -------------------------------------------------
+def test_the_plan_schema_has_each_of_build_configs_keyword_arguments_with_its_type():
+    """Plans are checked against the schema in harness.plans, not against build_config's signature: an
+    argument added to build_config fails here until the schema says how a plan gives it, or that the commands
+    set it for each run, and a type changed on one side fails until the other agrees."""
+    parameters = inspect.signature(build_config).parameters
+    assert {p.kind for p in parameters.values()} == {inspect.Parameter.KEYWORD_ONLY}
+    in_schema = set(RUN_SETTINGS) | set(SET_FOR_EACH_RUN)
+    assert not set(parameters) - in_schema, f"build_config arguments RUN_SETTINGS lacks: {set(parameters) - in_schema}"
+    assert not in_schema - set(parameters), f"RUN_SETTINGS build_config does not take: {in_schema - set(parameters)}"
+    assert not set(RUN_SETTINGS) & set(SET_FOR_EACH_RUN)
+    hints = typing.get_type_hints(build_config)
+    for name, setting in RUN_SETTINGS.items():
+        taken = _types(hints[name])
+        kind = setting.kind
+        assert kind.nullable == (NoneType in taken), f"{name}: null in the schema and None in build_config"
+        for given in kind.types:
+            assert given in taken or (given is int and float in taken), f"{name}: build_config takes no {given}"
+        # Path is what build_config makes of a plan's text; every other type it takes, a plan may give.
+        assert taken - {NoneType, Path} <= set(kind.types), f"{name}: the schema refuses some of {taken}"
+        if kind.items is not None:
+            (item,) = typing.get_args(next(h for h in typing.get_args(hints[name]) if typing.get_origin(h) is list))
+            assert set(kind.items.types) == {item}, name
+
+
+def _types(hint: typing.Any) -> set[type]:
+    """The types a parameter's annotation takes, generics by their origin (`dict[str, Any]` is dict)."""
+    return {typing.get_origin(part) or part for part in (typing.get_args(hint) or (hint,))}
+
+
+def test_a_sweep_sets_scenario_mode_and_compliance_and_multi_places_cores_and_gpus():
+    assert set(MULTI_PLAN.settings()) - set(SWEEP_PLAN.settings()) == {"scenario", "mode", "compliance"}
+    assert {name for name, setting in RUN_SETTINGS.items() if setting.placement} == {"cpu_bind", "devices"}
 
 
 def test_target_qps_search_in_a_plan_searches_the_server_runs_only(tmp_path):

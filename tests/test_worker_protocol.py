@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-from sut.replica import GenerationRequest
+from scenarios.requests import GenerationRequest
 from sut.worker_protocol import Step, Submit, Withdrawn
 
 

@@ -10,29 +10,14 @@ from __future__ import annotations
 
 import importlib
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # the CLI imports PROTOCOLS: keep this module light
     import httpx
 
+    from scenarios.requests import GenerationRequest
     from sut.generation import GenerationConfig
-    from sut.output_ids import Retokenizer
-    from sut.replica import GenerationRequest
-
-
-@dataclass(slots=True)
-class Delta:
-    """What one server-sent event adds to an answer."""
-
-    text: str = ""
-    token_ids: list[int] | None = None
-    """None: the server sent text without token ids."""
-    finished: bool = False
-    completion_tokens: int | None = None
-    """The server's own count of output tokens (`usage`), when this event carries it."""
-    text_read: bool = True
-    """False: the event's text was not read (its token ids are the output)."""
+    from sut.output_ids import Delta, Retokenizer
 
 
 class EndpointProblem(Exception):

@@ -17,8 +17,9 @@ from urllib.parse import quote
 
 import httpx
 
-from sut.apis import APIBase, Delta, StreamError, get
-from sut.replica import GenerationRequest
+from scenarios.requests import GenerationRequest
+from sut.apis import APIBase, StreamError, get
+from sut.output_ids import Delta
 
 
 class KServeV2Generate(APIBase):

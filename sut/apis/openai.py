@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
-from sut.apis import APIBase, Delta, EndpointProblem, StreamError, get_json
-from sut.replica import GenerationRequest
+from scenarios.requests import GenerationRequest
+from sut.apis import APIBase, EndpointProblem, StreamError, get_json
+from sut.output_ids import Delta
 
 
 class OpenAICompletions(APIBase):

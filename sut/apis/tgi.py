@@ -21,9 +21,10 @@ from typing import Any
 
 import httpx
 
-from sut.apis import APIBase, Delta, EndpointProblem, StreamError, get, get_json
+from scenarios.requests import GenerationRequest
+from sut.apis import APIBase, EndpointProblem, StreamError, get, get_json
 from sut.generation import GenerationConfig
-from sut.replica import GenerationRequest
+from sut.output_ids import Delta
 
 
 class TGIGenerate(APIBase):
@@ -70,12 +71,13 @@ class TGIGenerate(APIBase):
         details = event.get("details") or {}
         if "token" in event:  # one streamed token
             token = event["token"]
-            tokens = [token]
+            tokens: list[Any] = [token]
             finished = event.get("generated_text") is not None
         else:  # a whole answer: its tokens are in the details
-            tokens = details.get("tokens")
-            if tokens is None:
+            answer = details.get("tokens")
+            if answer is None:
                 raise ValueError("an answer without details.tokens")
+            tokens = answer
             finished = True
         delta = Delta(
             text="".join(t["text"] for t in tokens if not t.get("special")),

@@ -1,0 +1,186 @@
+"""Replicas built from their typed configuration: vLLM engines in worker processes on this host, vLLM
+engines in Ray actors, or inference servers; several go behind a dispatcher, one on its own.
+
+The public systems under test (`sut.systems`) and the harness's runs build their replicas here, so
+there is one way a configuration becomes replicas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scenarios.requests import ResultSink
+from sut.dispatch import Dispatcher
+from sut.engine_config import EngineConfig
+from sut.engine_logs import route_vllm_logs
+from sut.engine_replica import EngineReplica
+from sut.engine_worker import STALL_SECONDS, START_SECONDS, WorkerSpec
+from sut.generation import GenerationConfig
+from sut.layout import Placement, plan_layout, running_on_cpu
+from sut.output_ids import Retokenizer
+from sut.remote_config import RemoteConfig
+from sut.remote_replica import AttemptBudget, RemoteReplica
+from sut.replica import Member, ReplicaGroup
+from sut.solo import Solo
+
+if TYPE_CHECKING:
+    from sut.ray_replica import RayCluster
+
+
+@dataclass
+class EnginesConfig:
+    """vLLM engines as replicas: in worker processes on this host, or in Ray actors."""
+
+    engine: EngineConfig
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    replicas: int = 1
+    """Engines; each gets `engine.tensor_parallel_size` devices of its own."""
+    dispatch: str = "round-robin"
+    """How several replicas share the work (`sut.dispatch.POLICIES`)."""
+    work_stealing: bool = True
+    """Offline: a replica that runs low takes back unstarted work from a busier one."""
+    devices: list[str] | None = None
+    """Explicit GPUs per replica (CUDA_VISIBLE_DEVICES ids, comma-separated), one entry per replica."""
+    cpu_bind: list[str] | None = None
+    """Cores per replica (`0-15`, `0,2,4`, `node:1`), one entry per replica."""
+    stall_timeout: float = STALL_SECONDS
+    """Seconds one engine step may take before the engine counts as hung and is ended."""
+    start_timeout: float = START_SECONDS
+    """Seconds an engine may take to come up."""
+    step_delays: dict[int, float] = field(default_factory=dict)
+    """Seconds a replica (by slot) sleeps after each engine step: emulates a slower device in tests and
+    benchmarks."""
+
+
+@dataclass
+class ServersConfig:
+    """Inference servers as replicas, one per endpoint of `remote`."""
+
+    remote: RemoteConfig
+    tokenizer: str
+    """A local directory with the served model's tokenizer (prompts go as token ids, answers come back as
+    ids, or as text that is re-tokenized with it)."""
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    dispatch: str = "round-robin"
+    work_stealing: bool = True
+
+
+def local_engines(config: EnginesConfig, sink: ResultSink, log_path: Path | None = None) -> ReplicaGroup:
+    """`config.replicas` vLLM engines on this host, each in a worker process. `log_path`: where the engines'
+    output goes (None: this process's standard output and error)."""
+    if log_path is not None:
+        route_vllm_logs(log_path)
+    on_cpu = running_on_cpu()
+    config.engine.to_engine_args(on_cpu=on_cpu)  # bad engine arguments fail here, before any process starts
+    placements = plan_layout(
+        config.replicas,
+        config.engine.tensor_parallel_size,
+        on_cpu=on_cpu,
+        devices=config.devices,
+        cpu_bind=config.cpu_bind,
+    )
+    return _engines(config, sink, [(placement, None) for placement in placements], config.engine, log_path)
+
+
+def ray_engines(
+    config: EnginesConfig, sink: ResultSink, log_path: Path | None = None, *, address: str = "auto"
+) -> ReplicaGroup:
+    """`config.replicas` vLLM engines as Ray actors (`sut.ray_replica`) of the cluster at `address` (`auto`
+    joins this node's, or starts a local one on 127.0.0.1)."""
+    from sut.ray_replica import connect
+
+    if log_path is not None:
+        route_vllm_logs(log_path)
+    cluster = connect(address)
+    engine = config.engine
+    try:
+        on_gpus = cluster.gpus > 0
+        engine.to_engine_args(on_cpu=not on_gpus)
+        if on_gpus and engine.tensor_parallel_size > 1:
+            # The actor holds its replica's GPUs, and its tensor-parallel ranks are its own processes; vLLM's
+            # Ray executor would instead look for one placement bundle per rank.
+            engine = dataclasses.replace(engine, extra={"distributed_executor_backend": "mp", **engine.extra})
+        layout = cluster.layout(config.replicas, engine.tensor_parallel_size, config.cpu_bind)
+    except BaseException:
+        cluster.close_if_unused()
+        raise
+    return _engines(config, sink, layout, engine, log_path, cluster)
+
+
+def _engines(
+    config: EnginesConfig,
+    sink: ResultSink,
+    layout: Sequence[tuple[Placement, dict[str, float] | None]],
+    engine_config: EngineConfig,
+    log_path: Path | None,
+    cluster: RayCluster | None = None,
+) -> ReplicaGroup:
+    """One `EngineReplica` per placement: a local worker process, or (with a Ray bundle) a Ray actor."""
+
+    def engine(slot: int, replica_sink: ResultSink) -> Member:
+        placement, bundle = layout[slot]
+        spec = WorkerSpec(
+            name=f"replica-{slot}",
+            engine=engine_config,
+            generation=config.generation,
+            placement=placement,
+            log_path=log_path,
+            step_delay=config.step_delays.get(slot, 0.0),
+            stall_timeout=config.stall_timeout,
+            start_timeout=config.start_timeout,
+        )
+        if cluster is None or bundle is None:
+            return EngineReplica(spec, replica_sink)
+        from sut.ray_replica import RayLink
+
+        return EngineReplica(spec, replica_sink, RayLink(cluster, bundle))
+
+    return _group(engine, config.replicas, sink, engine_config.max_num_seqs or 256, config)
+
+
+def remote_servers(config: ServersConfig, sink: ResultSink) -> ReplicaGroup:
+    """One `RemoteReplica` per endpoint."""
+    from sut.apis import build_api
+
+    remote = config.remote
+    retokenizer = Retokenizer(config.tokenizer)
+    # One count of failed attempts per sample for all endpoints: the retries hold for the whole run.
+    budget = AttemptBudget()
+
+    def endpoint(slot: int, replica_sink: ResultSink) -> Member:
+        api = build_api(
+            remote.protocol,
+            remote.served_model_name,
+            config.generation,
+            retokenizer,
+            server_ids=remote.output_ids == "auto",
+        )
+        return RemoteReplica(
+            f"replica-{slot}",
+            remote.endpoints[slot],
+            api,
+            remote,
+            retokenizer,
+            config.generation.max_new_tokens,
+            replica_sink,
+            budget,
+        )
+
+    return _group(endpoint, len(remote.endpoints), sink, remote.max_in_flight, config)
+
+
+def _group(
+    build: Callable[[int, ResultSink], Member],
+    count: int,
+    sink: ResultSink,
+    batch: int,
+    config: EnginesConfig | ServersConfig,
+) -> ReplicaGroup:
+    """A lone replica on its own; several behind a dispatcher. `batch`: how many requests one runs at once."""
+    if count == 1:
+        return Solo(build(0, sink))
+    return Dispatcher(build, count, sink, policy=config.dispatch, batch=batch, work_stealing=config.work_stealing)
