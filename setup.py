@@ -9,10 +9,10 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(
         include=[
-            "common",
-            "common.*",
-            "benchmarks",
-            "benchmarks.*",
+            # The project's own ground, under the distribution's name: `common` or `benchmarks` at the top would
+            # clash with any other distribution that ships one.
+            "mlperf_llm_sut",
+            "mlperf_llm_sut.*",
             "harness",
             "harness.*",
             "sut",
@@ -23,7 +23,9 @@ setup(
             "accuracy.*",
         ]
     ),
-    package_data={"common": ["embedded/*.jsonl", "embedded/*.json", "embedded/*.md", "embedded/tiny-llama/*"]},
+    package_data={
+        "mlperf_llm_sut.common": ["embedded/*.jsonl", "embedded/*.json", "embedded/*.md", "embedded/tiny-llama/*"]
+    },
     install_requires=[
         "mlcommons-loadgen>=5.1",
         "numpy",

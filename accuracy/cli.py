@@ -10,9 +10,9 @@ from pathlib import Path
 from rich.console import Console
 
 from accuracy.log import TOKEN_DTYPES
-from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
-from common.errors import HarnessError, report_failure
-from common.stopping import Interrupted, StopSignals
+from mlperf_llm_sut.benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
+from mlperf_llm_sut.common.errors import HarnessError, report_failure
+from mlperf_llm_sut.common.stopping import Interrupted, StopSignals
 
 
 def _score_parser() -> argparse.ArgumentParser:
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     try:
         if argv[:1] == ["compare"]:
-            from accuracy.compare import compare, plot_comparison, print_comparison
+            from accuracy.sample_deltas import compare, plot_comparison, print_comparison
 
             args = _compare_parser().parse_args(argv[1:])
             comparison = compare(args.run_a, args.run_b, metric=args.metric, top=args.top)
@@ -67,9 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"plot: {plot}")
             return 0
         args = _score_parser().parse_args(argv)
-        from accuracy.report import print_report, score_log
+        from accuracy.scored_log import print_report, score_log
         from accuracy.targets import resolve_targets
-        from common.dataset import load_dataset
+        from mlperf_llm_sut.common.dataset import load_dataset
 
         targets = resolve_targets(args.targets or get_benchmark(args.benchmark).name, option="--targets")
         tokenizer = args.tokenizer or args.model

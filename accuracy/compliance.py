@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 
 VERIFY_FILE = "verify_accuracy.txt"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 
 TOKEN_DTYPES = ("int32", "int64")
 

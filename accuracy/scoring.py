@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from accuracy import rouge
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 
 PUNKT_HELP = (
     "NLTK's Punkt sentence splitter data (punkt_tab) is missing: install it with "

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import BENCHMARKS, Targets, get_benchmark
-from common.errors import HarnessError
+from mlperf_llm_sut.benchmarks import BENCHMARKS, Targets, get_benchmark
+from mlperf_llm_sut.common.errors import HarnessError
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 LENGTH_KEYS = ("tokens_per_sample", "gen_len")

@@ -18,16 +18,16 @@ from typing import Any
 # Resolved on first use: importing `harness` (e.g. for `python -m harness.dataset`) does not pull in
 # the whole runner.
 _EXPORTS = {
-    "HarnessError": "common.errors",
-    "RunConfig": "harness.config",
-    "build_config": "harness.config",
-    "RunResult": "harness.results",
-    "RunReport": "harness.runner",
-    "run": "harness.runner",
-    "rerun": "harness.reproduce",
-    "load_plan": "harness.sweep",
-    "run_sweep": "harness.sweep",
-    "build_submission": "harness.submission",
+    "HarnessError": "mlperf_llm_sut.common.errors",
+    "RunConfig": "harness.single.config",
+    "build_config": "harness.single.config",
+    "RunResult": "harness.single.results",
+    "RunReport": "harness.single.runner",
+    "run": "harness.single.runner",
+    "rerun": "harness.submission.rerun",
+    "load_plan": "harness.research.sweep",
+    "run_sweep": "harness.research.sweep",
+    "build_submission": "harness.submission.tree",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, LOADGEN_SCENARIOS
-from common.errors import HarnessError, report_failure
-from common.stopping import Interrupted
-from harness.config import SEARCH, SUTS, build_config
+from harness.single.config import SEARCH, SUTS, build_config
+from mlperf_llm_sut.benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, LOADGEN_SCENARIOS
+from mlperf_llm_sut.common.errors import HarnessError, report_failure
+from mlperf_llm_sut.common.stopping import Interrupted
 from sut.apis import PROTOCOLS
 from sut.dispatch import POLICIES
 from sut.engine_config import parse_engine_arg
@@ -353,23 +353,23 @@ def _say(console: Console, line: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["rerun"]:
-        from harness.reproduce import main as rerun_main
+        from harness.submission.rerun import main as rerun_main
 
         return _leave(rerun_main(argv[1:]))
     if argv[:1] == ["compare"]:
-        from harness.compare import main as compare_main
+        from harness.research.regression import main as compare_main
 
         return compare_main(argv[1:])
     if argv[:1] == ["report"]:
-        from harness.reportgen import main as report_main
+        from harness.research.report import main as report_main
 
         return report_main(argv[1:])
     if argv[:1] == ["sweep"]:
-        from harness.sweep import main as sweep_main
+        from harness.research.sweep import main as sweep_main
 
         return _leave(sweep_main(argv[1:]))
     if argv[:1] == ["multi"]:
-        from harness.multi import main as multi_main
+        from harness.research.multi import main as multi_main
 
         return multi_main(argv[1:])
     args = _parser().parse_args(argv)
@@ -381,8 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_command(args: argparse.Namespace, argv: list[str], console: Console) -> int:
     """`python -m harness` with its options parsed: one run, or a peak search and its final run."""
     try:
-        from harness.report import print_summary
-        from harness.runner import exit_code, run
+        from harness.single.runner import exit_code, run
+        from harness.single.summary import print_summary
 
         defaults = _parser().parse_args([])
         # Only what the user typed overrides the embedded defaults.
@@ -427,7 +427,7 @@ def _run_command(args: argparse.Namespace, argv: list[str], console: Console) ->
             command=["python", "-m", "harness", *argv],
         )
         if args.target_qps == SEARCH:
-            from harness.peak import offline_rate, print_search, search_peak
+            from harness.research.peak import offline_rate, print_search, search_peak
 
             search = search_peak(config, offline_samples_per_second=offline_rate(args.search_from), console=console)
             print_search(search, Console(width=None if sys.stdout.isatty() else 120))
@@ -454,7 +454,7 @@ def _leave(code: int) -> int:
     """`code`, for `sys.exit`; or the end of the process here, when the test of an interrupted run is still
     going: a Server test keeps its schedule after a stop, and LoadGen's thread may call into Python while
     the interpreter shuts down. Everything is written by then."""
-    from harness.runner import loadgen_running
+    from harness.single.runner import loadgen_running
 
     if loadgen_running():
         sys.stdout.flush()

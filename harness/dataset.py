@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import BENCHMARKS
-from common.dataset import convert
-from common.errors import HarnessError, report_failure
+from mlperf_llm_sut.benchmarks import BENCHMARKS
+from mlperf_llm_sut.common.dataset import convert
+from mlperf_llm_sut.common.errors import HarnessError, report_failure
 
 
 def main(argv: Sequence[str] | None = None) -> int:

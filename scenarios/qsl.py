@@ -8,8 +8,8 @@ from typing import Any
 
 import mlperf_loadgen as lg
 
-from benchmarks import get_benchmark
-from common.dataset import Dataset, load_dataset
+from mlperf_llm_sut.benchmarks import get_benchmark
+from mlperf_llm_sut.common.dataset import Dataset, load_dataset
 
 
 class SampleLibrary:

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from accuracy.log import read_accuracy_log
 from accuracy.reference import reference_metrics
 from accuracy.scoring import ScoringPool, check_punkt, default_workers, evaluate
-from common import embedded
-from common.dataset import load_tokenizer
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.dataset import load_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +98,7 @@ def main() -> None:
         timings: dict[str, float] = {}
         with console.status(f"ours, {args.workers} workers"):
             start = time.perf_counter()
-            with ScoringPool(args.workers) as pool:  # as `accuracy.report.score_log`: it starts while the log is read
+            with ScoringPool(args.workers) as pool:  # as `score_log`: it starts while the log is read
                 parallel = evaluate(read_accuracy_log(log), references, tokenizer, pool=pool)
             timings["ours_parallel"] = time.perf_counter() - start
         with console.status("ours, 1 process"):

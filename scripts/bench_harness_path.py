@@ -33,8 +33,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.config import RunConfig, build_config
-from harness.runner import run
+from harness.single.config import RunConfig, build_config
+from harness.single.runner import run
 from scenarios.requests import ResultSink
 from scripts.bench_worker_protocol import echo_engine
 from scripts.plots import horizontal_bars

@@ -45,8 +45,8 @@ SERVED = "tiny"
 
 # -- the two clients, each run in a child process pinned to its core ------------------------------------------
 def ours(args: argparse.Namespace) -> dict[str, Any]:
-    from harness.config import build_config
-    from harness.runner import run
+    from harness.single.config import build_config
+    from harness.single.runner import run
 
     if args.profile:
         _profile_loop_threads(args.profile)
@@ -150,9 +150,9 @@ def measure(client: str, args: argparse.Namespace, url: str, work: Path, profile
 
 def mean_prompt_tokens() -> int:
     """Of the bundled sample our client sends, so vLLM's random prompts are as long."""
-    from benchmarks import get_benchmark
-    from common import embedded
-    from common.dataset import load_dataset
+    from mlperf_llm_sut.benchmarks import get_benchmark
+    from mlperf_llm_sut.common import embedded
+    from mlperf_llm_sut.common.dataset import load_dataset
 
     dataset = load_dataset(embedded.ROOT / get_benchmark("llama2-70b-99.9").demo_dataset)
     return round(statistics.fmean(len(ids) for ids in dataset.prompts))
@@ -180,7 +180,7 @@ def main() -> None:
         print(json.dumps((ours if args.role == "ours" else vllm_bench)(args)))
         return
 
-    from common import embedded
+    from mlperf_llm_sut.common import embedded
     from sut import local_servers
 
     console = Console(width=None if sys.stdout.isatty() else 120)

@@ -1,4 +1,4 @@
-"""Write a benchmark's bundled SYNTHETIC sample data set (in common/embedded/).
+"""Write a benchmark's bundled SYNTHETIC sample data set (in mlperf_llm_sut/common/embedded/).
 
 - llama2-70b: openorca-synthetic-600.jsonl, 600 rows in the processed OpenOrca schema (the
   reference's processorca.py columns), built by scripts/synthetic_openorca.py;
@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import synthetic_cnndm
 import synthetic_openorca
 
-from benchmarks import DEFAULT_BENCHMARK, get_benchmark
-from common import embedded
-from common.dataset import load_tokenizer, write_rows
+from mlperf_llm_sut.benchmarks import DEFAULT_BENCHMARK, get_benchmark
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.dataset import load_tokenizer, write_rows
 
 SAMPLE_SEED = 0
 # Each benchmark family's generator of raw rows, and how many the bundled sample has.

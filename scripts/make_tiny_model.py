@@ -1,4 +1,4 @@
-"""Build the embedded tiny Llama model and tokenizer (common/embedded/tiny-llama).
+"""Build the embedded tiny Llama model and tokenizer (mlperf_llm_sut/common/embedded/tiny-llama).
 
 Deterministic: fixed seeds, fixed thread count, deterministic torch kernels. It
 trains a 1,024-token BPE tokenizer and a 4-layer Llama (hidden 256, 4 heads of
@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import synthetic_openorca
 
-from benchmarks.llama2_70b import format_prompt, tokenize_prompts
+from mlperf_llm_sut.benchmarks.llama2_70b import format_prompt, tokenize_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "common" / "embedded" / "tiny-llama"
+DEFAULT_OUT = ROOT / "mlperf_llm_sut" / "common" / "embedded" / "tiny-llama"
 TRAIN_SEED = 1
 TRAIN_ROWS = 24_000
 VOCAB_SIZE = 1024

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.errors import HarnessError
-from common.stopping import Interrupted, StopSignals
+from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.stopping import Interrupted, StopSignals
 from sut import local_servers
 from sut.layout import format_cpus
 

@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 from scenarios.requests import GenerationRequest, ResultSink
 from sut.replica import Member, Replica, ReplicaStats
 

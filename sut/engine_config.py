@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 
 # On CPU, vLLM reserves gpu_memory_utilization x RAM for the KV cache; its GPU
 # default (0.9) would take nearly all of this machine's memory.

@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 from scenarios.requests import GenerationRequest, ResultSink
 from sut import engine_worker
 from sut.engine_logs import memory_hint

@@ -1,5 +1,5 @@
 """Generation settings: greedy, 1 to 1024 new tokens unless the benchmark says otherwise
-(`Benchmark.generation`, which `harness.config.build_config` applies)."""
+(`Benchmark.generation`, which `harness.single.config.build_config` applies)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ class GenerationConfig:
     @classmethod
     def of_benchmark(cls, name: str) -> GenerationConfig:
         """The MLCommons reference's generation settings of benchmark `name` (`benchmarks.Benchmark.generation`)."""
-        from benchmarks import get_benchmark
+        from mlperf_llm_sut.benchmarks import get_benchmark
 
         return cls(**get_benchmark(name).generation)
 
     def check(self) -> None:
         """Every out-of-range setting as one clear error, before an engine starts and rejects it."""
-        from common.errors import HarnessError
+        from mlperf_llm_sut.common.errors import HarnessError
 
         problems = [
             (self.max_new_tokens < 1, "--max-new-tokens must be at least 1"),

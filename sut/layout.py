@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 
 NUMA_SYSFS = Path("/sys/devices/system/node")
 

@@ -21,12 +21,13 @@ from types import TracebackType
 
 import httpx
 
-from common import embedded
-from common.errors import HarnessError
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.errors import HarnessError
 from sut.layout import Placement, plan_layout, running_on_cpu
 
 EMBEDDED_SERVER_ARGS = ("--max-model-len", "2048", "--enforce-eager", "--kv-cache-memory-bytes", "268435456")
-"""What the embedded tiny model needs on a small machine, as `common.embedded` sets it for local engines."""
+"""What the embedded tiny model needs on a small machine, as `mlperf_llm_sut.common.embedded` sets it for local
+engines."""
 
 
 @dataclass

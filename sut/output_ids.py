@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.dataset import load_tokenizer
+from mlperf_llm_sut.common.dataset import load_tokenizer
 
 
 @dataclass(slots=True)

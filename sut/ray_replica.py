@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 from sut.engine_logs import redirect_output
 from sut.engine_worker import WorkerSpec, serve, take_all
 from sut.layout import Placement, plan_layout

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from common.errors import HarnessError
-from common.files import read_text
+from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.files import read_text
 from sut.apis import PROTOCOLS, api_class
 from sut.generation import GenerationConfig
 

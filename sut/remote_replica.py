@@ -50,7 +50,7 @@ from urllib.request import getproxies
 import httpx
 import uvloop
 
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 from scenarios.requests import GenerationRequest, ResultSink
 from sut.apis import EndpointProblem, StreamAPI, StreamError, error_message
 from sut.http_stream import BadResponse, ConnectFailed, ConnectionBroke, Pool, Response, Target

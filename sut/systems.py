@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 from scenarios import DRIVERS
 from scenarios.qsl import SampleLibrary
 from scenarios.requests import ResultSink

@@ -120,7 +120,7 @@ def read_samples(run_dir: Path) -> list[dict]:
 
 @pytest.fixture
 def embedded_rows() -> list[dict]:
-    from common import embedded
+    from mlperf_llm_sut.common import embedded
 
     return [json.loads(line) for line in embedded.DATASET.read_text().splitlines()]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.config import RunConfig
+from harness.single.config import RunConfig
 from scenarios.requests import GenerationRequest, ResultSink
 from sut.replica import ReplicaStats
 from sut.solo import Solo

@@ -13,16 +13,16 @@ from rouge_score import rouge_scorer
 
 from accuracy import rouge, scoring
 from accuracy.cli import main as accuracy_main
-from accuracy.compare import compare
 from accuracy.log import read_accuracy_log
 from accuracy.reference import reference_metrics
-from accuracy.report import score_log
+from accuracy.sample_deltas import compare
+from accuracy.scored_log import score_log
 from accuracy.scoring import check_punkt, evaluate, score_texts, sentences_per_line
 from accuracy.targets import resolve_targets
-from benchmarks import BENCHMARKS
-from common import embedded
-from common.dataset import load_dataset, load_tokenizer
-from common.errors import HarnessError
+from mlperf_llm_sut.benchmarks import BENCHMARKS
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.dataset import load_dataset, load_tokenizer
+from mlperf_llm_sut.common.errors import HarnessError
 
 EOS = 2
 WORDS = (

@@ -16,17 +16,17 @@ import pytest
 from rich.console import Console
 
 from accuracy.cli import main as accuracy_main
-from common import embedded
-from common.errors import HarnessError
-from harness import system_info
 from harness.cli import main as harness_main
-from harness.config import build_config
 from harness.dataset import main as dataset_main
-from harness.multi import _outcome
-from harness.reproduce import rerun
-from harness.runner import run
-from harness.submission import main as submission_main
-from harness.sweep import load_plan, run_sweep
+from harness.research.multi import _outcome
+from harness.research.sweep import load_plan, run_sweep
+from harness.single.config import build_config
+from harness.single.runner import run
+from harness.submission import system_info
+from harness.submission.rerun import rerun
+from harness.submission.tree import main as submission_main
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.errors import HarnessError
 from tests.scripted_replica import ScriptedReplica
 
 
@@ -206,12 +206,12 @@ def test_submission_submitter_must_name_a_folder(capfd, tmp_path):
 
 
 def test_a_bug_is_exit_3_with_one_line_naming_the_saved_traceback(capfd, tmp_path, monkeypatch):
-    import harness.runner
+    import harness.single.runner
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a planted bug")
 
-    monkeypatch.setattr(harness.runner, "write_audit_config", broken)
+    monkeypatch.setattr(harness.single.runner, "write_audit_config", broken)
     code = harness_main(["--output-dir", str(tmp_path)])
     errors, text = _errors(capfd)
     assert code == 3, text
@@ -506,7 +506,7 @@ base: {total_sample_count: 20, min_query_count: 20, min_duration_ms: 0, warmup_s
 def scripted_sweep(tmp_path, monkeypatch) -> Path:
     """A one-run sweep plan whose runs a scripted replica answers; its path."""
     monkeypatch.setattr(
-        "harness.sweep.run",
+        "harness.research.sweep.run",
         lambda config, console: run(config, console=console, replica_factory=ScriptedReplica.factory()),
     )
     plan = tmp_path / "plan.yaml"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
-from common.errors import HarnessError
-from harness.config import build_config
-from harness.runner import run
-from harness.settings import LoadGenConfig, build_settings
+from harness.single.config import build_config
+from harness.single.runner import run
+from harness.single.settings import LoadGenConfig, build_settings
+from mlperf_llm_sut.benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
+from mlperf_llm_sut.common.errors import HarnessError
 from tests.conftest import run_cli
 from tests.scripted_replica import ScriptedReplica
 
@@ -145,7 +145,7 @@ def test_settings_that_loosen_the_token_latency_rules_are_not_compliant(tmp_path
 
 
 def test_the_submission_check_holds_p99_token_latencies_to_the_limits():
-    from harness.submission import latency_problems
+    from harness.submission.tree import latency_problems
 
     bench = BENCHMARKS["llama2-70b-99.9"]
     fast = {"ttft_ms": {"p99": 449.0}, "tpot_ms": {"p99": 39.9}}

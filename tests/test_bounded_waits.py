@@ -19,10 +19,10 @@ import pytest
 from rich.console import Console
 from transformers import AutoTokenizer
 
-from common import embedded
-from common.errors import HarnessError
-from harness.config import RunConfig, build_config
-from harness.runner import RunReport, run
+from harness.single.config import RunConfig, build_config
+from harness.single.runner import RunReport, run
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.errors import HarnessError
 from scenarios.requests import ResultSink
 from sut.engine_replica import EngineReplica
 from sut.engine_worker import WorkerSpec

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 from sut.ray_replica import _check_reachable
 from tests.conftest import run_cli
 

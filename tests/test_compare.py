@@ -9,8 +9,8 @@ import shutil
 import pytest
 from rich.console import Console
 
-from harness.config import build_config
-from harness.runner import run
+from harness.single.config import build_config
+from harness.single.runner import run
 from tests.conftest import run_cli
 from tests.scripted_replica import ScriptedReplica
 

@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from accuracy.compliance import verify_test06
-from harness.config import build_config
-from harness.runner import run
+from harness.single.config import build_config
+from harness.single.runner import run
 from tests.conftest import run_cli
 from tests.scripted_replica import ScriptedReplica
 

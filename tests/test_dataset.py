@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks.llama2_70b import OPENORCA, RESPONSE_INIT_TOKEN, format_prompt, tokenize_prompts
-from common import embedded
-from common.dataset import convert, load_dataset, load_tokenizer, write_rows
-from common.errors import HarnessError
 from harness.dataset import main
+from mlperf_llm_sut.benchmarks.llama2_70b import OPENORCA, RESPONSE_INIT_TOKEN, format_prompt, tokenize_prompts
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.dataset import convert, load_dataset, load_tokenizer, write_rows
+from mlperf_llm_sut.common.errors import HarnessError
 
 
 def test_bundled_sample_is_labelled_synthetic_and_has_the_processed_schema(embedded_rows):

@@ -8,8 +8,8 @@ import time
 import pytest
 from rich.console import Console
 
-from harness.config import build_config
-from harness.runner import run
+from harness.single.config import build_config
+from harness.single.runner import run
 from scenarios.requests import GenerationRequest
 from sut.dispatch import ASK_AGAIN_SECONDS, POLICIES, STALE_SECONDS, DelayEstimate, Dispatcher
 from sut.engine_worker import EngineQueue

@@ -15,10 +15,10 @@ from transformers import AutoModelForCausalLM
 
 from accuracy.log import read_accuracy_log
 from accuracy.reference import reference_metrics
-from common import embedded
-from common.dataset import load_dataset, load_tokenizer
-from harness.config import build_config
-from harness.runner import run
+from harness.single.config import build_config
+from harness.single.runner import run
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.dataset import load_dataset, load_tokenizer
 from tests.conftest import ROOT, read_samples, run_cli
 
 pytestmark = pytest.mark.engine
@@ -147,8 +147,8 @@ stream = io.StringIO()
 handler = logging.StreamHandler(stream)
 logging.getLogger("caller").addHandler(handler)
 from rich.console import Console
-from harness.config import build_config
-from harness.runner import run
+from harness.single.config import build_config
+from harness.single.runner import run
 if __name__ == "__main__":
     report = run(build_config(output_dir={str(tmp_path)!r}, total_sample_count=50), console=Console(file=io.StringIO()))
     logging.getLogger("caller").warning("still here")

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from common import embedded
+from mlperf_llm_sut.common import embedded
 from tests.fault_server import OUTPUT_CAP, FaultServer, expected_text, expected_token_ids, prompt_ids_for_text
 
 TIMEOUT = httpx.Timeout(5.0)

@@ -9,11 +9,15 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("common", "benchmarks", "accuracy", "scenarios", "sut", "harness")
+LAYERS = ("mlperf_llm_sut.common", "mlperf_llm_sut.benchmarks", "accuracy", "scenarios", "sut", "harness")
 """The project's packages from the ground up: each may import itself and those before it, never one after."""
+ROOMS = ("harness.single", "harness.research", "harness.submission")
+"""harness/'s rooms: the single run, and the two built on it, which never import each other; the command line
+(`harness.cli`) stands over all three."""
 
 
 def _module_name(path: Path) -> str:
@@ -24,7 +28,11 @@ def _module_name(path: Path) -> str:
 @cache
 def _modules() -> dict[str, Path]:
     """Every module of the layered packages, by dotted name."""
-    return {_module_name(path): path for package in LAYERS for path in sorted((ROOT / package).rglob("*.py"))}
+    return {
+        _module_name(path): path
+        for package in LAYERS
+        for path in sorted((ROOT / package.replace(".", "/")).rglob("*.py"))
+    }
 
 
 def _imported(module: str, path: Path) -> Iterator[str]:
@@ -97,14 +105,18 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
 def _layer(module: str) -> int:
-    return LAYERS.index(module.partition(".")[0])
+    return next(index for index, package in enumerate(LAYERS) if _in(module, package))
 
 
 def test_every_layered_package_is_read():
     modules = _modules()
-    assert {module.partition(".")[0] for module in modules} == set(LAYERS)
-    assert "common.dataset" in modules and "sut.apis" in modules
+    assert {package for package in LAYERS if any(_in(module, package) for module in modules)} == set(LAYERS)
+    assert "mlperf_llm_sut.common.dataset" in modules and "sut.apis" in modules
 
 
 def test_no_module_imports_itself_back_through_a_circle():
@@ -126,7 +138,7 @@ def test_imports_in_functions_under_type_checking_and_relative_ones_all_count(tm
     path = tmp_path / "module.py"
     path.write_text(
         "from typing import TYPE_CHECKING\n"
-        "import common.errors\n"
+        "import mlperf_llm_sut.common.errors\n"
         "from .. import plans\n"
         "from .sibling import name\n"
         "if TYPE_CHECKING:\n"
@@ -135,13 +147,20 @@ def test_imports_in_functions_under_type_checking_and_relative_ones_all_count(tm
         "    from harness import runner\n"
     )
     imported = set(_imported("harness.sub.module", path))
-    assert {"common.errors", "harness.plans", "harness.sub.sibling.name", "sut.replica.Replica"} <= imported
+    assert {
+        "mlperf_llm_sut.common.errors",
+        "harness.plans",
+        "harness.sub.sibling.name",
+        "sut.replica.Replica",
+    } <= imported
     assert "harness.runner" in imported and "harness" not in imported  # the submodule, not its package
 
 
 def test_a_name_resolves_to_the_module_that_defines_it_and_a_submodule_to_itself():
     graph = _graph()
-    assert "common.errors" in graph["common.dataset"]  # from common.errors import HarnessError
+    assert (
+        "mlperf_llm_sut.common.errors" in graph["mlperf_llm_sut.common.dataset"]
+    )  # from mlperf_llm_sut.common.errors import HarnessError
     assert "sut.apis.openai" not in graph["sut.apis"]  # named in a string only, imported by importlib
 
 
@@ -149,4 +168,31 @@ def test_a_planted_circle_is_found_and_the_order_runs_from_common_up():
     """The checks themselves: a planted circle is found, and the layer order is what the tests apply."""
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
-    assert _layer("common.dataset") < _layer("benchmarks") < _layer("harness.runner")
+    assert (
+        _layer("mlperf_llm_sut.common.dataset") < _layer("mlperf_llm_sut.benchmarks") < _layer("harness.single.runner")
+    )
+
+
+def test_the_rooms_of_harness_import_the_single_run_and_never_each_other_or_the_command_line():
+    graph = _graph()
+    crossing = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        for room in ROOMS
+        if _in(module, room)
+        and _in(target, "harness")
+        and not _in(target, room)
+        # the single run is the ground of the other rooms
+        and not (room != "harness.single" and _in(target, "harness.single"))
+    )
+    assert not crossing, "imports between harness's rooms, or from a room up to the command line:\n" + "\n".join(
+        crossing
+    )
+    assert any(_in(target, "harness.single") for target in graph["harness.research.sweep"])
+
+
+def test_the_project_installs_no_top_level_package_but_the_cards_and_its_own_name():
+    """`common` or `benchmarks` at the top of site-packages would clash with any distribution that ships one."""
+    installed = metadata.distribution("mlperf-llm-sut").read_text("top_level.txt") or ""
+    assert set(installed.split()) == {"sut", "scenarios", "accuracy", "harness", "mlperf_llm_sut"}, installed

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from common.errors import HarnessError
-from harness.config import build_config
+from harness.single.config import build_config
+from mlperf_llm_sut.common.errors import HarnessError
 from sut.layout import format_cpus, omp_bind, parse_cpus, plan_layout
 
 

@@ -18,12 +18,12 @@ import pytest
 
 from accuracy.reference import cnndm_reference_metrics
 from accuracy.scoring import evaluate
-from benchmarks import BENCHMARKS, get_benchmark
-from benchmarks.__main__ import README_END, README_START, markdown
-from benchmarks.llama3_1_8b import CNN_DAILYMAIL, PROMPT
-from common import embedded
-from common.dataset import load_dataset, load_tokenizer
-from common.errors import HarnessError
+from mlperf_llm_sut.benchmarks import BENCHMARKS, get_benchmark
+from mlperf_llm_sut.benchmarks.__main__ import README_END, README_START, markdown
+from mlperf_llm_sut.benchmarks.llama3_1_8b import CNN_DAILYMAIL, PROMPT
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.dataset import load_dataset, load_tokenizer
+from mlperf_llm_sut.common.errors import HarnessError
 from tests.conftest import ROOT
 
 SAMPLE = embedded.ROOT / get_benchmark("llama3.1-8b").demo_dataset
@@ -80,7 +80,8 @@ def test_a_run_over_part_of_the_data_set_is_held_to_its_share_of_gen_len():
 def test_the_readmes_benchmark_table_is_the_registrys():
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index(README_START) + len(README_START) : readme.index(README_END)]
-    assert table.strip() == markdown().strip(), "README's table is stale: paste the output of python -m benchmarks"
+    stale = "README's table is stale: paste the output of python -m mlperf_llm_sut.benchmarks"
+    assert table.strip() == markdown().strip(), stale
 
 
 # -- the data set ------------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ import numpy as np
 from rich.console import Console
 
 from accuracy.log import read_accuracy_log
-from harness.config import build_config
-from harness.runner import run
+from harness.single.config import build_config
+from harness.single.runner import run
 from tests.conftest import read_samples
 from tests.scripted_replica import ScriptedReplica, tokens_for
 
@@ -114,7 +114,7 @@ def test_the_demo_is_valid_however_fast_the_replica(tmp_path):
 
 
 def test_target_qps_auto_is_reported_and_non_compliant(tmp_path):
-    from common import embedded
+    from mlperf_llm_sut.common import embedded
 
     options = {"model": embedded.MODEL_DIR, "target_qps": "auto", "min_duration_ms": 500, "min_query_count": 100}
     report = _run(tmp_path, ScriptedReplica.factory(), **options)
@@ -126,7 +126,7 @@ def test_target_qps_auto_is_reported_and_non_compliant(tmp_path):
 def test_target_qps_auto_is_for_offline_only():
     import pytest
 
-    from common.errors import HarnessError
+    from mlperf_llm_sut.common.errors import HarnessError
 
     with pytest.raises(HarnessError, match="calibrates the Offline query only"):
         build_config(scenario="Server", target_qps="auto")
@@ -135,7 +135,7 @@ def test_target_qps_auto_is_for_offline_only():
 def test_the_users_settings_win_over_the_demos_and_the_summary_names_each_source(tmp_path):
     """The embedded model with a user.conf (its minimum duration) and an override (its query count): LoadGen runs
     with those, the demo fills in only the expected QPS (by calibration), and the summary says where each came from."""
-    from harness.report import print_summary
+    from harness.single.summary import print_summary
 
     conf = tmp_path / "user.conf"
     conf.write_text("*.Offline.min_duration = 2000\nllama3_1-8b.Offline.min_query_count = 50\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from common import embedded
+from mlperf_llm_sut.common import embedded
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "loadgen_main.py"

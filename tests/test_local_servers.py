@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from common import embedded
-from common.dataset import load_dataset
-from common.errors import HarnessError
-from harness.config import build_config
+from harness.single.config import build_config
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.dataset import load_dataset
+from mlperf_llm_sut.common.errors import HarnessError
 from scenarios.requests import GenerationRequest
 from sut import local_servers
 from sut.engine_replica import EngineReplica

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from common import embedded
-from common.errors import HarnessError
-from harness.multi import _overlap, load_multi_plan, run_multi
+from harness.research.multi import _overlap, load_multi_plan, run_multi
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.errors import HarnessError
 from tests.conftest import ROOT, run_cli
 from tests.fault_server import FaultServer
 
@@ -76,7 +76,7 @@ def test_a_mistake_in_a_toml_plan_names_the_line_in_its_runs_table(tmp_path):
 
 def test_on_gpus_each_run_gets_the_gpus_its_layout_needs_and_named_ones_are_kept(tmp_path, monkeypatch):
     """The GPU path, by its mapping: 4 visible GPUs, one run naming GPUs 2 and 3, one placed on the rest."""
-    monkeypatch.setattr("harness.multi.running_on_cpu", lambda: False)
+    monkeypatch.setattr("harness.research.multi.running_on_cpu", lambda: False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
     path = _plan(
         tmp_path,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import HarnessError
-from harness.config import RunConfig, build_config
-from harness.peak import search_peak
-from harness.results import RunResult
-from harness.runner import RunReport
+from harness.research.peak import search_peak
+from harness.single.config import RunConfig, build_config
+from harness.single.results import RunResult
+from harness.single.runner import RunReport
+from mlperf_llm_sut.common.errors import HarnessError
 from tests.conftest import run_cli
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from common.errors import HarnessError
-from harness.config import build_config
-from harness.runner import RunReport, configured_replicas, run
+from harness.single.config import build_config
+from harness.single.runner import RunReport, configured_replicas, run
+from mlperf_llm_sut.common.errors import HarnessError
 from sut.ray_replica import RayCluster, connect
 from tests.conftest import ROOT, kill_member_after, read_samples
 from tests.harness_process import stop_run

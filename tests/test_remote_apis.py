@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from common import embedded
+from mlperf_llm_sut.common import embedded
 from scenarios.requests import GenerationRequest
 from sut.apis import PROTOCOLS, StreamError, build_api
 from sut.apis.tgi import TGIGenerate

@@ -1,6 +1,6 @@
 """Remote replicas under faults a real server cannot be made to produce (tests/fault_server.py).
 
-Every run is a real LoadGen run through `harness.runner.run`; each ends with
+Every run is a real LoadGen run through `harness.single.runner.run`; each ends with
 every issued sample answered exactly once, and VALID only when nothing was lost.
 """
 
@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer
 
-from common import embedded
-from common.dataset import load_dataset
-from common.errors import HarnessError
-from harness.config import build_config
-from harness.reportgen import build_report
-from harness.runner import RunReport, run
-from harness.sweep import load_plan, run_sweep
+from harness.research.report import build_report
+from harness.research.sweep import load_plan, run_sweep
+from harness.single.config import build_config
+from harness.single.runner import RunReport, run
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.dataset import load_dataset
+from mlperf_llm_sut.common.errors import HarnessError
 from tests.conftest import read_samples
 from tests.fault_server import FaultServer, expected_token_ids, prompt_ids_for_text
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import HarnessError
-from harness.config import build_config
-from harness.runner import run
+from harness.single.config import build_config
+from harness.single.runner import run
+from mlperf_llm_sut.common.errors import HarnessError
 from sut import local_servers
 from tests.conftest import read_samples, run_cli, starts
 from tests.harness_process import stop_run
@@ -209,7 +209,7 @@ def test_sigterm_during_a_server_run_against_real_servers_ends_it_within_seconds
 
 
 def test_a_multi_plan_measures_two_runs_on_their_own_real_servers_together_and_alone(servers, token, tmp_path):
-    from harness.multi import load_multi_plan, run_multi
+    from harness.research.multi import load_multi_plan, run_multi
 
     short = {"total_sample_count": 60, "min_query_count": 60, "min_duration_ms": 0, "warmup_samples": 0}
     runs = {

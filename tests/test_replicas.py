@@ -9,12 +9,12 @@ import threading
 import pytest
 from rich.console import Console
 
-from common import embedded
-from common.dataset import load_dataset
-from common.errors import HarnessError
-from harness.config import build_config
-from harness.report import print_summary
-from harness.runner import RunReport, configured_replicas, run
+from harness.single.config import build_config
+from harness.single.runner import RunReport, configured_replicas, run
+from harness.single.summary import print_summary
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.dataset import load_dataset
+from mlperf_llm_sut.common.errors import HarnessError
 from scenarios.requests import GenerationRequest
 from sut.dispatch import Dispatcher
 from sut.engine_config import EngineConfig

@@ -9,12 +9,12 @@ import shutil
 import pytest
 from rich.console import Console
 
-from common import embedded
-from common.errors import HarnessError
-from harness.config import build_config
-from harness.fingerprint import model_fingerprint
-from harness.reproduce import rerun
-from harness.runner import run
+from harness.single.config import build_config
+from harness.single.fingerprint import model_fingerprint
+from harness.single.runner import run
+from harness.submission.rerun import rerun
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.errors import HarnessError
 from tests.scripted_replica import ScriptedReplica
 
 QUIET = {"console": Console(file=io.StringIO()), "replica_factory": ScriptedReplica.factory()}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import mlperf_loadgen as lg
 import pytest
 
-from common.errors import HarnessError
-from harness.settings import LoadGenConfig, build_settings, check_user_conf, describe
+from harness.single.settings import LoadGenConfig, build_settings, check_user_conf, describe
+from mlperf_llm_sut.common.errors import HarnessError
 
 FULL = 24576
 

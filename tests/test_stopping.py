@@ -19,8 +19,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from accuracy.scoring import score_texts
-from common import embedded
-from common.stopping import Interrupted, StopSignals
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.stopping import Interrupted, StopSignals
 from tests.fault_server import FaultServer
 from tests.harness_process import HarnessProcess, stop_run
 

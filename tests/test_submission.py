@@ -12,13 +12,13 @@ from rich.console import Console
 
 from accuracy.compliance import VERIFY_FILE
 from accuracy.reference import cnndm_reference_metrics
-from common import embedded
-from common.dataset import load_dataset, load_tokenizer
-from common.errors import HarnessError
-from harness import system_info
-from harness.config import build_config
-from harness.runner import run
-from harness.submission import MAX_ACCURACY_LOG_SIZE, build_submission, truncate_accuracy_log
+from harness.single.config import build_config
+from harness.single.runner import run
+from harness.submission import system_info
+from harness.submission.tree import MAX_ACCURACY_LOG_SIZE, build_submission, truncate_accuracy_log
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.dataset import load_dataset, load_tokenizer
+from mlperf_llm_sut.common.errors import HarnessError
 from tests.conftest import ROOT
 from tests.scripted_replica import ScriptedReplica
 
@@ -104,7 +104,7 @@ def test_the_dry_run_tree_follows_the_rounds_layout(runs, tmp_path, system_file)
     )
     base = tmp_path / "tree" / "closed" / "Acme"
     assert json.loads((base / "systems" / "2xCPU.json").read_text())["status"] == "available"
-    assert (base / "src" / "llama2-70b-99.9" / "mlperf-llm-sut" / "harness" / "runner.py").is_file()
+    assert (base / "src" / "llama2-70b-99.9" / "mlperf-llm-sut" / "harness" / "single" / "runner.py").is_file()
     for scenario in SCENARIOS:
         out = base / "results" / "2xCPU" / "llama2-70b-99.9" / scenario
         assert out in submission.result_dirs

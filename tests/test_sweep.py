@@ -11,11 +11,11 @@ from types import NoneType
 
 import pytest
 
-from common.errors import HarnessError
-from harness.config import build_config
-from harness.plans import MULTI_PLAN, RUN_SETTINGS, SET_FOR_EACH_RUN, SWEEP_PLAN
-from harness.reportgen import build_report
-from harness.sweep import load_plan, run_sweep
+from harness.research.plans import MULTI_PLAN, RUN_SETTINGS, SET_FOR_EACH_RUN, SWEEP_PLAN
+from harness.research.report import build_report
+from harness.research.sweep import load_plan, run_sweep
+from harness.single.config import build_config
+from mlperf_llm_sut.common.errors import HarnessError
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "sweep-embedded.yaml"
@@ -173,9 +173,9 @@ def test_a_null_mapping_in_the_base_is_one_left_out_under_a_dotted_axis(tmp_path
     assert [run.config.engine.max_num_seqs for run in load_plan(path, output_dir=tmp_path).runs] == [8, 8]
 
 
-# -- the plan schema (harness.plans, which multi's plans share) -------------------------------------------------
+# -- the plan schema (harness.research.plans, which multi's plans share) ------------------------------------------
 def test_the_plan_schema_has_each_of_build_configs_keyword_arguments_with_its_type():
-    """Plans are checked against the schema in harness.plans, not against build_config's signature: an
+    """Plans are checked against the schema in harness.research.plans, not against build_config's signature: an
     argument added to build_config fails here until the schema says how a plan gives it, or that the commands
     set it for each run, and a type changed on one side fails until the other agrees."""
     parameters = inspect.signature(build_config).parameters

@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
-from benchmarks import LOADGEN_SCENARIOS
-from common.errors import HarnessError
-from common.files import read_text
-from harness.config import SEARCH, RunConfig
+from harness.single.config import SEARCH, RunConfig
+from mlperf_llm_sut.benchmarks import LOADGEN_SCENARIOS
+from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.files import read_text
 
 
 # -- the schema -----------------------------------------------------------------------------------------------

@@ -15,9 +15,16 @@ from typing import Any
 
 import mlperf_loadgen as lg
 
-from benchmarks import DEFAULT_BENCHMARK, LOADGEN_SCENARIOS, Benchmark, ComplianceTest, ScenarioRules, get_benchmark
-from common import embedded
-from common.errors import HarnessError
+from mlperf_llm_sut.benchmarks import (
+    DEFAULT_BENCHMARK,
+    LOADGEN_SCENARIOS,
+    Benchmark,
+    ComplianceTest,
+    ScenarioRules,
+    get_benchmark,
+)
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.errors import HarnessError
 
 # The TestSettings field --target-qps sets, per LoadGen scenario.
 TARGET_SETTINGS = {

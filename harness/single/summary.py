@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.runner import RunReport
+from harness.single.runner import RunReport
 
 MAX_REASONS = 3
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmarks import Benchmark, ScenarioRules, Targets, test06
-from common.dataset import PromptFormat
+from mlperf_llm_sut.benchmarks import Benchmark, ScenarioRules, Targets, test06
+from mlperf_llm_sut.common.dataset import PromptFormat
 
 # processorca.py's templates, byte for byte.
 PROMPT_SYSTEM = "<s>[INST] <<SYS>>\n{}\n<</SYS>>\n\n{} [/INST]"

@@ -3,7 +3,7 @@
 A plan (YAML or TOML) has a `base` configuration (the keyword arguments of `build_config`, as the library
 takes them) and `axes`: keys, dotted into nested settings (`engine.kv_cache_dtype`), each with the values
 to try (a mapping value is merged into the base's mapping, so it changes several settings together);
-`target_qps: search` runs the peak search (`harness.peak`) for Server and Interactive. Every
+`target_qps: search` runs the peak search (`harness.research.peak`) for Server and Interactive. Every
 combination of axis values is a point; each point runs a performance run per scenario and, unless
 `accuracy: false`, one accuracy run (an engine configuration's accuracy does not depend on the scenario).
 For example::
@@ -19,7 +19,7 @@ For example::
       replicas: [1, 2]
 
 The whole plan is checked before the first run: its keys and their values' kinds against the plan schema
-(`harness.plans`, which says which settings a sweep may vary), then every run's configuration is built, and
+(`harness.research.plans`, which says which settings a sweep may vary), then every run's configuration is built, and
 local engine arguments are checked against vLLM's own `EngineArgs`; an error names the plan's line. Runs go under
 `OUTPUT_DIR/NAME/<point>/`, and `sweep.json` there lists every run with its configuration hash and status,
 rewritten after each run. Running the same plan again skips runs that finished with the same hash; a run
@@ -42,14 +42,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from common.errors import HarnessError, InternalError, report_failure
-from common.files import NULL, NUMBER, Shape, check_shape, read_json
-from common.stopping import Interrupted, Interruption
-from harness.config import SEARCH, RunConfig, build_config
-from harness.peak import search_peak
-from harness.plans import SWEEP_PLAN, Plan, PlanLines, PlannedRun, cell, plan_directory, read_plan
-from harness.record import RUN_JSON, console_warning, read_run_record
-from harness.runner import RunReport, run
+from harness.research.peak import search_peak
+from harness.research.plans import SWEEP_PLAN, Plan, PlanLines, PlannedRun, cell, plan_directory, read_plan
+from harness.single.config import SEARCH, RunConfig, build_config
+from harness.single.record import RUN_JSON, console_warning, read_run_record
+from harness.single.runner import RunReport, run
+from mlperf_llm_sut.common.errors import HarnessError, InternalError, report_failure
+from mlperf_llm_sut.common.files import NULL, NUMBER, Shape, check_shape, read_json
+from mlperf_llm_sut.common.stopping import Interrupted, Interruption
 from sut.layout import plan_layout, running_on_cpu
 
 MANIFEST = "sweep.json"

@@ -23,19 +23,19 @@ import mlperf_loadgen as lg
 from rich.console import Console
 
 from accuracy.compliance import Test06Result, verify_test06, write_verification
-from accuracy.report import AccuracyReport, score_log
+from accuracy.scored_log import AccuracyReport, score_log
 from accuracy.scoring import check_punkt
 from accuracy.targets import resolve_targets
-from benchmarks import Targets, get_benchmark
-from common.dataset import Dataset, load_dataset
-from common.errors import HarnessError, InternalError
-from common.stopping import Interrupted, Interruption, StopSignals, console_fd
-from harness.config import RunConfig, check_model_dir, check_tokenizer_dir, redact
-from harness.fingerprint import model_fingerprint
-from harness.progress import RunProgress
-from harness.record import failure_kinds, package_versions, replica_rows, write_samples
-from harness.results import DetailLog, RunResult, effective_settings, read_detail_log, summarize
-from harness.settings import CALIBRATION, BuiltSettings, build_settings, describe, log_settings
+from harness.single.config import RunConfig, check_model_dir, check_tokenizer_dir, redact
+from harness.single.fingerprint import model_fingerprint
+from harness.single.progress import RunProgress
+from harness.single.record import failure_kinds, package_versions, replica_rows, write_samples
+from harness.single.results import DetailLog, RunResult, effective_settings, read_detail_log, summarize
+from harness.single.settings import CALIBRATION, BuiltSettings, build_settings, describe, log_settings
+from mlperf_llm_sut.benchmarks import Targets, get_benchmark
+from mlperf_llm_sut.common.dataset import Dataset, load_dataset
+from mlperf_llm_sut.common.errors import HarnessError, InternalError
+from mlperf_llm_sut.common.stopping import Interrupted, Interruption, StopSignals, console_fd
 from scenarios.base import ScenarioDriver
 from scenarios.qsl import SampleLibrary
 from scenarios.requests import ResultSink
@@ -364,7 +364,8 @@ class _Run:
             "started_at": self.started.isoformat(),
             "interrupted": interruption.to_json() if interruption else None,
             "wall_seconds": round(self.loadgen.wall_seconds, 3) if self.loadgen else None,
-            # When the LoadGen test ran (Unix seconds): what runs measured together overlapped (`harness.multi`).
+            # When the LoadGen test ran (Unix seconds): what runs measured together overlapped
+            # (`harness.research.multi`).
             "test_window": (
                 [round(self.loadgen.started_unix, 3), round(self.loadgen.started_unix + self.loadgen.wall_seconds, 3)]
                 if self.loadgen

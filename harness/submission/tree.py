@@ -32,12 +32,12 @@ from typing import Any
 from rich.console import Console
 
 from accuracy.compliance import VERIFY_FILE
-from accuracy.report import ACCURACY_TXT
-from benchmarks import BENCHMARKS, Benchmark, get_benchmark
-from common.errors import HarnessError, report_failure
-from common.files import read_each, read_json, read_text
-from harness import system_info
-from harness.record import console_warning, read_run_record
+from accuracy.scored_log import ACCURACY_TXT
+from harness.single.record import console_warning, read_run_record
+from harness.submission import system_info
+from mlperf_llm_sut.benchmarks import BENCHMARKS, Benchmark, get_benchmark
+from mlperf_llm_sut.common.errors import HarnessError, report_failure
+from mlperf_llm_sut.common.files import read_each, read_json, read_text
 
 LOG_FILES = ("mlperf_log_detail.txt", "mlperf_log_summary.txt")
 ACCURACY_LOG = "mlperf_log_accuracy.json"
@@ -48,7 +48,7 @@ AUDIT_FILES = (VERIFY_FILE, ACCURACY_LOG)
 # tools/submission/truncate_accuracy_log.py: MAX_ACCURACY_LOG_SIZE and VIEWABLE_SIZE.
 MAX_ACCURACY_LOG_SIZE = 10 * 1024
 VIEWABLE_SIZE = 4096
-SOURCE_PACKAGES = ("benchmarks", "common", "harness", "scenarios", "sut", "accuracy")
+SOURCE_PACKAGES = ("mlperf_llm_sut", "harness", "scenarios", "sut", "accuracy")
 SOURCE_FILES = ("setup.py", "pyproject.toml", "Makefile", "README.md")
 
 
@@ -289,7 +289,7 @@ def write_result_set(result_set: ResultSet, base: Path, system: str, dry_run: li
 
 def write_source(base: Path, benchmarks: Sequence[str]) -> None:
     """src/<benchmark>/: the harness's own source, as the round asks for the code that made the results."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # harness/submission/tree.py: the repository
     for name in benchmarks:
         dst = base / "src" / name / "mlperf-llm-sut"
         for package in SOURCE_PACKAGES:
@@ -403,7 +403,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(f"submission tree: {submission.root / args.division / args.submitter}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

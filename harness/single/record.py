@@ -13,8 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from common.errors import HarnessError
-from common.files import NULL, NUMBER, Shape, read_json, read_jsonl
+from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.files import NULL, NUMBER, Shape, read_json, read_jsonl
 from scenarios.responder import SampleRecord, latency_percentiles
 from sut.layout import format_cpus
 from sut.replica import Replica

@@ -9,14 +9,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from accuracy.report import ACCURACY_JSON, SAMPLES_JSONL
-from common.dataset import load_dataset
-from common.errors import HarnessError
-from common.files import NUMBER, Shape, read_json, read_jsonl
+from accuracy.scored_log import ACCURACY_JSON, SAMPLES_JSONL
+from mlperf_llm_sut.common.dataset import load_dataset
+from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.files import NUMBER, Shape, read_json, read_jsonl
 
 METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum", "tokens_per_sample", "gen_num")
 ROUGE = METRICS[:4]
-# What a comparison reads of the files `accuracy.report` writes, with the types it computes with.
+# What a comparison reads of the files `accuracy.scored_log` writes, with the types it computes with.
 REPORT_KEYS: Shape = {"metrics": dict, **{f"metrics.{key}": NUMBER for key in METRICS}}
 OPTIONAL_REPORT_KEYS: Shape = {"dataset": dict, "dataset.path": str}
 SAMPLE_KEYS: Shape = {"qsl_idx": int, "prediction": str, **dict.fromkeys(ROUGE, NUMBER)}

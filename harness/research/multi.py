@@ -38,12 +38,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from common.errors import HarnessError, InternalError, report_failure
-from common.files import Shape, read_json
-from common.stopping import Interrupted, StopSignals
-from harness.config import RunConfig, build_config
-from harness.plans import MULTI_PLAN, Plan, PlanLines, PlannedRun, cell, plan_directory, read_plan
-from harness.record import RUN_JSON, console_warning, read_run_record
+from harness.research.plans import MULTI_PLAN, Plan, PlanLines, PlannedRun, cell, plan_directory, read_plan
+from harness.single.config import RunConfig, build_config
+from harness.single.record import RUN_JSON, console_warning, read_run_record
+from mlperf_llm_sut.common.errors import HarnessError, InternalError, report_failure
+from mlperf_llm_sut.common.files import Shape, read_json
+from mlperf_llm_sut.common.stopping import Interrupted, StopSignals
 from sut.layout import cpu_sets_for, format_cpus, gpu_sets_for, running_on_cpu, visible_gpus
 
 POLL_SECONDS = 0.2
@@ -278,7 +278,7 @@ def _run_processes(
 
 def _child(options: dict[str, Any], output_dir: Path, ready: Any, go: Any) -> None:
     """One run, in its own process and process group; its console goes to `run.log` in `output_dir`."""
-    from harness.runner import exit_code, run
+    from harness.single.runner import exit_code, run
 
     os.setpgrp()
     _end_with_parent()

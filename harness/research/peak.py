@@ -28,13 +28,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import ScenarioRules, get_benchmark
-from common.errors import HarnessError
-from common.stopping import Interrupted
-from harness.config import RunConfig
-from harness.record import RUN_JSON, read_run_record
-from harness.runner import RunReport, run
-from harness.settings import requested_settings
+from harness.single.config import RunConfig
+from harness.single.record import RUN_JSON, read_run_record
+from harness.single.runner import RunReport, run
+from harness.single.settings import requested_settings
+from mlperf_llm_sut.benchmarks import ScenarioRules, get_benchmark
+from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.stopping import Interrupted
 
 STEP = 1.5
 """How far the bracket widens per run while looking for the first VALID and the first INVALID target."""

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import DEFAULT_BENCHMARK, Benchmark, get_benchmark
-from common import embedded
-from common.errors import HarnessError
-from harness.settings import LoadGenConfig
+from harness.single.settings import LoadGenConfig
+from mlperf_llm_sut.benchmarks import DEFAULT_BENCHMARK, Benchmark, get_benchmark
+from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.errors import HarnessError
 from sut.build import EnginesConfig, ServersConfig
 from sut.dispatch import POLICIES
 from sut.engine_config import EngineConfig
@@ -29,7 +29,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.mo
 SUTS = ("local", "remote", "ray")
 AUTO = "auto"
 SEARCH = "search"
-"""The Server target QPS that asks for the peak search (`harness.peak`), on the command line and in sweep plans."""
+"""The Server target QPS that asks for the peak search (`harness.research.peak`), on the command line and in
+sweep plans."""
 
 
 @dataclass
@@ -239,7 +240,7 @@ def build_config(
         dataset = embedded.ROOT / chosen.demo_dataset
     generation_config = _generation_config(chosen.generation, generation)
     # The demo's own LoadGen settings (`embedded.DEMO_LOADGEN`) fill in, setting by setting, only what the user
-    # leaves unset here and in their user.conf: `harness.settings.build_settings` knows both.
+    # leaves unset here and in their user.conf: `harness.single.settings.build_settings` knows both.
     loadgen = LoadGenConfig(
         scenario=scenario,
         mode=mode,

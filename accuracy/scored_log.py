@@ -22,9 +22,9 @@ from rich.table import Table
 from accuracy.log import read_accuracy_log
 from accuracy.scoring import AccuracyResult, ScoringPool, evaluate
 from accuracy.targets import LENGTH_KEYS, ROUGE_KEYS
-from benchmarks import Targets
-from common.dataset import Dataset, load_tokenizer, sha256_of
-from common.errors import HarnessError
+from mlperf_llm_sut.benchmarks import Targets
+from mlperf_llm_sut.common.dataset import Dataset, load_tokenizer, sha256_of
+from mlperf_llm_sut.common.errors import HarnessError
 
 ACCURACY_TXT = "accuracy.txt"
 ACCURACY_JSON = "accuracy.json"

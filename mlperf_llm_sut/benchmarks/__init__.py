@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.dataset import PromptFormat
-from common.errors import HarnessError
+from mlperf_llm_sut.common.dataset import PromptFormat
+from mlperf_llm_sut.common.errors import HarnessError
 
 DEFAULT_BENCHMARK = "llama2-70b-99.9"
 ROUND = "v6.1"
@@ -136,9 +136,9 @@ class Benchmark:
     accuracy: Targets
     prompt_format: PromptFormat
     demo_dataset: str
-    """The bundled synthetic sample in the benchmark's processed schema (a file in common/embedded/)."""
+    """The bundled synthetic sample in the benchmark's processed schema (a file in mlperf_llm_sut/common/embedded/)."""
     demo_targets: str
-    """The embedded tiny model's own scores on that sample (a targets file in common/embedded/)."""
+    """The embedded tiny model's own scores on that sample (a targets file in mlperf_llm_sut/common/embedded/)."""
     generation: Mapping[str, Any] = field(default_factory=dict)
     """The reference's generation settings (`sut.generation.GenerationConfig` fields)."""
     seeds: Mapping[str, int] = field(default_factory=lambda: SEEDS)
@@ -166,7 +166,7 @@ class Benchmark:
         raise HarnessError(f"--compliance {name}: {self.name} has no such audit (its audits: {known}).")
 
     def check_requested(self, scenario: str, settings: Mapping[str, Any]) -> list[str]:
-        """Where the TestSettings asked of LoadGen (`harness.settings.describe`) loosen this benchmark's
+        """Where the TestSettings asked of LoadGen (`harness.single.settings.describe`) loosen this benchmark's
         latency rules; LoadGen logs no effective value for these, so they are checked before the run."""
         rules = self.rules(scenario)
         problems = []

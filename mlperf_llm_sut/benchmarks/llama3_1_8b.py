@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmarks import Benchmark, ScenarioRules, Targets, test06
-from common.dataset import PromptFormat
+from mlperf_llm_sut.benchmarks import Benchmark, ScenarioRules, Targets, test06
+from mlperf_llm_sut.common.dataset import PromptFormat
 
 # download_cnndm.py instruction_template["llama"], byte for byte; the article goes in {input}.
 PROMPT = (

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 
 NULL = type(None)
 NUMBER = (int, float)

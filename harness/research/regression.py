@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from common.errors import HarnessError, report_failure
-from common.files import read_each
-from harness.record import RUN_JSON, console_warning, read_run_record
-from harness.reproduce import compare_runs
+from harness.single.figures import compare_runs
+from harness.single.record import RUN_JSON, console_warning, read_run_record
+from mlperf_llm_sut.common.errors import HarnessError, report_failure
+from mlperf_llm_sut.common.files import read_each
 
 if TYPE_CHECKING:
-    from accuracy.compare import Comparison as AccuracyComparison
+    from accuracy.sample_deltas import Comparison as AccuracyComparison
 
 HIGHER_IS_BETTER = ("tokens_per_second", "samples_per_second", "rouge1", "rouge2", "rougeL")
 LOWER_IS_BETTER = ("ttft_ms p99", "tpot_ms p99")
@@ -102,7 +102,7 @@ def main(argv: Sequence[str]) -> int:
     for comparison in comparisons:
         print_pair(comparison, console)
         if comparison.accuracy is not None:
-            from accuracy.compare import print_comparison
+            from accuracy.sample_deltas import print_comparison
 
             print_comparison(comparison.accuracy, console)
     regressions = sum(len(comparison.regressions) for comparison in comparisons)
@@ -163,14 +163,14 @@ def _compare_pair(label: str, baseline: Path, candidate: Path, limits: dict[str,
         changes.append(Change(figure, old, new, relative, worse > allowed))
     accuracy = None
     if (baseline / "accuracy.json").exists() and (candidate / "accuracy.json").exists():
-        from accuracy.compare import compare
+        from accuracy.sample_deltas import compare
 
         accuracy = compare(baseline, candidate)
     return PairComparison(label, baseline, candidate, changes, accuracy)
 
 
 def _sweep_runs(path: Path) -> dict[str, Path]:
-    from harness.sweep import MANIFEST, read_manifest
+    from harness.research.sweep import MANIFEST, read_manifest
 
     manifest = path / MANIFEST
     if not manifest.exists():

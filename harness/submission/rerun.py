@@ -11,26 +11,25 @@ import argparse
 import dataclasses
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from common.dataset import sha256_of
-from common.errors import HarnessError, report_failure
-from harness.config import DatasetConfig, RunConfig
-from harness.fingerprint import fingerprint_changes, model_fingerprint
-from harness.record import read_run_record, read_samples
-from harness.report import print_summary
-from harness.runner import ReplicaFactory, RunReport, exit_code, run
-from harness.settings import LoadGenConfig
+from harness.single.config import DatasetConfig, RunConfig
+from harness.single.figures import Comparison, compare_runs, read_outputs
+from harness.single.fingerprint import fingerprint_changes, model_fingerprint
+from harness.single.record import read_run_record
+from harness.single.runner import ReplicaFactory, RunReport, exit_code, run
+from harness.single.settings import LoadGenConfig
+from harness.single.summary import print_summary
+from mlperf_llm_sut.common.dataset import sha256_of
+from mlperf_llm_sut.common.errors import HarnessError, report_failure
 from sut.engine_config import EngineConfig
 from sut.generation import GenerationConfig
 from sut.remote_config import RemoteConfig
 
-FIGURES = ("tokens_per_second", "samples_per_second")
 REDACTED = "***"
 
 
@@ -100,55 +99,6 @@ def check_unchanged(record: dict[str, Any], config: RunConfig) -> None:
         raise HarnessError("\n".join(f"cannot rerun: {problem}" for problem in problems))
 
 
-@dataclass
-class Comparison:
-    figures: dict[str, tuple[Any, Any]]
-    """figure -> (before, after)."""
-    identical_outputs: float | None
-    """Accuracy mode: the share of samples whose output tokens are the same both times."""
-    compared_samples: int
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def compare_runs(
-    before_dir: Path,
-    before: dict[str, Any],
-    after_dir: Path,
-    after: dict[str, Any],
-    *,
-    before_outputs: dict[int, list[int]] | None = None,
-) -> Comparison:
-    """The figures of two runs; in accuracy mode also their output tokens (`before_outputs`: the first run's,
-    when they were read already)."""
-    figures: dict[str, tuple[Any, Any]] = {"valid": (before["result"]["valid"], after["result"]["valid"])}
-    for name in FIGURES:
-        figures[name] = (before["result"].get(name), after["result"].get(name))
-    for name in ("ttft_ms", "tpot_ms"):
-        if before["result"].get(name) and after["result"].get(name):
-            figures[f"{name} p99"] = (before["result"][name]["p99"], after["result"][name]["p99"])
-    if before.get("accuracy") and after.get("accuracy"):
-        for metric in ("rouge1", "rouge2", "rougeL", "tokens_per_sample"):
-            figures[metric] = (before["accuracy"]["metrics"][metric], after["accuracy"]["metrics"][metric])
-    identical, compared = None, 0
-    if before["mode"] == "accuracy":
-        old = _outputs(before_dir) if before_outputs is None else before_outputs
-        new = _outputs(after_dir)
-        common = set(old) & set(new)
-        compared = len(common)
-        identical = sum(old[i] == new[i] for i in common) / compared if compared else None
-    return Comparison(figures, identical, compared)
-
-
-def _outputs(run_dir: Path) -> dict[int, list[int]]:
-    outputs: dict[int, list[int]] = {}
-    for row in read_samples(run_dir):
-        if "output_token_ids" in row:
-            outputs.setdefault(row["qsl_idx"], row["output_token_ids"])
-    return outputs
-
-
 def print_comparison(comparison: Comparison, console: Console) -> None:
     table = Table(title="rerun against the original", title_justify="left")
     for column in ("figure", "original", "rerun", "change"):
@@ -182,7 +132,7 @@ def rerun(
 
     record = read_run_record(Path(run_dir))
     # Read now, not after the run: a damaged samples.jsonl is refused before the time a run takes.
-    outputs = _outputs(Path(run_dir)) if record["mode"] == "accuracy" else None
+    outputs = read_outputs(Path(run_dir)) if record["mode"] == "accuracy" else None
     config = config_from_record(record, Path(run_dir), output_dir)
     check_unchanged(record, config)
     report = run(config, console=console, replica_factory=replica_factory)

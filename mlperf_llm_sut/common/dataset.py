@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,10 +1,11 @@
-"""`python -m benchmarks`: the README's table of the benchmarks, made from the registry so it cannot drift."""
+"""`python -m mlperf_llm_sut.benchmarks`: the README's table of the benchmarks, made from the registry so it
+cannot drift."""
 
 from __future__ import annotations
 
-from benchmarks import BENCHMARKS, ROUND, Benchmark, ScenarioRules
+from mlperf_llm_sut.benchmarks import BENCHMARKS, ROUND, Benchmark, ScenarioRules
 
-README_START = "<!-- benchmarks table: python -m benchmarks -->"
+README_START = "<!-- benchmarks table: python -m mlperf_llm_sut.benchmarks -->"
 README_END = "<!-- end of benchmarks table -->"
 
 

@@ -29,10 +29,10 @@ from typing import Any
 
 from rich.console import Console
 
-from benchmarks import get_benchmark
-from common.errors import HarnessError, report_failure
-from common.files import read_each
-from harness.record import console_warning, read_run_record
+from harness.single.record import console_warning, read_run_record
+from mlperf_llm_sut.benchmarks import get_benchmark
+from mlperf_llm_sut.common.errors import HarnessError, report_failure
+from mlperf_llm_sut.common.files import read_each
 
 PER_RUN = (
     "loadgen.scenario",

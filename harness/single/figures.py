@@ -1,0 +1,64 @@
+"""Two runs side by side: the figures people compare (validity, throughput, p99 latencies, accuracy), and in
+accuracy mode the share of samples whose output tokens are identical. A rerun is judged by it, and the
+regression gate (`python -m harness compare`) reads it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.single.record import read_samples
+
+FIGURES = ("tokens_per_second", "samples_per_second")
+
+
+@dataclass
+class Comparison:
+    figures: dict[str, tuple[Any, Any]]
+    """figure -> (before, after)."""
+    identical_outputs: float | None
+    """Accuracy mode: the share of samples whose output tokens are the same both times."""
+    compared_samples: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def compare_runs(
+    before_dir: Path,
+    before: dict[str, Any],
+    after_dir: Path,
+    after: dict[str, Any],
+    *,
+    before_outputs: dict[int, list[int]] | None = None,
+) -> Comparison:
+    """The figures of two runs; in accuracy mode also their output tokens (`before_outputs`: the first run's,
+    when they were read already)."""
+    figures: dict[str, tuple[Any, Any]] = {"valid": (before["result"]["valid"], after["result"]["valid"])}
+    for name in FIGURES:
+        figures[name] = (before["result"].get(name), after["result"].get(name))
+    for name in ("ttft_ms", "tpot_ms"):
+        if before["result"].get(name) and after["result"].get(name):
+            figures[f"{name} p99"] = (before["result"][name]["p99"], after["result"][name]["p99"])
+    if before.get("accuracy") and after.get("accuracy"):
+        for metric in ("rouge1", "rouge2", "rougeL", "tokens_per_sample"):
+            figures[metric] = (before["accuracy"]["metrics"][metric], after["accuracy"]["metrics"][metric])
+    identical, compared = None, 0
+    if before["mode"] == "accuracy":
+        old = read_outputs(before_dir) if before_outputs is None else before_outputs
+        new = read_outputs(after_dir)
+        common = set(old) & set(new)
+        compared = len(common)
+        identical = sum(old[i] == new[i] for i in common) / compared if compared else None
+    return Comparison(figures, identical, compared)
+
+
+def read_outputs(run_dir: Path) -> dict[int, list[int]]:
+    """Each sample's output token ids (by QSL index, its first answer), from the run's samples.jsonl."""
+    outputs: dict[int, list[int]] = {}
+    for row in read_samples(run_dir):
+        if "output_token_ids" in row:
+            outputs.setdefault(row["qsl_idx"], row["output_token_ids"])
+    return outputs
