@@ -444,10 +444,30 @@ def _run_command(args: argparse.Namespace, argv: list[str], console: Console) ->
         console.print("[bold red]interrupted[/]")
         return 130
     except Exception as exc:
-        return report_failure(exc, lambda line: _say(console, line), traceback_dir=Path(args.output_dir))
+        return report_failure(
+            exc, lambda line: _say(console, line), traceback_dir=Path(args.output_dir), option=_options().get
+        )
     # Piped to a file, rich would assume 80 columns and fold the per-replica table.
     print_summary(report, Console(width=None if sys.stdout.isatty() else 120))
     return _leave(exit_code(report))
+
+
+# Settings whose option is not named after them (`engine` is a mapping of the typed engine options).
+OPTION_OF = {
+    "endpoints": "--endpoint",
+    "engine": "engine options (--dtype, --tensor-parallel-size, ...)",
+    "engine_extra": "--engine-arg",
+    "work_stealing": "--no-work-stealing",
+}
+
+
+def _options() -> dict[str, str]:
+    """The option that sets each setting (`build_config`'s and the configurations' names): what an error of the
+    library (`mlperf_llm_sut.common.errors.setting`) is reported with here."""
+    options = {
+        action.dest: max(action.option_strings, key=len) for action in _parser()._actions if action.option_strings
+    }
+    return options | OPTION_OF
 
 
 def _leave(code: int) -> int:

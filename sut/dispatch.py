@@ -219,9 +219,10 @@ class Dispatcher:
             for replica, error in zip(self.members, outcomes, strict=True):
                 if error is None:
                     replica.stop()
-            if len(errors) > 1 and all(isinstance(error, HarnessError) for error in errors):
+            failed = [error for error in errors if isinstance(error, HarnessError)]
+            if len(errors) > 1 and len(failed) == len(errors):
                 # Every replica that cannot start says so, on a line of its own.
-                raise HarnessError("\n".join(str(error) for error in errors))
+                raise HarnessError("\n".join(error.message for error in failed))
             raise errors[0]
 
     def warm_up(self, prompts: Sequence[list[int]], max_new_tokens: int) -> None:

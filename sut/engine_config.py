@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 
 # On CPU, vLLM reserves gpu_memory_utilization x RAM for the KV cache; its GPU
 # default (0.9) would take nearly all of this machine's memory.
@@ -57,10 +57,12 @@ class EngineConfig:
         for name in ("tensor_parallel_size", "max_model_len", "max_num_seqs", "max_num_batched_tokens"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise HarnessError(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
+                raise HarnessError(f"{setting(name)} must be at least 1, got {value}.")
         share = self.gpu_memory_utilization
         if share is not None and not 0 < share <= 1:
-            raise HarnessError(f"--gpu-memory-utilization is a share of memory: above 0 and at most 1, got {share}.")
+            raise HarnessError(
+                f"{setting('gpu_memory_utilization')} is a share of memory: above 0 and at most 1, got {share}."
+            )
 
     def engine_kwargs(self, *, on_cpu: bool) -> dict[str, Any]:
         """The keyword arguments for `vllm.EngineArgs`, with platform defaults filled in."""
@@ -70,7 +72,7 @@ class EngineConfig:
         clash = sorted(set(self.extra) & set(typed))
         if clash:
             raise HarnessError(
-                f"--engine-arg {clash[0]}=... repeats a typed option: use --{clash[0].replace('_', '-')}."
+                f"{setting('engine_extra')} {clash[0]}=... repeats a typed engine setting: use {setting(clash[0])}."
             )
         kwargs = {k: v for k, v in typed.items() if v is not None}
         kwargs.update(self.extra)
@@ -92,7 +94,7 @@ def check_engine_arg_names(kwargs: dict[str, Any], known: set[str]) -> None:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise HarnessError(f"--engine-arg {name}: vLLM's EngineArgs has no field {name!r}.{hint}")
+            raise HarnessError(f"{setting('engine_extra')} {name}: vLLM's EngineArgs has no field {name!r}.{hint}")
 
 
 def parse_engine_arg(text: str) -> tuple[str, Any]:

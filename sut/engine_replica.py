@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 from scenarios.requests import GenerationRequest, ResultSink
 from sut import engine_worker
 from sut.engine_logs import memory_hint
@@ -192,7 +192,7 @@ class EngineReplica:
         finally:
             late.cancel()
         if timed_out.is_set():
-            message = f"it was not up after {self.spec.start_timeout:g} s (--start-timeout)"
+            message = f"it was not up after {self.spec.start_timeout:g} s ({setting('start_timeout')})"
         if not isinstance(message, Ready):
             self._kill()
             where = f" Full engine log: {self.spec.log_path}." if self.spec.log_path else ""

@@ -27,18 +27,19 @@ class GenerationConfig:
 
     def check(self) -> None:
         """Every out-of-range setting as one clear error, before an engine starts and rejects it."""
-        from mlperf_llm_sut.common.errors import HarnessError
+        from mlperf_llm_sut.common.errors import HarnessError, setting
 
         problems = [
-            (self.max_new_tokens < 1, "--max-new-tokens must be at least 1"),
+            (self.max_new_tokens < 1, f"{setting('max_new_tokens')} must be at least 1"),
             (
                 not 0 <= self.min_new_tokens <= self.max_new_tokens,
-                f"--min-new-tokens must be between 0 and --max-new-tokens ({self.max_new_tokens})",
+                f"{setting('min_new_tokens')} must be between 0 and {setting('max_new_tokens')} "
+                f"({self.max_new_tokens})",
             ),
-            (self.temperature < 0, "--temperature must be 0 (greedy) or more"),
-            (not 0 < self.top_p <= 1, "--top-p must be above 0 and at most 1"),
-            (self.top_k < 0, "--top-k must be 0 (off) or more"),
-            (self.seed is not None and self.seed < 0, "--seed must be 0 or more"),
+            (self.temperature < 0, f"{setting('temperature')} must be 0 (greedy) or more"),
+            (not 0 < self.top_p <= 1, f"{setting('top_p')} must be above 0 and at most 1"),
+            (self.top_k < 0, f"{setting('top_k')} must be 0 (off) or more"),
+            (self.seed is not None and self.seed < 0, f"{setting('seed')} must be 0 or more"),
         ]
         for bad, message in problems:
             if bad:

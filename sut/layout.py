@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 
 NUMA_SYSFS = Path("/sys/devices/system/node")
 
@@ -64,7 +64,10 @@ def plan_layout(
 ) -> list[Placement]:
     """Each replica's placement; raises `HarnessError` when the host cannot hold the layout."""
     if devices and on_cpu:
-        raise HarnessError("--devices maps GPUs, and this host runs vLLM on CPU: use --cpu-bind to place replicas.")
+        raise HarnessError(
+            f"{setting('devices')} maps GPUs, and this host runs vLLM on CPU: use {setting('cpu_bind')} to place "
+            "replicas."
+        )
     gpu_sets = [["cpu"]] * replicas if on_cpu else gpu_sets_for(replicas, tensor_parallel, devices)
     cpu_sets = cpu_sets_for(replicas, cpu_bind, split_evenly=on_cpu)
     placements = []
@@ -83,30 +86,31 @@ def gpu_sets_for(replicas: int, tensor_parallel: int, devices: Sequence[str] | N
         if needed > len(visible):
             raise HarnessError(
                 f"{replicas} replicas x tensor parallel {tensor_parallel} need {needed} GPUs, but {len(visible)} "
-                f"are visible ({','.join(visible) or 'none'}): lower --replicas or --tensor-parallel-size."
+                f"are visible ({','.join(visible) or 'none'}): lower {setting('replicas')} or "
+                f"{setting('tensor_parallel_size')}."
             )
         return [visible[i * tensor_parallel : (i + 1) * tensor_parallel] for i in range(replicas)]
     if len(devices) != replicas:
         raise HarnessError(
-            f"--devices was given {len(devices)} times for {replicas} replicas: give it once per replica, "
-            "e.g. --devices 0,1 --devices 2,3."
+            f"{setting('devices')} has {len(devices)} entries for {replicas} replicas: give one entry per replica, "
+            "e.g. 0,1 and 2,3."
         )
     sets, seen = [], set()
     for slot, text in enumerate(devices):
         ids = [d.strip() for d in text.split(",") if d.strip()]
         if len(ids) != tensor_parallel:
             raise HarnessError(
-                f"--devices {text!r} (replica {slot}) lists {len(ids)} GPUs, but each replica needs "
-                f"--tensor-parallel-size {tensor_parallel}."
+                f"{setting('devices')} {text!r} (replica {slot}) lists {len(ids)} GPUs, but each replica needs "
+                f"{setting('tensor_parallel_size')} {tensor_parallel}."
             )
         for device in ids:
             if device not in visible:
                 raise HarnessError(
-                    f"--devices {text!r} (replica {slot}): GPU {device} is not visible; visible GPUs are "
+                    f"{setting('devices')} {text!r} (replica {slot}): GPU {device} is not visible; visible GPUs are "
                     f"{','.join(visible) or 'none'}."
                 )
             if device in seen:
-                raise HarnessError(f"--devices: GPU {device} is given to more than one replica.")
+                raise HarnessError(f"{setting('devices')}: GPU {device} is given to more than one replica.")
             seen.add(device)
         sets.append(ids)
     return sets
@@ -120,14 +124,14 @@ def cpu_sets_for(replicas: int, cpu_bind: Sequence[str] | None, *, split_evenly:
         if replicas > len(available):
             raise HarnessError(
                 f"{replicas} CPU replicas need a core each, but this process may use {len(available)}: "
-                "lower --replicas."
+                f"lower {setting('replicas')}."
             )
         share = len(available) // replicas
         return [available[i * share : (i + 1) * share] for i in range(replicas)]
     if len(cpu_bind) != replicas:
         raise HarnessError(
-            f"--cpu-bind was given {len(cpu_bind)} times for {replicas} replicas: give it once per replica, "
-            "e.g. --cpu-bind 0-15 --cpu-bind 16-31, or --cpu-bind node:0 --cpu-bind node:1."
+            f"{setting('cpu_bind')} has {len(cpu_bind)} entries for {replicas} replicas: give one entry per "
+            "replica, e.g. 0-15 and 16-31, or node:0 and node:1."
         )
     sets: list[list[int] | None] = []
     for slot, text in enumerate(cpu_bind):
@@ -135,7 +139,8 @@ def cpu_sets_for(replicas: int, cpu_bind: Sequence[str] | None, *, split_evenly:
         missing = sorted(set(cpus) - set(available))
         if missing:
             raise HarnessError(
-                f"--cpu-bind {text!r} (replica {slot}): cores {format_cpus(missing)} are not available to this "
+                f"{setting('cpu_bind')} {text!r} (replica {slot}): cores {format_cpus(missing)} are not available to "
+                "this "
                 f"process; available: {format_cpus(available)}."
             )
         sets.append(cpus)
@@ -150,7 +155,9 @@ def parse_cpus(text: str) -> list[int]:
         path = NUMA_SYSFS / f"node{node}" / "cpulist"
         if not node.isdigit() or not path.is_file():
             nodes = sorted(p.name.removeprefix("node") for p in NUMA_SYSFS.glob("node[0-9]*"))
-            raise HarnessError(f"--cpu-bind {text!r}: no such NUMA node; this host has node {', '.join(nodes)}.")
+            raise HarnessError(
+                f"{setting('cpu_bind')} {text!r}: no such NUMA node; this host has node {', '.join(nodes)}."
+            )
         return parse_cpus(path.read_text())
     cpus: list[int] = []
     try:
@@ -160,7 +167,7 @@ def parse_cpus(text: str) -> list[int]:
     except ValueError:
         cpus = []
     if not cpus:
-        raise HarnessError(f"--cpu-bind {text!r} is not a core list: write it like 0-15, 0,2,4 or node:1.")
+        raise HarnessError(f"{setting('cpu_bind')} {text!r} is not a core list: write it like 0-15, 0,2,4 or node:1.")
     return sorted(set(cpus))
 
 

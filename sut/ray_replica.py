@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 from sut.engine_logs import redirect_output
 from sut.engine_worker import WorkerSpec, serve, take_all
 from sut.layout import Placement, plan_layout
@@ -125,7 +125,9 @@ class RayCluster:
         hold it."""
         if self.gpus:
             if cpu_bind:
-                raise HarnessError("--cpu-bind pins cores on this host; Ray places GPU replicas itself: leave it out.")
+                raise HarnessError(
+                    f"{setting('cpu_bind')} pins cores on this host; Ray places GPU replicas itself: leave it out."
+                )
             # Ray sets CUDA_VISIBLE_DEVICES in the actor to the GPUs it reserved.
             layout = [(Placement(devices=[]), {"GPU": float(tensor_parallel), "CPU": 1.0})] * replicas
         elif self.started_here:
@@ -134,7 +136,9 @@ class RayCluster:
             layout = [(p, {"CPU": float(len(p.cpus or [0]))}) for p in placements]
         else:
             if cpu_bind:
-                raise HarnessError("--cpu-bind pins cores on this host, and the Ray cluster spans other hosts.")
+                raise HarnessError(
+                    f"{setting('cpu_bind')} pins cores on this host, and the Ray cluster spans other hosts."
+                )
             layout = [(Placement(devices=["cpu"]), {"CPU": 1.0})] * replicas
         self._check_fits([bundle for _, bundle in layout], tensor_parallel)
         return layout
@@ -149,7 +153,7 @@ class RayCluster:
             raise HarnessError(
                 f"a replica needs {_resources(need)} on one node (tensor parallel {tensor_parallel}), and no node "
                 f"of the Ray cluster at {self.address} has that (the largest has {largest:g} "
-                f"{'GPUs' if 'GPU' in need else 'CPUs'}): lower --tensor-parallel-size or add a larger node."
+                f"{'GPUs' if 'GPU' in need else 'CPUs'}): lower {setting('tensor_parallel_size')} or add a larger node."
             )
         total = ray.cluster_resources()
         for kind in need:
@@ -157,7 +161,7 @@ class RayCluster:
             if wanted > total.get(kind, 0):
                 raise HarnessError(
                     f"{len(bundles)} replicas need {wanted:g} {kind}s in all, and the Ray cluster at {self.address} "
-                    f"has {total.get(kind, 0):g}: lower --replicas, or add nodes."
+                    f"has {total.get(kind, 0):g}: lower {setting('replicas')}, or add nodes."
                 )
 
     def close_if_unused(self) -> None:
@@ -204,7 +208,9 @@ def connect(address: str = AUTO) -> RayCluster:
         try:
             import ray
         except ImportError:
-            raise HarnessError('--sut ray needs Ray: pip install -e ".[ray]" (or pip install ray).') from None
+            raise HarnessError(
+                f'{setting("sut")} ray needs Ray: pip install -e ".[ray]" (or pip install ray).'
+            ) from None
         if ray.is_initialized():  # the caller joined a cluster already (library use): the run uses that one
             _cluster = RayCluster(ray.get_runtime_context().gcs_address, started_here=False)
             return _cluster
@@ -235,8 +241,8 @@ def _join(address: str) -> RayCluster:
     except ConnectionError as exc:
         if address != AUTO:
             raise HarnessError(
-                f"--ray-address {address}: cannot join that Ray cluster ({exc}). Give the head's address "
-                "(host:6379), or leave --ray-address out to join this node's cluster or start a local one."
+                f"{setting('ray_address')} {address}: cannot join that Ray cluster ({exc}). Give the head's address "
+                f"(host:6379), or leave {setting('ray_address')} out to join this node's cluster or start a local one."
             ) from None
     ray.init(
         address="local",
@@ -253,16 +259,17 @@ def _check_reachable(address: str) -> None:
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise HarnessError(
-            f"--ray-address {address}: not a Ray address. Give the head's host:port (e.g. 10.0.0.5:6379), "
-            "or leave --ray-address out to join this node's cluster or start a local one."
+            f"{setting('ray_address')} {address}: not a Ray address. Give the head's host:port (e.g. 10.0.0.5:6379), "
+            f"or leave {setting('ray_address')} out to join this node's cluster or start a local one."
         )
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
     except OSError as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
         raise HarnessError(
-            f"--ray-address {address}: nothing accepts connections there ({reason}). Check that the Ray head "
-            "runs (ray start --head) and that this host can reach that port."
+            f"{setting('ray_address')} {address}: nothing accepts connections there ({reason}). Check that the Ray "
+            "head "
+            f"runs (ray start --head) and that this host can reach that port."
         ) from None
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 from mlperf_llm_sut.common.files import read_text
 from sut.apis import PROTOCOLS, api_class
 from sut.generation import GenerationConfig
@@ -58,7 +58,10 @@ class RemoteConfig:
     def check(self) -> None:
         """Every mistake in the remote settings, as one clear error, before anything connects."""
         if not self.endpoints:
-            raise HarnessError("--sut remote needs at least one --endpoint URL (or an --endpoints-file).")
+            raise HarnessError(
+                f"{setting('sut')} remote needs at least one {setting('endpoints')} URL (or an "
+                f"{setting('endpoints_file')})."
+            )
         for url in self.endpoints:
             try:
                 parts = urlsplit(url)
@@ -81,49 +84,54 @@ class RemoteConfig:
         if len(set(self.endpoints)) != len(self.endpoints):
             raise HarnessError("the same endpoint is listed twice; give each replica's URL once.")
         if self.protocol not in PROTOCOLS:
-            raise HarnessError(f"--protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}.")
+            raise HarnessError(f"{setting('protocol')} {self.protocol!r}: use one of {', '.join(PROTOCOLS)}.")
         if api_class(self.protocol).needs_model_name and not self.served_model_name:
             raise HarnessError(
-                f"--protocol {self.protocol} has no model listing: name the model with --served-model-name."
+                f"{setting('protocol')} {self.protocol} has no model listing: name the model with "
+                f"{setting('served_model_name')}."
             )
         if self.output_ids not in OUTPUT_IDS:
-            raise HarnessError(f"--output-ids {self.output_ids!r}: use one of {', '.join(OUTPUT_IDS)}.")
+            raise HarnessError(f"{setting('output_ids')} {self.output_ids!r}: use one of {', '.join(OUTPUT_IDS)}.")
         if self.token_env and self.token_file:
-            raise HarnessError("give the bearer token by --token-env or by --token-file, not both.")
+            raise HarnessError(
+                f"give the bearer token by {setting('token_env')} or by {setting('token_file')}, not both."
+            )
         self.tls_verify()
         for name, value in (
-            ("--max-in-flight", self.max_in_flight),
-            ("--connect-timeout", self.connect_timeout),
-            ("--first-token-timeout", self.first_token_timeout),
-            ("--request-timeout", self.request_timeout),
-            ("--eject-after", self.eject_after),
-            ("--probe-interval", self.probe_interval),
-            ("--down-timeout", self.down_timeout),
-            ("--stall-timeout", self.stall_timeout),
+            (setting("max_in_flight"), self.max_in_flight),
+            (setting("connect_timeout"), self.connect_timeout),
+            (setting("first_token_timeout"), self.first_token_timeout),
+            (setting("request_timeout"), self.request_timeout),
+            (setting("eject_after"), self.eject_after),
+            (setting("probe_interval"), self.probe_interval),
+            (setting("down_timeout"), self.down_timeout),
+            (setting("stall_timeout"), self.stall_timeout),
         ):
             if value <= 0:
                 raise HarnessError(f"{name} must be positive.")
         if self.retries < 0:
-            raise HarnessError("--retries must be 0 or more.")
+            raise HarnessError(f"{setting('retries')} must be 0 or more.")
         self.bearer_token()
 
     def check_generation(self, generation: GenerationConfig) -> None:
         """Generation settings the protocol cannot send are an error now, not a silently different run."""
         problem = api_class(self.protocol).unsupported(generation)
         if problem:
-            raise HarnessError(f"--protocol {self.protocol}: {problem}")
+            raise HarnessError(f"{setting('protocol')} {self.protocol}: {problem}")
 
     def tls_verify(self) -> ssl.SSLContext | bool:
         """What httpx verifies servers with: the system's CAs, or `ca_bundle`'s."""
         if self.ca_bundle is None:
             return True
         if not self.ca_bundle.is_file():
-            raise HarnessError(f"--ca-bundle {self.ca_bundle} is not a file; give a PEM file of CA certificates.")
+            raise HarnessError(
+                f"{setting('ca_bundle')} {self.ca_bundle} is not a file; give a PEM file of CA certificates."
+            )
         try:
             return ssl.create_default_context(cafile=str(self.ca_bundle))
         except ssl.SSLError as exc:
             raise HarnessError(
-                f"--ca-bundle {self.ca_bundle} holds no usable CA certificate ({exc.reason or exc}); "
+                f"{setting('ca_bundle')} {self.ca_bundle} holds no usable CA certificate ({exc.reason or exc}); "
                 "give a PEM file with the CA that signed the servers' certificates."
             ) from None
 
@@ -133,7 +141,7 @@ class RemoteConfig:
             token = os.environ.get(self.token_env, "").strip()
             if not token:
                 raise HarnessError(
-                    f"--token-env {self.token_env}: that environment variable is not set or empty; "
+                    f"{setting('token_env')} {self.token_env}: that environment variable is not set or empty; "
                     f"export {self.token_env} with the bearer token."
                 )
             return token
@@ -141,22 +149,26 @@ class RemoteConfig:
             try:
                 token = self.token_file.read_text().strip()
             except OSError as exc:
-                raise HarnessError(f"--token-file {self.token_file}: cannot read it ({exc.strerror}).") from None
+                raise HarnessError(
+                    f"{setting('token_file')} {self.token_file}: cannot read it ({exc.strerror})."
+                ) from None
             except UnicodeDecodeError:  # what the bytes were stays out of the message: they are the secret's
-                raise HarnessError(f"--token-file {self.token_file} is not text; put the bearer token in it.") from None
+                raise HarnessError(
+                    f"{setting('token_file')} {self.token_file} is not text; put the bearer token in it."
+                ) from None
             if not token:
-                raise HarnessError(f"--token-file {self.token_file} is empty; put the bearer token in it.")
+                raise HarnessError(f"{setting('token_file')} {self.token_file} is empty; put the bearer token in it.")
             return token
         return None
 
 
 def read_endpoints_file(path: Path) -> list[str]:
     """One URL a line; blank lines and `#` comments are skipped."""
-    lines = read_text(path, what="--endpoints-file", remedy="give one base URL a line").splitlines()
+    lines = read_text(path, what=setting("endpoints_file"), remedy="give one base URL a line").splitlines()
     urls = [line.split("#", 1)[0].strip() for line in lines]
     urls = [url for url in urls if url]
     if not urls:
-        raise HarnessError(f"--endpoints-file {path} lists no endpoint; put one base URL on each line.")
+        raise HarnessError(f"{setting('endpoints_file')} {path} lists no endpoint; put one base URL on each line.")
     return urls
 
 

@@ -50,7 +50,7 @@ from urllib.request import getproxies
 import httpx
 import uvloop
 
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 from scenarios.requests import GenerationRequest, ResultSink
 from sut.apis import EndpointProblem, StreamAPI, StreamError, error_message
 from sut.http_stream import BadResponse, ConnectFailed, ConnectionBroke, Pool, Response, Target
@@ -205,7 +205,7 @@ class RemoteReplica:
         except AttemptError as exc:
             hint = ""
             if "return_token_ids" in str(exc):
-                hint = " The server does not take vLLM's return_token_ids: run with --output-ids text."
+                hint = f" The server does not take vLLM's return_token_ids: run with {setting('output_ids')} text."
             what = str(exc) if exc.kind == "stalled" else f"a request failed: {exc}"
             raise HarnessError(f"{self.where}: {what}.{hint}") from None
 
@@ -527,7 +527,9 @@ class RemoteReplica:
         except EndpointProblem as exc:
             raise HarnessError(f"{self.where}: {exc}") from None
         except httpx.ConnectError as exc:
-            hint = "pass --ca-bundle with the CA that signed it" if "CERTIFICATE" in str(exc).upper() else None
+            hint = (
+                f"pass {setting('ca_bundle')} with the CA that signed it" if "CERTIFICATE" in str(exc).upper() else None
+            )
             raise HarnessError(
                 f"{self.where}: cannot connect ({exc}). "
                 + (f"TLS verification failed: {hint}." if hint else "Is the server up and the URL right?")

@@ -135,4 +135,4 @@ def test_start_up_of_an_engine_that_never_comes_up_ends_at_the_start_timeout(tmp
         run(config, console=Console(file=io.StringIO()), replica_factory=hanging)
     _ends_in_time(began, STALL)
     assert str(error.value).startswith("start-up: replica-0: the vLLM engine for model ")
-    assert "failed to start: it was not up after 1 s (--start-timeout)." in str(error.value)
+    assert "failed to start: it was not up after 1 s (start_timeout)." in str(error.value)

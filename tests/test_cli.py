@@ -130,7 +130,7 @@ def test_engine_without_enough_memory_fails_cleanly(tmp_path):
     ("options", "needles"),
     [
         (["--replicas", "2", "--devices", "0", "--devices", "1"], ["--devices maps GPUs", "use --cpu-bind"]),
-        (["--replicas", "2", "--cpu-bind", "0"], ["--cpu-bind was given 1 times for 2 replicas"]),
+        (["--replicas", "2", "--cpu-bind", "0"], ["--cpu-bind has 1 entries for 2 replicas"]),
         (["--cpu-bind", "zero"], ["--cpu-bind 'zero' is not a core list"]),
     ],
 )
@@ -206,9 +206,9 @@ def test_a_ray_address_with_no_cluster_is_one_error_within_seconds(tmp_path):
 @pytest.mark.parametrize(
     ("address", "message"),
     [
-        ("ray://127.0.0.1:9", "--ray-address ray://127.0.0.1:9: nothing accepts connections there"),
-        ("headnode", "--ray-address headnode: not a Ray address"),
-        ("[::1]:9", "--ray-address [::1]:9: nothing accepts connections there"),
+        ("ray://127.0.0.1:9", "ray_address ray://127.0.0.1:9: nothing accepts connections there"),
+        ("headnode", "ray_address headnode: not a Ray address"),
+        ("[::1]:9", "ray_address [::1]:9: nothing accepts connections there"),
     ],
 )
 def test_each_form_of_ray_address_is_checked_before_ray_tries_it(address, message):
@@ -224,3 +224,26 @@ def test_every_subcommand_shows_its_help(command, capsys):
         main([command, "--help"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: python -m harness {command}")
+
+
+@pytest.mark.parametrize(
+    ("options", "setting", "option"),
+    [
+        ({"engine": {"tensor_parallel_size": 0}}, "tensor_parallel_size must be at least 1", "--tensor-parallel-size"),
+        ({"sut": "remote"}, "at least one endpoints URL", "at least one --endpoint URL"),
+        (
+            {"engine_extra": {"max_model_len": 8}},
+            "engine_extra max_model_len=... repeats",
+            "--engine-arg max_model_len",
+        ),
+    ],
+)
+def test_a_bad_setting_is_named_as_the_library_calls_it_and_as_the_command_line_does(options, setting, option):
+    from harness.cli import _options
+    from harness.single.config import build_config
+
+    with pytest.raises(HarnessError) as error:
+        config = build_config(**options)
+        config.engine.engine_kwargs(on_cpu=True)  # the typed/extra clash is found where the arguments are made
+    assert setting in str(error.value) and "--" not in str(error.value).split(":")[0]
+    assert option in error.value.render(_options().get)

@@ -47,8 +47,8 @@ def test_an_explicit_device_map_is_used_as_given(four_gpus):
 @pytest.mark.parametrize(
     ("devices", "message"),
     [
-        (["0,1"], "--devices was given 1 times for 2 replicas"),
-        (["0,1", "2"], r"--devices '2' \(replica 1\) lists 1 GPUs, but each replica needs --tensor-parallel-size 2"),
+        (["0,1"], "devices has 1 entries for 2 replicas"),
+        (["0,1", "2"], r"devices '2' \(replica 1\) lists 1 GPUs, but each replica needs tensor_parallel_size 2"),
         (["0,1", "2,7"], r"GPU 7 is not visible; visible GPUs are 0,1,2,3"),
         (["0,1", "1,2"], "GPU 1 is given to more than one replica"),
     ],
@@ -59,7 +59,7 @@ def test_a_device_map_that_cannot_work_is_one_clear_error(four_gpus, devices, me
 
 
 def test_device_maps_do_not_apply_to_cpu_engines():
-    with pytest.raises(HarnessError, match="use --cpu-bind"):
+    with pytest.raises(HarnessError, match="use cpu_bind"):
         plan_layout(2, 1, on_cpu=True, devices=["0", "1"])
 
 
@@ -112,14 +112,14 @@ def test_a_cpu_binding_that_cannot_work_is_one_clear_error(bind, message):
 
 
 def test_cpu_binding_needs_one_entry_per_replica():
-    with pytest.raises(HarnessError, match="--cpu-bind was given 1 times for 2 replicas"):
+    with pytest.raises(HarnessError, match="cpu_bind has 1 entries for 2 replicas"):
         plan_layout(2, 1, on_cpu=True, cpu_bind=["0"])
 
 
 def test_replica_and_dispatch_options_are_checked():
-    with pytest.raises(HarnessError, match="--replicas must be at least 1"):
+    with pytest.raises(HarnessError, match="replicas must be at least 1"):
         build_config(replicas=0)
-    with pytest.raises(HarnessError, match="--dispatch 'fastest'"):
+    with pytest.raises(HarnessError, match="dispatch 'fastest'"):
         build_config(replicas=2, dispatch="fastest")
     with pytest.raises(HarnessError, match=r"step delay 0\.1 for replica 2: needs a replica slot below 2"):
         build_config(replicas=2, step_delays={2: 0.1})

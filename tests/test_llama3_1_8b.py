@@ -153,7 +153,7 @@ def test_a_folder_that_is_no_saved_dataset_is_one_error(tmp_path):
 def test_the_other_benchmarks_raw_rows_name_the_columns_this_one_needs(tmp_path):
     path = tmp_path / "orca.jsonl"
     path.write_text('{"question": "hi", "response": "yo"}\n')
-    with pytest.raises(HarnessError, match=r"or 'article' \(raw CNN-DailyMail.*Is it the data set of the --benchmark"):
+    with pytest.raises(HarnessError, match=r"or 'article' \(raw CNN-DailyMail.*Is it the data set of the benchmark"):
         load_dataset(path, prompt_format=CNN_DAILYMAIL, tokenizer_dir=embedded.MODEL_DIR)
 
 

@@ -449,7 +449,7 @@ def _self_signed(directory: Path) -> tuple[str, str]:
 def test_tls_is_verified_by_default_and_a_ca_bundle_makes_a_private_certificate_trusted(tokenizer, tmp_path):
     cert, key = _self_signed(tmp_path)
     with FaultServer(tokenizer, tls=(cert, key)) as server:
-        with pytest.raises(HarnessError, match=r"TLS verification failed: pass --ca-bundle"):
+        with pytest.raises(HarnessError, match=r"TLS verification failed: pass ca_bundle"):
             remote_run(tmp_path / "unverified", [server])
         report = remote_run(tmp_path / "verified", [server], remote={"ca_bundle": cert})
 

@@ -91,7 +91,7 @@ def test_a_toml_plan_reads_as_the_yaml_one(tmp_path):
         ("axes:\n  scenario: [Offline, Server]\n", 2, "list scenarios under `scenarios`"),
         ("base:\n  warmup_samples: 4\naxes:\n  dispatch: [round-robin, fastest]\n", 4, "'fastest'"),
         ("axes:\n  replicas: [1, 2]\n  engine.tensor_parallel_size: [1, 0]\n", 3, "tensor_parallel_size"),
-        ("base:\n  min_duration_ms: -5\n", 2, "--min-duration must be at least 0"),
+        ("base:\n  min_duration_ms: -5\n", 2, "min_duration_ms must be at least 0"),
         ("scenarios: [Offline, Serve]\n", 1, "Serve"),
     ],
 )

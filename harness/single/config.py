@@ -16,7 +16,7 @@ from typing import Any
 from harness.single.settings import LoadGenConfig
 from mlperf_llm_sut.benchmarks import DEFAULT_BENCHMARK, Benchmark, get_benchmark
 from mlperf_llm_sut.common import embedded
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 from sut.build import EnginesConfig, ServersConfig
 from sut.dispatch import POLICIES
 from sut.engine_config import EngineConfig
@@ -143,13 +143,13 @@ def check_model_dir(model: str, *, remote: bool = False) -> None:
     )
     if not path.exists():
         raise HarnessError(
-            f"model {model} does not exist. Pass --model with a local Hugging Face model "
+            f"model {model} does not exist. Pass {setting('model')} with a local Hugging Face model "
             f"directory ({holds}), or leave it out for the embedded tiny model."
         )
     if not (path / "config.json").is_file():
         raise HarnessError(
             f"model {model} is not a Hugging Face model directory: it has no config.json. "
-            f"Point --model at the directory that holds {holds}."
+            f"Point {setting('model')} at the directory that holds {holds}."
         )
     try:
         json.loads((path / "config.json").read_text())
@@ -161,11 +161,14 @@ def check_tokenizer_dir(directory: str) -> None:
     """A tokenizer needs one of these files; without them loading it fails far from the cause."""
     path = Path(directory)
     if not path.is_dir():
-        raise HarnessError(f"tokenizer {directory} does not exist. Pass --tokenizer (or --model) with its directory.")
+        raise HarnessError(
+            f"tokenizer {directory} does not exist. Pass {setting('tokenizer')} (or {setting('model')}) with its "
+            "directory."
+        )
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise HarnessError(
             f"{directory} has no tokenizer ({', '.join(TOKENIZER_FILES)}): copy the model's tokenizer files there, "
-            "or pass --tokenizer with the directory that has them."
+            f"or pass {setting('tokenizer')} with the directory that has them."
         )
 
 
@@ -226,12 +229,12 @@ def build_config(
     if remote_config is not None:
         _check_local_only(
             {
-                "engine options (--dtype, --tensor-parallel-size, --engine-arg, ...)": bool(engine or engine_extra),
-                "--replicas": replicas != 1,
-                "--devices": bool(devices),
-                "--cpu-bind": bool(cpu_bind),
-                "step delays": bool(step_delays),
-                "--start-timeout": start_timeout is not None,
+                f"{setting('engine')}, {setting('engine_extra')}": bool(engine or engine_extra),
+                setting("replicas"): replicas != 1,
+                setting("devices"): bool(devices),
+                setting("cpu_bind"): bool(cpu_bind),
+                setting("step_delays"): bool(step_delays),
+                setting("start_timeout"): start_timeout is not None,
             }
         )
     demo = model is None
@@ -261,16 +264,16 @@ def build_config(
         engine_config.check()
     _check_ranges(
         {
-            "--warmup-samples": (warmup_samples, 0),
-            "--replicas": (replicas, 1),
-            "--min-duration": (min_duration_ms, 0),
-            "--min-query-count": (min_query_count, 1),
-            "--total-sample-count": (total_sample_count, 1),
+            setting("warmup_samples"): (warmup_samples, 0),
+            setting("replicas"): (replicas, 1),
+            setting("min_duration_ms"): (min_duration_ms, 0),
+            setting("min_query_count"): (min_query_count, 1),
+            setting("total_sample_count"): (total_sample_count, 1),
             "scoring_workers": (scoring_workers, 1),
         }
     )
     if dispatch not in POLICIES:
-        raise HarnessError(f"--dispatch {dispatch!r}: use one of {', '.join(POLICIES)}.")
+        raise HarnessError(f"{setting('dispatch')} {dispatch!r}: use one of {', '.join(POLICIES)}.")
     step_delays = dict(step_delays or {})
     _check_step_delays(step_delays, replicas)
     return RunConfig(
@@ -311,14 +314,20 @@ def _check_sut_options(
     devices: list[str] | None,
 ) -> None:
     if sut not in SUTS:
-        raise HarnessError(f"--sut {sut!r}: use one of {', '.join(SUTS)}.")
-    for name, seconds in (("--stall-timeout", stall_timeout), ("--start-timeout", start_timeout)):
+        raise HarnessError(f"{setting('sut')} {sut!r}: use one of {', '.join(SUTS)}.")
+    for name, seconds in (
+        (setting("stall_timeout"), stall_timeout),
+        (setting("start_timeout"), start_timeout),
+    ):
         if seconds is not None and not seconds > 0:
             raise HarnessError(f"{name} must be above 0, got {seconds}.")
     if ray_address is not None and sut != "ray":
-        raise HarnessError("--ray-address goes with --sut ray.")
+        raise HarnessError(f"{setting('ray_address')} goes with {setting('sut')} ray.")
     if sut == "ray" and devices:
-        raise HarnessError("--devices maps this host's GPUs, and with --sut ray the Ray cluster places replicas.")
+        raise HarnessError(
+            f"{setting('devices')} maps this host's GPUs, and with {setting('sut')} ray the Ray cluster places "
+            "replicas."
+        )
 
 
 def _check_benchmark(benchmark: str, scenario: str, mode: str, compliance: str | None) -> Benchmark:
@@ -328,7 +337,9 @@ def _check_benchmark(benchmark: str, scenario: str, mode: str, compliance: str |
     if compliance is not None:
         chosen.compliance_test(compliance)
         if mode != "performance":
-            raise HarnessError(f"--compliance {compliance} sets its own mode: leave out --mode {mode}.")
+            raise HarnessError(
+                f"{setting('compliance')} {compliance} sets its own mode: leave out {setting('mode')} {mode}."
+            )
     return chosen
 
 
@@ -337,8 +348,8 @@ def _check_local_only(given: dict[str, bool]) -> None:
     used = [name for name, set_ in given.items() if set_]
     if used:
         raise HarnessError(
-            f"{', '.join(used)} configure local engines, not --sut remote: the servers run the model "
-            "(set engine options in their own arguments, e.g. the ServingRuntime), and each --endpoint "
+            f"{', '.join(used)} configure local engines, not {setting('sut')} remote: the servers run the model "
+            f"(set engine options in their own arguments, e.g. the ServingRuntime), and each {setting('endpoints')} "
             "is one replica."
         )
 
@@ -382,15 +393,15 @@ def _target_qps(target_qps: float | str | None, scenario: str) -> float | None:
     if target_qps == AUTO:
         if scenario != "Offline":
             raise HarnessError(
-                "--target-qps auto calibrates the Offline query only; give Server and Interactive a number."
+                f"{setting('target_qps')} auto calibrates the Offline query only; give Server and Interactive a number."
             )
         return None
     try:
         qps = float(target_qps)
     except ValueError:
-        raise HarnessError(f"--target-qps {target_qps!r}: give a number, or auto (Offline).") from None
+        raise HarnessError(f"{setting('target_qps')} {target_qps!r}: give a number, or auto (Offline).") from None
     if not qps > 0:
-        raise HarnessError(f"--target-qps must be above 0, got {qps}.")
+        raise HarnessError(f"{setting('target_qps')} must be above 0, got {qps}.")
     return qps
 
 
@@ -413,7 +424,7 @@ def _check_step_delays(step_delays: dict[int, float], replicas: int) -> None:
 def _remote_config(sut: str, fields: dict[str, Any] | None, endpoints_file: str | Path | None) -> RemoteConfig | None:
     if sut != "remote":
         if fields or endpoints_file:
-            raise HarnessError("--endpoint and the other remote options need --sut remote.")
+            raise HarnessError(f"{setting('endpoints')} and the other remote options need {setting('sut')} remote.")
         return None
     fields = dict(fields or {})
     endpoints = list(fields.pop("endpoints", None) or [])

@@ -434,7 +434,7 @@ class _Run:
         if raised:
             if isinstance(raised[0], HarnessError):
                 # The replica's error says which replica and what it did (a line each); this says when.
-                raise HarnessError("\n".join(f"{phase}: {line}" for line in str(raised[0]).splitlines())) from None
+                raise HarnessError("\n".join(f"{phase}: {line}" for line in raised[0].message.splitlines())) from None
             raise raised[0]
         return returned[0]
 

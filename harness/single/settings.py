@@ -24,7 +24,7 @@ from mlperf_llm_sut.benchmarks import (
     get_benchmark,
 )
 from mlperf_llm_sut.common import embedded
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 
 # The TestSettings field --target-qps sets, per LoadGen scenario.
 TARGET_SETTINGS = {
@@ -104,7 +104,7 @@ class BuiltSettings:
 def check_user_conf(path: Path, conf_model: str) -> list[str]:
     """Validate a user.conf the way LoadGen parses it, but loudly; returns warnings."""
     if not path.is_file():
-        raise HarnessError(f"user.conf {path} does not exist. Pass an existing file to --user-conf.")
+        raise HarnessError(f"user.conf {path} does not exist. Pass an existing file to {setting('user_conf')}.")
     applies = False
     for number, raw in enumerate(path.read_text(errors="replace").splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
@@ -176,7 +176,7 @@ def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSetti
     total = dataset_size
     if config.total_sample_count is not None:
         if config.total_sample_count < 1:
-            raise HarnessError("--total-sample-count must be at least 1.")
+            raise HarnessError(f"{setting('total_sample_count')} must be at least 1.")
         total = min(dataset_size, config.total_sample_count)
         non_compliant.append(f"--total-sample-count {config.total_sample_count}")
     requested = settings.performance_sample_count_override or total
@@ -227,7 +227,7 @@ def _ask(config: LoadGenConfig) -> _Asked:
     if status != 0:
         raise HarnessError(
             f"LoadGen rejected the configuration for {rules.conf_model}/{rules.loadgen_scenario} "
-            f"(code {status}); check --user-conf."
+            f"(code {status}); check {setting('user_conf')}."
         )
     settings.mode = MODES[config.mode]
     non_compliant: list[str] = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlperf_llm_sut.common.dataset import PromptFormat
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 
 DEFAULT_BENCHMARK = "llama2-70b-99.9"
 ROUND = "v6.1"
@@ -154,7 +154,8 @@ class Benchmark:
     def rules(self, scenario: str) -> ScenarioRules:
         if scenario not in self.scenarios:
             raise HarnessError(
-                f"--scenario {scenario} is not a scenario of {self.name}: use one of {', '.join(self.scenarios)}."
+                f"{setting('scenario')} {scenario} is not a scenario of {self.name}: use one of "
+                f"{', '.join(self.scenarios)}."
             )
         return self.scenarios[scenario]
 
@@ -163,7 +164,7 @@ class Benchmark:
             if test.name == name:
                 return test
         known = ", ".join(test.name for test in self.compliance) or "none"
-        raise HarnessError(f"--compliance {name}: {self.name} has no such audit (its audits: {known}).")
+        raise HarnessError(f"{setting('compliance')} {name}: {self.name} has no such audit (its audits: {known}).")
 
     def check_requested(self, scenario: str, settings: Mapping[str, Any]) -> list[str]:
         """Where the TestSettings asked of LoadGen (`harness.single.settings.describe`) loosen this benchmark's
@@ -238,7 +239,7 @@ def _collect() -> dict[str, Benchmark]:
 BENCHMARKS: dict[str, Benchmark] = _collect()
 
 
-def get_benchmark(name: str, *, option: str = "--benchmark") -> Benchmark:
+def get_benchmark(name: str, *, option: str = setting("benchmark")) -> Benchmark:
     """The benchmark of that official name; anything else is one error naming the closest."""
     if name in BENCHMARKS:
         return BENCHMARKS[name]

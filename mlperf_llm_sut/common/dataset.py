@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,7 +104,7 @@ def load_tokenizer(tokenizer_dir: str | Path, **options: Any) -> Any:
     except (OSError, ValueError) as exc:
         raise HarnessError(
             f"cannot load a tokenizer from {tokenizer_dir}: {_first_line(exc)}. "
-            "Point --model (or --tokenizer) at a directory with tokenizer.json or "
+            f"Point {setting('model')} (or {setting('tokenizer')}) at a directory with tokenizer.json or "
             "tokenizer.model."
         ) from None
 
@@ -126,7 +126,8 @@ def load_dataset(
         path = Path(path)
         if not path.exists():
             raise HarnessError(
-                f"dataset {path} does not exist. Pass --dataset with the benchmark's processed file (parquet, "
+                f"dataset {path} does not exist. Pass {setting('dataset')} with the benchmark's processed file "
+                "(parquet, "
                 "jsonl, json, or a trusted pickle), a saved Hugging Face dataset folder, or hf:<id>; or leave "
                 "it out to use the bundled synthetic sample."
             )
@@ -139,7 +140,7 @@ def load_dataset(
         if expected_sha256 and digest != expected_sha256.lower():
             raise HarnessError(
                 f"dataset {path} has sha256 {digest}, not the expected {expected_sha256}. "
-                "Check that it is the file you meant, or drop --dataset-sha256."
+                f"Check that it is the file you meant, or drop {setting('dataset_sha256')}."
             )
         if path.is_dir():
             frame, file_format = _from_disk(path), "hf-disk"
@@ -154,7 +155,7 @@ def load_dataset(
         if tokenizer_dir is None:
             raise HarnessError(
                 f"dataset {path} holds raw {prompt_format.source} rows, which need the model's "
-                "tokenizer: pass --model or --tokenizer."
+                f"tokenizer: pass {setting('model')} or {setting('tokenizer')}."
             )
         rows = [{k: _text(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
         prompts = prompt_format.tokenize([prompt_format.render(row) for row in rows], load_tokenizer(tokenizer_dir))
@@ -168,7 +169,7 @@ def load_dataset(
         )
         raise HarnessError(
             f"dataset {path} has columns {sorted(map(str, frame.columns))}, but needs either 'tok_input' (the "
-            f"benchmark's processed schema) or {raw}. Is it the data set of the --benchmark you chose?"
+            f"benchmark's processed schema) or {raw}. Is it the data set of the {setting('benchmark')} you chose?"
         )
     if not prompts:
         raise HarnessError(f"dataset {path} has no rows.")
@@ -184,8 +185,8 @@ def _read_frame(path: Path, *, trusted: bool) -> tuple[pd.DataFrame, str]:
             if not trusted:
                 raise HarnessError(
                     f"dataset {path} is a pickle, and loading a pickle can run any code "
-                    "it contains. If you trust this file, pass --trust-pickle (or "
-                    "--dataset-sha256 with its checksum); better, convert it once with "
+                    f"it contains. If you trust this file, pass {setting('trust_pickle')} (or "
+                    f"{setting('dataset_sha256')} with its checksum); better, convert it once with "
                     f"'python -m harness.dataset convert {path} {path.with_suffix('.parquet')} "
                     "--trust-pickle' and use the parquet file."
                 )

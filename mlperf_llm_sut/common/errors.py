@@ -3,21 +3,44 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import traceback
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+_SETTING = re.compile(r"\u27e6([\w.]+)\u27e7")
+
+
+def setting(name: str) -> str:
+    """A setting named in an error message (`setting("tensor_parallel_size")`): the library's own name for it
+    when the error is read as it is, the command line's option (`--tensor-parallel-size`) when the command
+    line reports it (`HarnessError.render`)."""
+    return f"\u27e6{name}\u27e7"
+
 
 class HarnessError(Exception):
     """A problem with the user's input or environment.
 
     The message says what was wrong, which input, and what to do; the CLI prints
-    it as one line and exits non-zero, without a traceback.
+    it as one line and exits non-zero, without a traceback. The settings it names
+    (`setting`) read as the library's names, or as options where `render` is given them.
     """
 
     exit_code = 2
+
+    def __str__(self) -> str:
+        return self.render()
+
+    @property
+    def message(self) -> str:
+        """The message with its settings marked (`setting`): what an error that wraps this one should carry."""
+        return super().__str__()
+
+    def render(self, option: Callable[[str], str | None] = lambda name: None) -> str:
+        """The message, each setting in it named by `option(setting)`, or by its own name where that is None."""
+        return _SETTING.sub(lambda match: option(match[1]) or match[1], self.message)
 
 
 class InternalError(Exception):
@@ -56,12 +79,19 @@ def internal_error_line(exc: BaseException, traceback_path: Path) -> str:
     )
 
 
-def report_failure(exc: Exception, say: Callable[[str], None], *, traceback_dir: Path | None = None) -> int:
+def report_failure(
+    exc: Exception,
+    say: Callable[[str], None],
+    *,
+    traceback_dir: Path | None = None,
+    option: Callable[[str], str | None] = lambda name: None,
+) -> int:
     """Tell the user about `exc` as `error:` lines (`say` prints one) and return the exit code: 2 for bad
-    input (each line of a `HarnessError`), 3 for a bug (one line naming the saved traceback). Call it
-    from the `except` block, where the traceback is still at hand."""
+    input (each line of a `HarnessError`, its settings named by `option`: a command line's flags), 3 for a
+    bug (one line naming the saved traceback). Call it from the `except` block, where the traceback is
+    still at hand."""
     if isinstance(exc, HarnessError):
-        for line in str(exc).splitlines():
+        for line in exc.render(option).splitlines():
             say(line)
         return exc.exit_code
     path = exc.traceback_path if isinstance(exc, InternalError) else save_traceback(traceback_dir)
