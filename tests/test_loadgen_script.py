@@ -37,10 +37,15 @@ EMBEDDED_ENGINE = [
 ]
 
 
-def _run_example(tmp_path: Path, scenario: str) -> tuple[subprocess.CompletedProcess[str], Path]:
-    user_conf = tmp_path / "user.conf"
+SCENARIOS = ("Offline", "Server")
+
+
+def _start_example(folder: Path, scenario: str) -> subprocess.Popen[str]:
+    """The script in a folder of its own, as a user runs it: nothing of the repository on its path but the
+    installed packages."""
+    folder.mkdir()
+    user_conf = folder / "user.conf"
     user_conf.write_text(USER_CONF)
-    logs = tmp_path / "logs"
     command = [
         sys.executable,
         str(EXAMPLE),
@@ -55,25 +60,38 @@ def _run_example(tmp_path: Path, scenario: str) -> tuple[subprocess.CompletedPro
         "--total-sample-count",
         str(SAMPLES),
         "--output-log-dir",
-        str(logs),
+        str(folder / "logs"),
         *EMBEDDED_ENGINE,
     ]
-    # The script's own working directory, as a user runs it: nothing of the repository on its path but the
-    # installed packages.
-    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    return proc, logs
+    return subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def example_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str, str, Path]]:
+    """Both scenarios at once: each waits on its engine's start-up and its Server schedule more than it computes."""
+    root = tmp_path_factory.mktemp("example")
+    started = {scenario: _start_example(root / scenario, scenario) for scenario in SCENARIOS}
+    runs = {}
+    try:
+        for scenario, proc in started.items():
+            out, err = proc.communicate(timeout=600)
+            runs[scenario] = (proc.returncode, out, err, root / scenario / "logs")
+    finally:
+        for proc in started.values():
+            proc.kill()
+    return runs
 
 
 @pytest.mark.engine
-@pytest.mark.parametrize("scenario", ["Offline", "Server"])
-def test_the_reference_main_flow_runs_loadgen_through_local_vllm(tmp_path, scenario):
-    proc, logs = _run_example(tmp_path, scenario)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    answered = re.search(r"(\d+) of (\d+) samples answered, (\d+) failed", proc.stdout)
-    assert answered, proc.stdout[-3000:]
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_reference_main_flow_runs_loadgen_through_local_vllm(example_runs, scenario):
+    code, out, err, logs = example_runs[scenario]
+    assert code == 0, out[-3000:] + err[-3000:]
+    answered = re.search(r"(\d+) of (\d+) samples answered, (\d+) failed", out)
+    assert answered, out[-3000:]
     completed, issued, failed = map(int, answered.groups())
     assert completed == issued and failed == 0 and issued % SAMPLES == 0
-    assert f"replica-0: {issued} samples" in proc.stdout
+    assert f"replica-0: {issued} samples" in out
     # LoadGen's own view: its summary (copied to stdout, as the reference asks) and its logs, with no error.
     summary = (logs / "mlperf_log_summary.txt").read_text()
     assert f"Scenario : {scenario}" in summary
