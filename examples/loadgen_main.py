@@ -9,9 +9,11 @@ project's `sut.LocalVLLM`: LoadGen, its settings and its logs stay the script's 
 import argparse
 import json
 import os
+import sys
 
 import mlperf_loadgen as lg
 
+from mlperf_llm_sut.common.errors import HarnessError
 from sut import EngineConfig, EnginesConfig, GenerationConfig, LocalVLLM, SampleLibrary
 
 scenario_map = {"offline": lg.TestScenario.Offline, "server": lg.TestScenario.Server}
@@ -89,4 +91,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":  # the engines' worker processes are started with spawn
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except HarnessError as error:  # bad input (a path, a setting): one line that says what to fix
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ class Solo:
         self.replica = replica
         self.name = replica.name
         self._placed: dict[int, str] = {}
+        # A Server test may still issue while a stopped run reads the assignments.
+        self._lock = threading.Lock()
 
     @property
     def members(self) -> Sequence[Replica]:
@@ -28,7 +31,8 @@ class Solo:
         self.replica.warm_up(prompts, max_new_tokens)
 
     def submit(self, requests: Sequence[GenerationRequest]) -> None:
-        self._placed.update(dict.fromkeys((request.response_id for request in requests), self.name))
+        with self._lock:
+            self._placed.update(dict.fromkeys((request.response_id for request in requests), self.name))
         self.replica.submit(requests)
 
     def stop(self) -> None:
@@ -41,7 +45,8 @@ class Solo:
         return self.replica.engine_args()
 
     def assignments(self) -> dict[int, str]:
-        return dict(self._placed)
+        with self._lock:
+            return dict(self._placed)
 
     def replica_failures(self) -> dict[str, dict[str, object]]:
         """A lone replica's failure reaches the sink (`ResultSink.replica_failed`): nothing moved anywhere."""

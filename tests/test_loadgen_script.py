@@ -103,6 +103,19 @@ def test_the_reference_main_flow_runs_loadgen_through_local_vllm(example_runs, s
     assert f'"key": "{key}", "value": {issued},' in detail
 
 
+def test_the_example_given_a_missing_data_set_says_so_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--model-path", str(embedded.MODEL_DIR), "--dataset-path", "missing.pkl"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [line for line in proc.stderr.strip().splitlines() if "error:" in line]
+    assert "error: dataset missing.pkl does not exist" in proc.stderr
+
+
 def test_the_library_guide_shows_the_example_that_the_tests_run():
     """docs/library.md includes the script itself, so the guide cannot drift from what is tested."""
     assert '--8<-- "examples/loadgen_main.py"' in (ROOT / "docs" / "library.md").read_text()
