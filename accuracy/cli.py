@@ -11,7 +11,7 @@ from rich.console import Console
 
 from accuracy.log import TOKEN_DTYPES
 from mlperf_llm_sut.benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
-from mlperf_llm_sut.common.errors import HarnessError, report_failure
+from mlperf_llm_sut.common.errors import HarnessError, command_line_options, report_failure
 from mlperf_llm_sut.common.stopping import Interrupted, StopSignals
 
 
@@ -96,7 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         stderr = Console(stderr=True)
         return report_failure(
-            exc, lambda line: stderr.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+            exc,
+            lambda line: stderr.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True),
+            option=command_line_options(_score_parser(), _compare_parser()),
         )
     print_report(report, console)
     console.print(f"reports: {out_dir}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 
 TOKEN_DTYPES = ("int32", "int64")
 
@@ -15,7 +15,7 @@ TOKEN_DTYPES = ("int32", "int64")
 def read_accuracy_log(path: Path, dtype: str = "int32") -> dict[int, np.ndarray]:
     """QSL index -> output token ids; duplicate entries of a sample keep the first, as the reference does."""
     if dtype not in TOKEN_DTYPES:
-        raise HarnessError(f"--dtype {dtype}: token ids are integers; use one of {', '.join(TOKEN_DTYPES)}.")
+        raise HarnessError(f"{setting('dtype')} {dtype}: token ids are integers; use one of {', '.join(TOKEN_DTYPES)}.")
     path = Path(path)
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from accuracy.scored_log import ACCURACY_JSON, SAMPLES_JSONL
 from mlperf_llm_sut.common.dataset import load_dataset
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 from mlperf_llm_sut.common.files import NUMBER, Shape, read_json, read_jsonl
 
 METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum", "tokens_per_sample", "gen_num")
@@ -73,7 +73,7 @@ def _references(run: ScoredRun) -> list[str] | None:
 def compare(a: str | Path, b: str | Path, *, metric: str = "rougeL", top: int = 5) -> Comparison:
     run_a, run_b = load_scored_run(a), load_scored_run(b)
     if metric not in ROUGE:
-        raise HarnessError(f"--metric {metric!r}: use rouge1, rouge2, rougeL or rougeLsum.")
+        raise HarnessError(f"{setting('metric')} {metric!r}: use rouge1, rouge2, rougeL or rougeLsum.")
     deltas = {}
     for key in METRICS:
         va, vb = run_a.report["metrics"][key], run_b.report["metrics"][key]

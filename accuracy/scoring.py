@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from accuracy import rouge
-from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.errors import HarnessError, setting
 
 PUNKT_HELP = (
     "NLTK's Punkt sentence splitter data (punkt_tab) is missing: install it with "
@@ -272,7 +272,7 @@ def evaluate(
     if out_of_range:
         raise HarnessError(
             f"the accuracy log has qsl_idx {out_of_range[0]}, but the data set has only {len(references)} "
-            "rows: the log and the data set do not belong together (pass the --dataset the run used)."
+            f"rows: the log and the data set do not belong together (pass the {setting('dataset')} the run used)."
         )
     indices = list(outputs)
     token_ids = [outputs[i] for i in indices]

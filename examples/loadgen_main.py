@@ -14,7 +14,7 @@ import sys
 import mlperf_loadgen as lg
 
 from mlperf_llm_sut.common.errors import HarnessError
-from sut import EngineConfig, EnginesConfig, GenerationConfig, LocalVLLM, SampleLibrary
+from sut import EngineConfig, EnginesConfig, GenerationConfig, LocalVLLM, ReplicaLayout, SampleLibrary
 
 scenario_map = {"offline": lg.TestScenario.Offline, "server": lg.TestScenario.Server}
 
@@ -76,7 +76,8 @@ def main() -> int:
     engine = EngineConfig.from_vllm_args(
         args.model_path, tensor_parallel_size=args.tensor_parallel_size, **engine_args(args.engine_arg)
     )
-    engines = EnginesConfig(engine, GenerationConfig.of_benchmark("llama2-70b-99"), replicas=args.replicas)
+    generation = GenerationConfig.of_benchmark("llama2-70b-99")
+    engines = EnginesConfig(engine, generation, ReplicaLayout(replicas=args.replicas))
     with LocalVLLM(engines, library, args.scenario, keep_tokens=args.accuracy) as sut:  # starts and warms up
         lgSUT = lg.ConstructSUT(sut.issue_queries, sut.flush_queries)
         lg.StartTestWithLogSettings(lgSUT, library.handle, settings, log_settings)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
 
 from harness.single.config import SEARCH, SUTS, build_config
 from mlperf_llm_sut.benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, LOADGEN_SCENARIOS
-from mlperf_llm_sut.common.errors import HarnessError, report_failure
+from mlperf_llm_sut.common.errors import HarnessError, command_line_options, report_failure
 from mlperf_llm_sut.common.stopping import Interrupted
 from sut.apis import PROTOCOLS
 from sut.dispatch import POLICIES
@@ -445,7 +445,7 @@ def _run_command(args: argparse.Namespace, argv: list[str], console: Console) ->
         return 130
     except Exception as exc:
         return report_failure(
-            exc, lambda line: _say(console, line), traceback_dir=Path(args.output_dir), option=_options().get
+            exc, lambda line: _say(console, line), traceback_dir=Path(args.output_dir), option=_options()
         )
     # Piped to a file, rich would assume 80 columns and fold the per-replica table.
     print_summary(report, Console(width=None if sys.stdout.isatty() else 120))
@@ -461,13 +461,10 @@ OPTION_OF = {
 }
 
 
-def _options() -> dict[str, str]:
+def _options() -> Callable[[str], str | None]:
     """The option that sets each setting (`build_config`'s and the configurations' names): what an error of the
     library (`mlperf_llm_sut.common.errors.setting`) is reported with here."""
-    options = {
-        action.dest: max(action.option_strings, key=len) for action in _parser()._actions if action.option_strings
-    }
-    return options | OPTION_OF
+    return command_line_options(_parser(), aliases=OPTION_OF)
 
 
 def _leave(code: int) -> int:

@@ -172,30 +172,29 @@ class LoadGenResponder:
 
 
 @dataclass(frozen=True)
-class Accounts:
-    """What became of the samples LoadGen issued (`LoadGenResponder.accounts`)."""
+class SampleCounts:
+    """How many samples LoadGen issued and what became of them: run.json's `samples`."""
 
-    records: list[SampleRecord]
     issued: int
     completed: int
     failed: int
-    failures: dict[str, int]
-    """Failed samples by reason."""
     duplicates: int
     unanswered: int
     output_tokens: int
+
+
+@dataclass(frozen=True)
+class Accounts(SampleCounts):
+    """What became of the samples LoadGen issued (`LoadGenResponder.accounts`)."""
+
+    records: list[SampleRecord]
+    failures: dict[str, int]
+    """Failed samples by reason."""
     replica_failures: list[str]
     """Why replicas failed for good, each once."""
 
-    def to_json(self) -> dict[str, int]:
-        return {
-            "issued": self.issued,
-            "completed": self.completed,
-            "failed": self.failed,
-            "duplicates": self.duplicates,
-            "unanswered": self.unanswered,
-            "output_tokens": self.output_tokens,
-        }
+    def counts(self) -> SampleCounts:
+        return SampleCounts(**{field.name: getattr(self, field.name) for field in dataclasses.fields(SampleCounts)})
 
 
 def latency_percentiles(records: Sequence[SampleRecord]) -> dict[str, dict[str, float] | None]:

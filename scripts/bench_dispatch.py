@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.single.config import build_config
 from harness.single.runner import run
+from mlperf_llm_sut.common.typed_json import to_json
 from scripts.plots import side_by_side
 from sut.dispatch import POLICIES
 
@@ -52,15 +53,15 @@ def measure(args: argparse.Namespace, replicas: int, slow_step: float, policy: s
         cpu_bind=[str(cores[i * len(cores) // replicas]) for i in range(replicas)] if replicas > len(cores) else None,
     )
     report = run(config, console=console)
-    result, rows = report.result, report.record["replicas"]
+    result, rows = report.result, report.record.replicas
     return {
         "valid": result.valid,
         "tokens_per_second": result.tokens_per_second,
         "ttft_ms": result.ttft_ms,
         "tpot_ms": result.tpot_ms,
-        "slow_share": rows[slow]["share"],
-        "slow_ttft_p99_ms": (rows[slow]["ttft_ms"] or {}).get("p99"),
-        "replicas": rows,
+        "slow_share": rows[slow].share,
+        "slow_ttft_p99_ms": (rows[slow].ttft_ms or {}).get("p99"),
+        "replicas": to_json(rows),
         "run_dir": str(report.run_dir),
     }
 

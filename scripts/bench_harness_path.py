@@ -73,12 +73,12 @@ def measure(output_dir: Path, output_tokens: int, **options: Any) -> dict[str, A
         before_test=lambda: started.append(time.process_time()),
     )
     cpu = time.process_time() - started[0]
-    samples = report.record["samples"]
+    samples = report.record.samples
     return {
         "valid": report.result.valid,
-        "samples": samples["completed"],
+        "samples": samples.completed,
         "samples_per_second": report.result.samples_per_second,
-        "harness_cpu_us_per_sample": round(cpu / max(samples["completed"], 1) * 1e6, 1),
+        "harness_cpu_us_per_sample": round(cpu / max(samples.completed, 1) * 1e6, 1),
         "invalid_reasons": report.result.invalid_reasons,
     }
 

@@ -53,16 +53,15 @@ def measure(args: argparse.Namespace, slow_step: float, stealing: bool, console:
         )
         report = run(config, console=console)
         runs.append(report)
-    tails = [r.record["offline_tail_seconds"] for r in runs]
+    tails = [r.record.offline_tail_seconds for r in runs]
     return {
         "tail_seconds": tails,
         "tail_median_seconds": statistics.median(tails),
         "tokens_per_second": statistics.median(r.result.tokens_per_second for r in runs),
-        "shares": [[row["share"] for row in r.record["replicas"]] for r in runs],
-        "moved": [sum((r.record["offline_stolen"] or {}).values()) for r in runs],
+        "shares": [[row.share for row in r.record.replicas] for r in runs],
+        "moved": [sum((r.record.offline_stolen or {}).values()) for r in runs],
         "answered_once": all(
-            r.record["samples"]["issued"] == r.record["samples"]["completed"] and not r.record["samples"]["duplicates"]
-            for r in runs
+            r.record.samples.issued == r.record.samples.completed and not r.record.samples.duplicates for r in runs
         ),
         "run_dirs": [str(r.run_dir) for r in runs],
     }

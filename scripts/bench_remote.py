@@ -43,8 +43,8 @@ def measure(args: argparse.Namespace, sut: str, scenario: str, urls: list[str], 
     else:
         options |= {"replicas": args.replicas}
     report = run(build_config(**options), console=console)
-    result, samples = report.result, report.record["samples"]["issued"]
-    cpu = report.record["harness_cpu_seconds"]
+    result, samples = report.result, report.record.samples.issued
+    cpu = report.record.harness_cpu_seconds
     return {
         "sut": sut,
         "scenario": scenario,

@@ -64,10 +64,10 @@ def ours(args: argparse.Namespace) -> dict[str, Any]:
     report = run(config, console=Console(quiet=True))
     record = report.record
     return {
-        "cpu_seconds": record["harness_cpu_seconds"],
-        "requests": record["samples"]["completed"],
-        "failed": record["samples"]["failed"],
-        "tokens": sum(replica["output_tokens"] for replica in record["replicas"]),
+        "cpu_seconds": record.harness_cpu_seconds,
+        "requests": record.samples.completed,
+        "failed": record.samples.failed,
+        "tokens": sum(replica.output_tokens for replica in record.replicas),
     }
 
 

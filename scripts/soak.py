@@ -82,21 +82,21 @@ def slope_mib_per_hour(points: list[tuple[float, float, float]]) -> float | None
 def phase(name: str, options: dict[str, Any], every: float, console: Console) -> dict[str, Any]:
     with Sampler(every) as sampler:
         report = run(build_config(**options), console=console)
-    samples = report.record["samples"]
-    answered = samples["completed"] + samples["failed"]
+    samples = report.record.samples
+    answered = samples.completed + samples.failed
     memory = [p[1] for p in sampler.points]
     return {
         "phase": name,
         "valid": report.result.valid,
         "invalid_reasons": report.result.invalid_reasons,
-        "wall_seconds": report.record["wall_seconds"],
-        "issued": samples["issued"],
+        "wall_seconds": report.record.wall_seconds,
+        "issued": samples.issued,
         "answered": answered,
-        "answered_once": answered == samples["issued"] and samples["duplicates"] == 0 and samples["unanswered"] == 0,
-        "failed": samples["failed"],
-        "duplicates": samples["duplicates"],
+        "answered_once": answered == samples.issued and samples.duplicates == 0 and samples.unanswered == 0,
+        "failed": samples.failed,
+        "duplicates": samples.duplicates,
         "tokens_per_second": report.result.tokens_per_second,
-        "harness_cpu_us_per_sample": round(report.record["harness_cpu_seconds"] / max(samples["issued"], 1) * 1e6, 1),
+        "harness_cpu_us_per_sample": round(report.record.harness_cpu_seconds / max(samples.issued, 1) * 1e6, 1),
         "rss_mib_start": round(memory[0], 1),
         "rss_mib_end": round(memory[-1], 1),
         "rss_mib_peak": round(max(memory), 1),

@@ -2,7 +2,7 @@
 drives them through.
 
 - `LocalVLLM`, `RayActors`, `RemoteServers`: systems under test for `lg.StartTest`, built from
-  `EnginesConfig` (vLLM's `EngineConfig` and the replicas' layout) or `ServersConfig` (the endpoints'
+  `EnginesConfig` (vLLM's `EngineConfig` and the replicas' `ReplicaLayout`) or `ServersConfig` (the endpoints'
   `RemoteConfig`), with `SampleLibrary` as their query sample library (`sut.systems`).
 - `sut.build`: how a configuration becomes replicas; `sut.replica`: what a replica and a group of
   replicas are.
@@ -10,7 +10,7 @@ drives them through.
 
 from scenarios.qsl import SampleLibrary
 from scenarios.responder import Accounts
-from sut.build import EnginesConfig, ServersConfig
+from sut.build import EnginesConfig, ReplicaLayout, ServersConfig
 from sut.engine_config import EngineConfig
 from sut.generation import GenerationConfig
 from sut.remote_config import RemoteConfig
@@ -27,6 +27,7 @@ __all__ = [
     "RayActors",
     "RemoteConfig",
     "RemoteServers",
+    "ReplicaLayout",
     "ReplicaStats",
     "SampleLibrary",
     "ServersConfig",

@@ -32,11 +32,9 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class EnginesConfig:
-    """vLLM engines as replicas: in worker processes on this host, or in Ray actors."""
+class ReplicaLayout:
+    """How many engines, where each runs, how they share the work, and how long each may take."""
 
-    engine: EngineConfig
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
     replicas: int = 1
     """Engines; each gets `engine.tensor_parallel_size` devices of its own."""
     dispatch: str = "round-robin"
@@ -53,7 +51,16 @@ class EnginesConfig:
     """Seconds an engine may take to come up."""
     step_delays: dict[int, float] = field(default_factory=dict)
     """Seconds a replica (by slot) sleeps after each engine step: emulates a slower device in tests and
-    benchmarks."""
+    benchmarks (and makes a run non-compliant)."""
+
+
+@dataclass
+class EnginesConfig:
+    """vLLM engines as replicas: in worker processes on this host, or in Ray actors."""
+
+    engine: EngineConfig
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    layout: ReplicaLayout = field(default_factory=ReplicaLayout)
 
 
 @dataclass
@@ -70,18 +77,19 @@ class ServersConfig:
 
 
 def local_engines(config: EnginesConfig, sink: ResultSink, log_path: Path | None = None) -> ReplicaGroup:
-    """`config.replicas` vLLM engines on this host, each in a worker process. `log_path`: where the engines'
+    """`config.layout.replicas` vLLM engines on this host, each in a worker process. `log_path`: where the engines'
     output goes (None: this process's standard output and error)."""
     if log_path is not None:
         route_vllm_logs(log_path)
     on_cpu = running_on_cpu()
     config.engine.to_engine_args(on_cpu=on_cpu)  # bad engine arguments fail here, before any process starts
+    layout = config.layout
     placements = plan_layout(
-        config.replicas,
+        layout.replicas,
         config.engine.tensor_parallel_size,
         on_cpu=on_cpu,
-        devices=config.devices,
-        cpu_bind=config.cpu_bind,
+        devices=layout.devices,
+        cpu_bind=layout.cpu_bind,
     )
     return _engines(config, sink, [(placement, None) for placement in placements], config.engine, log_path)
 
@@ -89,7 +97,7 @@ def local_engines(config: EnginesConfig, sink: ResultSink, log_path: Path | None
 def ray_engines(
     config: EnginesConfig, sink: ResultSink, log_path: Path | None = None, *, address: str = "auto"
 ) -> ReplicaGroup:
-    """`config.replicas` vLLM engines as Ray actors (`sut.ray_replica`) of the cluster at `address` (`auto`
+    """`config.layout.replicas` vLLM engines as Ray actors (`sut.ray_replica`) of the cluster at `address` (`auto`
     joins this node's, or starts a local one on 127.0.0.1)."""
     from sut.ray_replica import connect
 
@@ -104,17 +112,17 @@ def ray_engines(
             # The actor holds its replica's GPUs, and its tensor-parallel ranks are its own processes; vLLM's
             # Ray executor would instead look for one placement bundle per rank.
             engine = dataclasses.replace(engine, extra={"distributed_executor_backend": "mp", **engine.extra})
-        layout = cluster.layout(config.replicas, engine.tensor_parallel_size, config.cpu_bind)
+        bundles = cluster.layout(config.layout.replicas, engine.tensor_parallel_size, config.layout.cpu_bind)
     except BaseException:
         cluster.close_if_unused()
         raise
-    return _engines(config, sink, layout, engine, log_path, cluster)
+    return _engines(config, sink, bundles, engine, log_path, cluster)
 
 
 def _engines(
     config: EnginesConfig,
     sink: ResultSink,
-    layout: Sequence[tuple[Placement, dict[str, float] | None]],
+    placed: Sequence[tuple[Placement, dict[str, float] | None]],
     engine_config: EngineConfig,
     log_path: Path | None,
     cluster: RayCluster | None = None,
@@ -122,16 +130,17 @@ def _engines(
     """One `EngineReplica` per placement: a local worker process, or (with a Ray bundle) a Ray actor."""
 
     def engine(slot: int, replica_sink: ResultSink) -> Member:
-        placement, bundle = layout[slot]
+        placement, bundle = placed[slot]
+        layout = config.layout
         spec = WorkerSpec(
             name=f"replica-{slot}",
             engine=engine_config,
             generation=config.generation,
             placement=placement,
             log_path=log_path,
-            step_delay=config.step_delays.get(slot, 0.0),
-            stall_timeout=config.stall_timeout,
-            start_timeout=config.start_timeout,
+            step_delay=layout.step_delays.get(slot, 0.0),
+            stall_timeout=layout.stall_timeout,
+            start_timeout=layout.start_timeout,
         )
         if cluster is None or bundle is None:
             return EngineReplica(spec, replica_sink)
@@ -139,7 +148,10 @@ def _engines(
 
         return EngineReplica(spec, replica_sink, RayLink(cluster, bundle))
 
-    return _group(engine, config.replicas, sink, engine_config.max_num_seqs or 256, config)
+    layout = config.layout
+    return _group(
+        engine, layout.replicas, sink, engine_config.max_num_seqs or 256, layout.dispatch, layout.work_stealing
+    )
 
 
 def remote_servers(config: ServersConfig, sink: ResultSink) -> ReplicaGroup:
@@ -170,7 +182,7 @@ def remote_servers(config: ServersConfig, sink: ResultSink) -> ReplicaGroup:
             budget,
         )
 
-    return _group(endpoint, len(remote.endpoints), sink, remote.max_in_flight, config)
+    return _group(endpoint, len(remote.endpoints), sink, remote.max_in_flight, config.dispatch, config.work_stealing)
 
 
 def _group(
@@ -178,9 +190,10 @@ def _group(
     count: int,
     sink: ResultSink,
     batch: int,
-    config: EnginesConfig | ServersConfig,
+    dispatch: str,
+    work_stealing: bool,
 ) -> ReplicaGroup:
     """A lone replica on its own; several behind a dispatcher. `batch`: how many requests one runs at once."""
     if count == 1:
         return Solo(build(0, sink))
-    return Dispatcher(build, count, sink, policy=config.dispatch, batch=batch, work_stealing=config.work_stealing)
+    return Dispatcher(build, count, sink, policy=dispatch, batch=batch, work_stealing=work_stealing)

@@ -16,6 +16,8 @@ import os
 import re
 from pathlib import Path
 
+from mlperf_llm_sut.common.errors import setting
+
 FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 _handler: logging.Handler | None = None
 
@@ -61,7 +63,10 @@ def memory_hint(reason: str) -> str:
     """What to try when an engine ran out of memory; nothing when its reason was something else."""
     if not MEMORY_WORDS.search(reason):
         return ""
-    return " It ran out of memory: lower --max-model-len or --max-num-seqs, or adjust --gpu-memory-utilization."
+    return (
+        f" It ran out of memory: lower {setting('max_model_len')} or {setting('max_num_seqs')}, or adjust "
+        f"{setting('gpu_memory_utilization')}."
+    )
 
 
 def engine_failure_reason(log_path: Path | None, exc: BaseException) -> str:

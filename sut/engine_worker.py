@@ -388,7 +388,7 @@ class _Worker:
             since = self._stepping_since
             if since is not None and time.monotonic() - since > self._spec.stall_timeout:
                 self._die(
-                    f"an engine step made no progress for {self._spec.stall_timeout:g} s (--stall-timeout)", hard=True
+                    f"an engine step made no progress for {self._spec.stall_timeout:g} s (stall_timeout)", hard=True
                 )
 
     def _die(self, reason: str, *, hard: bool = False) -> None:

@@ -565,7 +565,7 @@ class RemoteReplica:
             raise AttemptError(
                 "stalled",
                 f"it took {len(requests)} requests, answered {answered}, and then returned nothing for {stall:g} s "
-                f"(--stall-timeout): the server accepts requests but does not generate; check its logs",
+                f"(stall_timeout): the server accepts requests but does not generate; check its logs",
                 retriable=False,
             ) from None
         except ExceptionGroup as failed:

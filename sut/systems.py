@@ -4,7 +4,8 @@ The MLCommons reference harnesses build a SUT object, hand its `issue_queries` a
 `lg.ConstructSUT` and its QSL to `lg.StartTest`; these classes fit that flow (see docs/library.md)::
 
     library = SampleLibrary.from_path("open_orca.pkl", benchmark="llama2-70b", tokenizer="/models/llama2-70b")
-    engines = EnginesConfig(EngineConfig(model="/models/llama2-70b", quantization="fp8"), replicas=2)
+    engine = EngineConfig(model="/models/llama2-70b", quantization="fp8")
+    engines = EnginesConfig(engine, layout=ReplicaLayout(replicas=2))
     with LocalVLLM(engines, library, "Server") as sut:
         lg.StartTestWithLogSettings(sut.handle, library.handle, settings, log_settings)
     print([stats.tokens_per_second for stats in sut.stats()], sut.accounts().failed)

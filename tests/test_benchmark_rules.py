@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from harness.single.config import build_config
+from harness.single.results import RunResult
 from harness.single.runner import run
 from harness.single.settings import LoadGenConfig, build_settings
 from mlperf_llm_sut.benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
@@ -100,20 +101,20 @@ def test_interactive_benchmark_names_run_only_interactive():
 
 def test_an_interactive_run_is_reported_as_interactive_with_token_latencies(tmp_path):
     report = _run(tmp_path, scenario="Interactive", target_qps=400.0, min_query_count=500, min_duration_ms=1000)
-    assert report.record["scenario"] == "Interactive" and report.record["loadgen_scenario"] == "Server"
+    assert report.record.scenario == "Interactive" and report.record.loadgen_scenario == "Server"
     assert report.run_dir.name.startswith("llama2-70b-99.9-Interactive-performance-")
     assert report.result.ttft_ms is not None and report.result.valid, report.result.invalid_reasons
-    assert report.record["loadgen"]["effective"]["scenario"] == "Server"
+    assert report.record.loadgen.effective["scenario"] == "Server"
 
 
 def test_run_json_reports_loadgens_effective_settings_and_each_rule_they_break(tmp_path):
     report = _run(tmp_path, min_duration_ms=500)
-    effective = report.record["loadgen"]["effective"]
+    effective = report.record.loadgen.effective
     assert effective["min_duration_ms"] == 500 and effective["performance_sample_count"] == 100
-    reasons = report.record["non_compliant"]
+    reasons = report.record.non_compliant
     assert any("effective min_duration_ms is 500" in r and ">= 600000" in r for r in reasons)
     assert any("effective performance_sample_count is 100" in r for r in reasons)
-    assert report.record["compliant"] is False
+    assert report.record.compliant is False
 
 
 def test_a_stray_audit_config_in_the_working_directory_is_not_applied(tmp_path, monkeypatch):
@@ -124,11 +125,11 @@ def test_a_stray_audit_config_in_the_working_directory_is_not_applied(tmp_path, 
     out = io.StringIO()
     config = build_config(total_sample_count=100, warmup_samples=0, output_dir=tmp_path / "runs")
     report = run(config, console=Console(file=out, width=200), replica_factory=ScriptedReplica.factory())
-    effective = report.record["loadgen"]["effective"]
+    effective = report.record.loadgen.effective
     assert effective["accuracy_log_sampling_target"] == 0 and effective["samples_per_query"] >= 600
     assert "is not applied" in out.getvalue()
     assert not (report.run_dir / "audit.config").exists()
-    assert not any("audit" in w.lower() for w in report.record["loadgen"]["warnings"])
+    assert not any("audit" in w.lower() for w in report.record.loadgen.warnings)
 
 
 def test_settings_that_loosen_the_token_latency_rules_are_not_compliant(tmp_path):
@@ -148,8 +149,9 @@ def test_the_submission_check_holds_p99_token_latencies_to_the_limits():
     from harness.submission.tree import latency_problems
 
     bench = BENCHMARKS["llama2-70b-99.9"]
-    fast = {"ttft_ms": {"p99": 449.0}, "tpot_ms": {"p99": 39.9}}
+    fast = RunResult(valid=True, ttft_ms={"p99": 449.0}, tpot_ms={"p99": 39.9})
     assert latency_problems(bench, "Interactive", fast) == []
-    slow = latency_problems(bench, "Interactive", {"ttft_ms": {"p99": 451.0}, "tpot_ms": {"p99": 40.0}})
+    slow_result = RunResult(valid=True, ttft_ms={"p99": 451.0}, tpot_ms={"p99": 40.0})
+    slow = latency_problems(bench, "Interactive", slow_result)
     assert len(slow) == 2 and "TTFT p99 451 ms is not below the 450 ms limit" in slow[0]
-    assert latency_problems(bench, "Offline", {}) == []
+    assert latency_problems(bench, "Offline", RunResult(valid=True)) == []

@@ -92,8 +92,8 @@ def test_an_offline_test_against_a_lone_server_that_stalls_ends_with_every_sampl
     remote = {"stall_timeout": STALL, "down_timeout": STALL, "eject_after": 1000}
     report = _remote(tmp_path, server.url, remote)
     _ends_in_time(started, 2 * STALL)
-    samples = report.record["samples"]
-    assert samples["issued"] == samples["failed"] == 50 and samples["unanswered"] == samples["duplicates"] == 0
+    samples = report.record.samples
+    assert samples.issued == samples.failed == 50 and samples.unanswered == samples.duplicates == 0
     assert not report.result.valid
     assert any("returned nothing for 1 s with 50 requests on the wire" in r for r in report.result.invalid_reasons)
 
@@ -106,7 +106,7 @@ def test_warm_up_on_an_engine_whose_step_never_comes_back_ends_at_the_stall_time
     config = build_config(output_dir=tmp_path, step_delays={0: HUNG}, stall_timeout=STALL)
     with pytest.raises(HarnessError) as error:
         run(config, console=Console(file=io.StringIO()))
-    assert str(error.value) == "warm-up: replica-0 failed: an engine step made no progress for 1 s (--stall-timeout)"
+    assert str(error.value) == "warm-up: replica-0 failed: an engine step made no progress for 1 s (stall_timeout)"
     (run_dir,) = tmp_path.iterdir()
     assert "[replica-0]" in (run_dir / "engine.log").read_text()  # the real engine started, then hung
 
@@ -125,7 +125,7 @@ def test_start_up_of_an_engine_that_never_comes_up_ends_at_the_start_timeout(tmp
             engine=config.engine,
             generation=config.generation,
             placement=Placement(devices=["cpu"]),
-            start_timeout=config.engine_start_timeout,
+            start_timeout=config.layout.start_timeout,
             engine_factory=_never_up,
         )
         return Solo(EngineReplica(spec, sink))

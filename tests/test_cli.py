@@ -246,4 +246,4 @@ def test_a_bad_setting_is_named_as_the_library_calls_it_and_as_the_command_line_
         config = build_config(**options)
         config.engine.engine_kwargs(on_cpu=True)  # the typed/extra clash is found where the arguments are made
     assert setting in str(error.value) and "--" not in str(error.value).split(":")[0]
-    assert option in error.value.render(_options().get)
+    assert option in error.value.render(_options())

@@ -88,15 +88,16 @@ def test_a_test06_run_applies_the_official_audit_and_verifies_its_outputs(tmp_pa
         "*.*.mode = 2\n*.*.accuracy_log_rng_seed = 720381539243781796\n*.*.accuracy_log_sampling_target = 100\n"
         "*.*.min_query_count = 100\n*.*.min_duration = 0\n*.*.sample_concatenate_permutation = 0\n"
     )
-    effective = report.record["loadgen"]["effective"]
+    effective = report.record.loadgen.effective
     assert effective["accuracy_log_sampling_target"] == 100 and effective["sample_concatenate_permutation"] is False
-    assert any("Found Audit Config file" in w for w in report.record["loadgen"]["warnings"])
-    compliance = report.record["compliance"]
-    assert compliance["passed"] and compliance["samples"] >= 100
-    assert compliance["first_token_pass"] is (None if scenario == "Offline" else True)
+    assert any("Found Audit Config file" in w for w in report.record.loadgen.warnings)
+    compliance = report.record.compliance
+    assert compliance is not None
+    assert compliance.passed and compliance.checks["samples"] >= 100
+    assert compliance.checks["first_token_pass"] is (None if scenario == "Offline" else True)
     assert (run_dir / "verify_accuracy.txt").read_text().endswith("TEST06 verification complete\n")
-    samples = report.record["samples"]
-    assert samples["issued"] == samples["completed"] and samples["unanswered"] == 0
+    samples = report.record.samples
+    assert samples.issued == samples.completed and samples.unanswered == 0
     assert report.result.passed
 
 
@@ -108,7 +109,7 @@ def test_a_test06_run_whose_outputs_break_a_check_exits_1(tmp_path):
 
     config = build_config(compliance="TEST06", warmup_samples=0, output_dir=tmp_path)
     report = run(config, console=Console(file=io.StringIO()), replica_factory=TwoEos.factory())
-    assert report.record["compliance"]["eos_pass"] is False and not report.result.passed
+    assert report.record.compliance.checks["eos_pass"] is False and not report.result.passed
     assert "EOS check pass: False" in (report.run_dir / "verify_accuracy.txt").read_text()
 
 

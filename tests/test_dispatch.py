@@ -50,9 +50,9 @@ def _server(tmp_path, policy, delays=(FAST, FAST)):
 @pytest.mark.parametrize("policy", POLICIES)
 def test_every_policy_answers_every_sample_once_and_uses_both_replicas(tmp_path, policy):
     report, served = _server(tmp_path, policy)
-    samples = report.record["samples"]
-    assert samples["issued"] == samples["completed"] == sum(served)
-    assert samples["duplicates"] == 0 and samples["unanswered"] == 0
+    samples = report.record.samples
+    assert samples.issued == samples.completed == sum(served)
+    assert samples.duplicates == 0 and samples.unanswered == 0
     assert all(count > 0 for count in served)
 
 
@@ -75,9 +75,9 @@ def test_offline_pool_lets_the_fast_replica_take_more(tmp_path):
     factory = _dispatched("round-robin", (SLOW, FAST), holder, batch=4)
     report = run(config, console=Console(file=io.StringIO()), replica_factory=factory)
     served = [stats.samples for stats in holder[0].replica_stats()]
-    assert report.record["samples"]["completed"] == sum(served) == report.record["samples"]["issued"]
+    assert report.record.samples.completed == sum(served) == report.record.samples.issued
     assert served[1] > 3 * served[0]
-    assert [r["samples"] for r in report.record["replicas"]] == served
+    assert [r.samples for r in report.record.replicas] == served
 
 
 def _stream(response_id: int, prompt_tokens: int = 10) -> GenerationRequest:
@@ -154,14 +154,14 @@ def test_offline_work_stealing_moves_a_slow_replicas_unstarted_work_and_answers_
         console=Console(file=io.StringIO()),
         replica_factory=_dispatched("round-robin", (SLOW, FAST), holder, batch=52),
     )
-    samples = report.record["samples"]
-    assert samples["completed"] == samples["issued"]
-    assert samples["duplicates"] == 0 and samples["unanswered"] == 0
-    stolen = report.record["offline_stolen"]
+    samples = report.record.samples
+    assert samples.completed == samples.issued
+    assert samples.duplicates == 0 and samples.unanswered == 0
+    stolen = report.record.offline_stolen
     assert set(stolen) == {"scripted"} and stolen["scripted"] > 0  # only ever from the slow one
     served = [stats.samples for stats in holder[0].replica_stats()]
     # Unstarted work left the slow replica: what it finished is about what it could do meanwhile.
-    assert served[0] < samples["issued"] / 4
+    assert served[0] < samples.issued / 4
 
 
 def test_unknown_policy_is_an_error():
@@ -189,16 +189,16 @@ def test_a_replica_that_dies_mid_run_hands_its_unstarted_work_to_the_other(tmp_p
         output_dir=tmp_path, scenario=scenario, min_query_count=400, min_duration_ms=0, warmup_samples=0, **options
     )
     report = run(config, console=Console(file=io.StringIO()), replica_factory=factory)
-    samples = report.record["samples"]
-    assert samples["completed"] + samples["failed"] == samples["issued"]
-    assert samples["duplicates"] == 0 and samples["unanswered"] == 0
-    served = [r["samples"] for r in report.record["replicas"]]
-    assert served[1] == 40 and served[0] == samples["completed"] - 40
+    samples = report.record.samples
+    assert samples.completed + samples.failed == samples.issued
+    assert samples.duplicates == 0 and samples.unanswered == 0
+    served = [r.samples for r in report.record.replicas]
+    assert served[1] == 40 and served[0] == samples.completed - 40
     # Only a stream whose first token was out fails; everything else moved to replica-0.
-    assert samples["failed"] == (1 if scenario == "Server" else 0)
+    assert samples.failed == (1 if scenario == "Server" else 0)
     assert not report.result.valid
     assert any("scripted replica died" in reason for reason in report.result.invalid_reasons)
-    assert "scripted" in report.record["replica_failures"]
+    assert "scripted" in report.record.replica_failures
 
 
 class _Holding:

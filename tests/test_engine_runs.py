@@ -75,14 +75,15 @@ def test_accuracy_run_logs_exactly_the_token_ids_the_engine_produced(tmp_path):
         assert row["n_tokens"] == len(data)
         assert data[-1] == EOS or len(data) == 1024
     # The run scored itself, exactly as the reference evaluator scores the same log.
-    accuracy = report.record["accuracy"]
-    assert accuracy["passed"] and report.result.accuracy_passed
+    accuracy = report.record.accuracy
+    assert accuracy is not None
+    assert accuracy.passed and report.result.accuracy_passed
     expected, _ = reference_metrics(
         report.run_dir / "mlperf_log_accuracy.json",
         load_dataset(embedded.DATASET).references,
         load_tokenizer(embedded.MODEL_DIR, use_fast=False),
     )
-    assert accuracy["metrics"] == {k: (float(v) if isinstance(v, float) else int(v)) for k, v in expected.items()}
+    assert accuracy.metrics == {k: (float(v) if isinstance(v, float) else int(v)) for k, v in expected.items()}
     assert json.loads((report.run_dir / "accuracy.json").read_text())["passed"] is True
     assert "accuracy: PASS" in (report.run_dir / "accuracy.txt").read_text()
 
@@ -108,8 +109,8 @@ def test_server_run_at_a_feasible_qps_is_valid(tmp_path):
     result = report.result
     assert result.valid, result.invalid_reasons
     assert result.ttft_ms["p99"] < 2000 and result.tpot_ms["p99"] < 200
-    assert report.record["samples"]["failed"] == 0
-    assert report.record["samples"]["issued"] == report.record["samples"]["completed"] >= 500
+    assert report.record.samples.failed == 0
+    assert report.record.samples.issued == report.record.samples.completed >= 500
 
 
 def test_server_first_token_reported_equals_the_first_output_token(tmp_path):
@@ -130,8 +131,8 @@ def test_a_prompt_the_engine_rejects_fails_alone_and_the_run_says_why(tmp_path, 
     dataset = tmp_path / "with-a-long-prompt.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report = _run(tmp_path, mode="accuracy", dataset=dataset)
-    samples = report.record["samples"]
-    assert samples["issued"] == 21 and samples["completed"] == 20 and samples["failed"] == 1
+    samples = report.record.samples
+    assert samples.issued == 21 and samples.completed == 20 and samples.failed == 1
     assert not report.result.valid
     assert any("1 x vLLM rejected the prompt (e.g. " in reason for reason in report.result.invalid_reasons)
     failed = [row for row in read_samples(report.run_dir) if "error" in row]

@@ -43,9 +43,9 @@ def test_server_first_token_is_the_first_output_token(tmp_path):
 def test_failed_samples_are_answered_so_the_run_ends_invalid_with_the_reason(tmp_path):
     failing = {0, 17, 42}
     report = _run(tmp_path, ScriptedReplica.factory(fail=failing), min_query_count=100, min_duration_ms=0)
-    samples = report.record["samples"]
-    assert samples["issued"] == samples["completed"] + samples["failed"]
-    assert samples["unanswered"] == 0 and samples["failed"] >= len(failing)
+    samples = report.record.samples
+    assert samples.issued == samples.completed + samples.failed
+    assert samples.unanswered == 0 and samples.failed >= len(failing)
     assert not report.result.valid
     reasons = report.result.invalid_reasons
     assert any("samples failed (" in reason and "scripted failure" in reason for reason in reasons)
@@ -57,7 +57,7 @@ def test_a_second_answer_for_a_sample_is_dropped_and_reported(tmp_path):
     report = _run(tmp_path, ScriptedReplica.factory(duplicate={5}), mode="accuracy")
     entries = json.loads((report.run_dir / "mlperf_log_accuracy.json").read_text())
     assert sum(1 for e in entries if e["qsl_idx"] == 5) == 1
-    assert report.record["samples"]["duplicates"] == 1
+    assert report.record.samples.duplicates == 1
     assert not report.result.valid
     assert "1 duplicate answers were dropped" in report.result.invalid_reasons
 
@@ -106,11 +106,12 @@ def test_the_demo_is_valid_however_fast_the_replica(tmp_path):
     1 s minimum; the calibrated one outlasts it."""
     report = _run(tmp_path, ScriptedReplica.factory(delay=0.00005), total_sample_count=None)
     assert report.result.valid, report.result.invalid_reasons
-    calibration = report.record["calibration"]
-    assert calibration["samples"] == 600 and calibration["samples_per_second"] > 5000
-    effective = report.record["loadgen"]["effective"]
+    calibration = report.record.calibration
+    assert calibration is not None
+    assert calibration.samples == 600 and calibration.samples_per_second > 5000
+    effective = report.record.loadgen.effective
     assert effective["samples_per_query"] > 600
-    assert report.record["wall_seconds"] >= effective["min_duration_ms"] / 1000
+    assert report.record.wall_seconds >= effective["min_duration_ms"] / 1000
 
 
 def test_target_qps_auto_is_reported_and_non_compliant(tmp_path):
@@ -118,8 +119,8 @@ def test_target_qps_auto_is_reported_and_non_compliant(tmp_path):
 
     options = {"model": embedded.MODEL_DIR, "target_qps": "auto", "min_duration_ms": 500, "min_query_count": 100}
     report = _run(tmp_path, ScriptedReplica.factory(), **options)
-    assert report.record["calibration"]["offline_expected_qps"] > 0
-    assert any(r.startswith("--target-qps auto") for r in report.record["non_compliant"])
+    assert report.record.calibration.offline_expected_qps > 0
+    assert any(r.startswith("--target-qps auto") for r in report.record.non_compliant)
     assert report.result.valid, report.result.invalid_reasons
 
 
@@ -142,10 +143,10 @@ def test_the_users_settings_win_over_the_demos_and_the_summary_names_each_source
     options = {"benchmark": "llama3.1-8b", "user_conf": conf, "min_query_count": 700, "total_sample_count": None}
     report = _run(tmp_path / "runs", ScriptedReplica.factory(), **options)
     assert report.result.valid, report.result.invalid_reasons
-    effective = report.record["loadgen"]["effective"]
+    effective = report.record.loadgen.effective
     assert effective["min_duration_ms"] == 2000 and effective["samples_per_query"] >= 700
-    assert report.record["wall_seconds"] >= 2.0
-    sources = report.record["loadgen"]["sources"]
+    assert report.record.wall_seconds >= 2.0
+    sources = report.record.loadgen.sources
     assert (sources["min_duration_ms"], sources["min_query_count"]) == ("user.conf", "--min-query-count")
     assert sources["offline_expected_qps"] == "calibration"
     shown = Console(file=io.StringIO(), width=300)

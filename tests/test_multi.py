@@ -27,7 +27,7 @@ def test_runs_that_name_no_cores_share_the_hosts_cores_one_core_each(tmp_path):
     plan = load_multi_plan(EXAMPLE, output_dir=tmp_path)
 
     assert [run.name for run in plan.runs] == ["offline", "server"]
-    assert [run.config.cpu_bind for run in plan.runs] == [["0"], ["1"]]
+    assert [run.config.layout.cpu_bind for run in plan.runs] == [["0"], ["1"]]
     assert [run.placed for run in plan.runs] == ["cores 0", "cores 1"]
     assert plan.directory == tmp_path / "embedded"
 
@@ -84,7 +84,7 @@ def test_on_gpus_each_run_gets_the_gpus_its_layout_needs_and_named_ones_are_kept
         "  placed: {engine: {tensor_parallel_size: 2}}\n",
     )
     plan = load_multi_plan(path, output_dir=tmp_path)
-    assert [run.config.devices for run in plan.runs] == [["2,3"], ["0,1"]]
+    assert [run.config.layout.devices for run in plan.runs] == [["2,3"], ["0,1"]]
     assert [run.placed for run in plan.runs] == [None, "GPUs 0,1"]
 
     path.write_text("runs:\n  a: {replicas: 2}\n  b: {replicas: 3}\n")

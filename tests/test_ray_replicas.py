@@ -16,6 +16,7 @@ import pytest
 from harness.single.config import build_config
 from harness.single.runner import RunReport, configured_replicas, run
 from mlperf_llm_sut.common.errors import HarnessError
+from scenarios.responder import SampleCounts
 from sut.ray_replica import RayCluster, connect
 from tests.conftest import ROOT, kill_member_after, read_samples
 from tests.harness_process import stop_run
@@ -42,10 +43,9 @@ def _run(tmp_path, factory=None, **options: Any) -> RunReport:
     return run(config, replica_factory=factory)
 
 
-def _answered_exactly_once(record: dict[str, Any]) -> None:
-    samples = record["samples"]
-    assert samples["issued"] == samples["completed"] + samples["failed"]
-    assert samples["duplicates"] == 0 and samples["unanswered"] == 0
+def _answered_exactly_once(samples: SampleCounts) -> None:
+    assert samples.issued == samples.completed + samples.failed
+    assert samples.duplicates == 0 and samples.unanswered == 0
 
 
 def test_two_ray_replicas_give_a_valid_offline_run_generating_what_a_local_replica_generates(cluster, tmp_path):
@@ -55,11 +55,11 @@ def test_two_ray_replicas_give_a_valid_offline_run_generating_what_a_local_repli
     ray = _run(tmp_path / "ray", sut="ray", replicas=2, **options)
 
     assert local.result.valid and ray.result.valid, ray.result.invalid_reasons
-    _answered_exactly_once(ray.record)
-    rows = ray.record["replicas"]
-    assert [r["cpus"] for r in rows] == ["0", "1"] and all(r["samples"] > 0 for r in rows)
-    assert all(r["node"] for r in rows)
-    assert ray.record["sut"] == "ray" and ray.record["config"]["ray_address"] == "auto"
+    _answered_exactly_once(ray.record.samples)
+    rows = ray.record.replicas
+    assert [r.cpus for r in rows] == ["0", "1"] and all(r.samples > 0 for r in rows)
+    assert all(r.node for r in rows)
+    assert ray.record.sut == "ray" and ray.record.config.ray_address == "auto"
     one = {row["qsl_idx"]: row["output_token_ids"] for row in read_samples(local.run_dir)}
     assert len(one) == 200
     for row in read_samples(ray.run_dir):  # the Offline query issues each sample several times
@@ -70,8 +70,8 @@ def test_two_ray_replicas_give_a_valid_server_run(cluster, tmp_path):
     report = _run(tmp_path, sut="ray", replicas=2, **SERVER)
 
     assert report.result.valid, report.result.invalid_reasons
-    _answered_exactly_once(report.record)
-    assert all(r["samples"] > 0 for r in report.record["replicas"])
+    _answered_exactly_once(report.record.samples)
+    assert all(r.samples > 0 for r in report.record.replicas)
 
 
 def test_a_ray_actor_killed_mid_run_loses_no_sample_and_the_run_says_so(cluster, tmp_path):
@@ -81,12 +81,12 @@ def test_a_ray_actor_killed_mid_run_loses_no_sample_and_the_run_says_so(cluster,
 
     record = report.record
     assert not report.result.valid
-    _answered_exactly_once(record)
-    assert list(record["replica_failures"]) == ["replica-1"]
-    assert "replica-1 failed: its Ray actor died" in record["replica_failures"]["replica-1"]["reason"]
-    survivor, killed = record["replicas"]
-    assert killed["samples"] >= 50 and survivor["samples"] > killed["samples"]
-    assert survivor["samples"] + killed["samples"] + record["samples"]["failed"] == record["samples"]["issued"]
+    _answered_exactly_once(record.samples)
+    assert list(record.replica_failures) == ["replica-1"]
+    assert "replica-1 failed: its Ray actor died" in record.replica_failures["replica-1"]["reason"]
+    survivor, killed = record.replicas
+    assert killed.samples >= 50 and survivor.samples > killed.samples
+    assert survivor.samples + killed.samples + record.samples.failed == record.samples.issued
 
 
 def test_a_layout_the_cluster_cannot_hold_is_one_error_before_any_actor_starts(cluster):
@@ -156,7 +156,7 @@ def test_sigterm_during_a_ray_server_test_ends_the_run_its_actors_and_its_local_
 
     assert run.code == 143
     assert run.record["interrupted"] == {"signal": "SIGTERM", "phase": "the LoadGen test"}
-    _answered_exactly_once(run.record)
+    _answered_exactly_once(SampleCounts(**run.record["samples"]))  # run.json as read from disk
     deadline = time.monotonic() + 10
     while _ray_processes() - before and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from mlperf_llm_sut.common import embedded
+from mlperf_llm_sut.common.errors import setting
 from scenarios.requests import GenerationRequest
 from sut.apis import PROTOCOLS, StreamError, build_api
 from sut.apis.tgi import TGIGenerate
@@ -110,4 +111,4 @@ def test_tgi_error_events_carry_the_servers_message_and_type(retokenizer: Retoke
 
 def test_tgi_refuses_a_minimum_output_length_it_cannot_send() -> None:
     assert TGIGenerate.unsupported(GenerationConfig(min_new_tokens=1)) is None
-    assert "--min-new-tokens 4" in (TGIGenerate.unsupported(GenerationConfig(min_new_tokens=4)) or "")
+    assert f"{setting('min_new_tokens')} 4" in (TGIGenerate.unsupported(GenerationConfig(min_new_tokens=4)) or "")

@@ -73,10 +73,10 @@ def remote_run(
 
 
 def assert_each_sample_answered_once(report: RunReport) -> None:
-    samples = report.record["samples"]
-    assert samples["issued"] == samples["completed"] + samples["failed"]
-    assert samples["duplicates"] == 0
-    assert samples["unanswered"] == 0
+    samples = report.record.samples
+    assert samples.issued == samples.completed + samples.failed
+    assert samples.duplicates == 0
+    assert samples.unanswered == 0
 
 
 def assert_outputs_are_the_servers(report: RunReport, tokenizer, prompts) -> None:
@@ -87,7 +87,7 @@ def assert_outputs_are_the_servers(report: RunReport, tokenizer, prompts) -> Non
 
 
 def errors(report: RunReport, replica: int = 0) -> dict[str, int]:
-    return report.record["replicas"][replica]["errors"]
+    return report.record.replicas[replica].details["errors"]
 
 
 def test_http_500s_before_the_first_token_are_retried_and_the_run_stays_valid(server, tmp_path, tokenizer, prompts):
@@ -97,7 +97,7 @@ def test_http_500s_before_the_first_token_are_retried_and_the_run_stays_valid(se
     assert report.result.valid, report.result.invalid_reasons
     assert_each_sample_answered_once(report)
     assert errors(report) == {"http_500": 5}
-    assert report.record["replicas"][0]["retries"] == 5
+    assert report.record.replicas[0].details["retries"] == 5
     assert_outputs_are_the_servers(report, tokenizer, prompts)
 
 
@@ -115,8 +115,8 @@ def test_a_client_error_is_not_retried_and_fails_its_sample_with_the_servers_mes
 
     assert not report.result.valid
     assert_each_sample_answered_once(report)
-    assert report.record["samples"]["failed"] == 2
-    assert report.record["replicas"][0]["retries"] == 0
+    assert report.record.samples.failed == 2
+    assert report.record.replicas[0].details["retries"] == 0
     assert any("2 samples failed" in r and "HTTP 400" in r for r in report.result.invalid_reasons)
 
 
@@ -126,7 +126,7 @@ def test_a_stream_cut_after_the_first_token_fails_its_sample_and_the_run_says_wh
 
     assert not report.result.valid
     assert_each_sample_answered_once(report)
-    assert report.record["samples"]["failed"] == 4
+    assert report.record.samples.failed == 4
     assert errors(report) == {"stream_cut": 4}
     assert any("4 samples failed" in r and "connection broke mid-answer" in r for r in report.result.invalid_reasons)
     failed = [row for row in read_samples(report.run_dir) if "error" in row]
@@ -147,7 +147,7 @@ def test_a_slow_first_token_times_out_and_is_retried(server, tmp_path):
     report = remote_run(tmp_path, [server], remote={"first_token_timeout": 0.5}, **SHORT_SERVER)
 
     assert_each_sample_answered_once(report)
-    assert report.record["samples"]["failed"] == 0
+    assert report.record.samples.failed == 0
     assert errors(report) == {"first_token_timeout": 2}
 
 
@@ -158,8 +158,8 @@ def test_a_server_that_never_answers_in_time_fails_every_sample_without_hanging(
 
     assert not report.result.valid
     assert_each_sample_answered_once(report)
-    assert report.record["samples"]["failed"] == report.record["samples"]["issued"] >= 20
-    assert errors(report) == {"timeout": 2 * report.record["samples"]["issued"]}
+    assert report.record.samples.failed == report.record.samples.issued >= 20
+    assert errors(report) == {"timeout": 2 * report.record.samples.issued}
     assert any("the answer was not complete in time (after 2 attempts)" in r for r in report.result.invalid_reasons)
 
 
@@ -182,9 +182,9 @@ def test_a_replica_down_mid_run_is_ejected_and_readmitted_when_it_is_back(two_se
 
     assert report.result.valid, report.result.invalid_reasons
     assert_each_sample_answered_once(report)
-    first, second = report.record["replicas"]
-    assert first["ejections"] == 1
-    assert first["errors"] and second["errors"] == {}
+    first, second = report.record.replicas
+    assert first.details["ejections"] == 1
+    assert first.details["errors"] and second.details["errors"] == {}
     assert a.received_after(back_at[0]) > 0, "replica-0 got no work after it came back"
     assert_outputs_are_the_servers(report, tokenizer, prompts)
 
@@ -205,8 +205,8 @@ def test_a_lone_replica_that_stays_down_is_failed_for_good_and_the_run_ends(toke
 
     assert not report.result.valid
     assert_each_sample_answered_once(report)
-    assert 0 < report.record["samples"]["failed"] < 300
-    assert report.record["replicas"][0]["ejections"] == 1
+    assert 0 < report.record.samples.failed < 300
+    assert report.record.replicas[0].details["ejections"] == 1
     assert any("stayed out for 2 s" in r for r in report.result.invalid_reasons), report.result.invalid_reasons
 
 
@@ -224,8 +224,8 @@ def test_a_server_that_lists_its_models_but_never_generates_is_stuck_and_the_run
     assert time.monotonic() - started < STUCK_SECONDS - 3
     assert not report.result.valid
     assert_each_sample_answered_once(report)
-    assert report.record["samples"]["failed"] == report.record["samples"]["issued"]
-    assert report.record["replicas"][0]["ejections"] == 1
+    assert report.record.samples.failed == report.record.samples.issued
+    assert report.record.replicas[0].details["ejections"] == 1
     assert any("returned nothing for" in r for r in report.result.invalid_reasons), report.result.invalid_reasons
 
 
@@ -237,9 +237,9 @@ def test_work_on_a_stuck_replica_moves_to_a_healthy_one(two_servers, tmp_path, t
 
     assert report.result.valid, report.result.invalid_reasons
     assert_each_sample_answered_once(report)
-    stuck, healthy = report.record["replicas"]
-    assert stuck["ejections"] == 1 and stuck["samples"] == 0 and stuck["errors"].get("stalled", 0) > 0
-    assert healthy["samples"] == report.record["samples"]["issued"]
+    stuck, healthy = report.record.replicas
+    assert stuck.details["ejections"] == 1 and stuck.samples == 0 and stuck.details["errors"].get("stalled", 0) > 0
+    assert healthy.samples == report.record.samples.issued
     assert_outputs_are_the_servers(report, tokenizer, prompts)
 
 
@@ -250,8 +250,8 @@ def test_offline_work_queued_for_a_slow_server_moves_to_the_idle_one(tokenizer, 
         slow.first_token_delay(1.0)
         report = remote_run(tmp_path, [fast, slow], remote={"max_in_flight": 16}, total_sample_count=200)
     assert_each_sample_answered_once(report)
-    assert report.record["samples"]["failed"] == 0
-    assert report.record["offline_stolen"].get("replica-1", 0) > 0, report.record["offline_stolen"]
+    assert report.record.samples.failed == 0
+    assert report.record.offline_stolen.get("replica-1", 0) > 0, report.record.offline_stolen
     assert_outputs_are_the_servers(report, tokenizer, prompts)
 
 
@@ -264,9 +264,9 @@ def test_retries_bound_a_samples_attempts_over_the_run_across_ejections(two_serv
 
     assert not report.result.valid
     assert_each_sample_answered_once(report)
-    issued = report.record["samples"]["issued"]
-    assert report.record["samples"]["failed"] == issued
-    attempts = sum(sum(replica["errors"].values()) for replica in report.record["replicas"])
+    issued = report.record.samples.issued
+    assert report.record.samples.failed == issued
+    attempts = sum(sum(replica.details["errors"].values()) for replica in report.record.replicas)
     assert attempts <= 2 * issued
 
 
@@ -301,13 +301,13 @@ def test_text_only_servers_are_re_tokenized_and_cross_checked_against_usage(toke
         skewed = remote_run(tmp_path / "skewed", [server])
 
     assert report.result.valid, report.result.invalid_reasons
-    assert report.record["replicas"][0]["text_outputs"] == report.record["samples"]["completed"]
-    assert report.record["replicas"][0]["count_mismatches"] == 0
-    assert not any("re-tokenized" in reason for reason in report.record["non_compliant"])
+    assert report.record.replicas[0].details["text_outputs"] == report.record.samples.completed
+    assert report.record.replicas[0].details["count_mismatches"] == 0
+    assert not any("re-tokenized" in reason for reason in report.record.non_compliant)
     assert_outputs_are_the_servers(report, tokenizer, prompts)
 
-    assert skewed.record["replicas"][0]["count_mismatches"] == skewed.record["samples"]["completed"]
-    assert any("differ in length from the server's own token count" in r for r in skewed.record["non_compliant"])
+    assert skewed.record.replicas[0].details["count_mismatches"] == skewed.record.samples.completed
+    assert any("differ in length from the server's own token count" in r for r in skewed.record.non_compliant)
 
 
 @pytest.mark.parametrize("options", [{}, SHORT_SERVER], ids=["Offline", "Server"])
@@ -315,7 +315,7 @@ def test_kserve_v2_runs_answer_with_the_servers_tokens(server, tmp_path, tokeniz
     report = remote_run(tmp_path, [server], remote={"protocol": "kserve-v2"}, **options)
 
     assert_each_sample_answered_once(report)
-    assert report.record["samples"]["failed"] == 0
+    assert report.record.samples.failed == 0
     assert_outputs_answer_the_text_prompts(report, tokenizer, prompts)
 
 
@@ -335,9 +335,9 @@ def test_tgi_runs_log_the_token_ids_the_server_generated(server, tmp_path, token
     report = remote_run(tmp_path, [server], remote={"protocol": "tgi"}, **options)
 
     assert_each_sample_answered_once(report)
-    assert report.record["samples"]["failed"] == 0
-    assert report.record["replicas"][0]["text_outputs"] == 0  # ids as streamed, nothing re-tokenized
-    assert report.record["replicas"][0]["count_mismatches"] == 0
+    assert report.record.samples.failed == 0
+    assert report.record.replicas[0].details["text_outputs"] == 0  # ids as streamed, nothing re-tokenized
+    assert report.record.replicas[0].details["count_mismatches"] == 0
     assert_outputs_answer_the_text_prompts(report, tokenizer, prompts)
     if not options:
         assert report.result.valid, report.result.invalid_reasons
@@ -357,7 +357,7 @@ def test_a_tgi_server_too_small_for_the_output_length_is_one_error_before_the_te
         with pytest.raises(HarnessError) as error:
             remote_run(tmp_path, [small], remote={"protocol": "tgi"})
     assert str(error.value).startswith(f"start-up: replica-0 ({small.url}): it takes at most 512 tokens")
-    assert "--max-new-tokens 1024" in str(error.value)
+    assert "max_new_tokens 1024" in str(error.value)
 
 
 def test_prompts_too_long_for_a_tgi_server_fail_with_its_validation_message(tokenizer, tmp_path, prompts):
@@ -373,8 +373,8 @@ def test_prompts_too_long_for_a_tgi_server_fail_with_its_validation_message(toke
 
     assert not report.result.valid
     assert_each_sample_answered_once(report)
-    assert report.record["samples"]["failed"] == too_long * report.record["samples"]["issued"] // 50
-    assert report.record["replicas"][0]["retries"] == 0
+    assert report.record.samples.failed == too_long * report.record.samples.issued // 50
+    assert report.record.replicas[0].details["retries"] == 0
     assert any("HTTP 422" in r and f"must be <= {limit}" in r for r in report.result.invalid_reasons)
 
 
@@ -473,7 +473,7 @@ def test_a_token_file_is_sent_and_no_credential_reaches_the_results_or_the_conso
         report = run(config)
 
     assert report.result.valid, report.result.invalid_reasons
-    assert report.record["replicas"][0]["endpoint"] == server.url
+    assert report.record.replicas[0].details["endpoint"] == server.url
     written = [p.read_text(errors="replace") for p in report.run_dir.rglob("*") if p.is_file()]
     seen = capsys.readouterr()
     for text in [*written, seen.out, seen.err]:

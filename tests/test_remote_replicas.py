@@ -53,9 +53,9 @@ def test_remote_offline_outputs_equal_an_in_process_engines_for_the_same_prompts
     local_ids = {row["qsl_idx"]: row["output_token_ids"] for row in read_samples(local.run_dir)}
     assert len(remote_ids) == 60
     assert remote_ids == local_ids
-    replicas = remote.record["replicas"]
-    assert [r["endpoint"] for r in replicas] == servers.urls
-    assert all(r["samples"] > 0 and r["errors"] == {} and r["text_outputs"] == 0 for r in replicas)
+    replicas = remote.record.replicas
+    assert [r.details["endpoint"] for r in replicas] == servers.urls
+    assert all(r.samples > 0 and r.details["errors"] == {} and r.details["text_outputs"] == 0 for r in replicas)
 
 
 def test_every_token_event_of_a_real_vllm_server_is_read_without_the_json_parser(servers):
@@ -92,12 +92,13 @@ def test_test06_passes_against_real_servers_in_interactive(servers, token, tmp_p
         output_dir=tmp_path,
     )
     report = run(config)
-    compliance = report.record["compliance"]
-    assert compliance["passed"] and compliance["first_token_pass"] is True, compliance
-    assert compliance["samples"] >= 100
+    compliance = report.record.compliance
+    assert compliance is not None
+    assert compliance.passed and compliance.checks["first_token_pass"] is True, compliance
+    assert compliance.checks["samples"] >= 100
     assert (report.run_dir / "verify_accuracy.txt").read_text().endswith("TEST06 verification complete\n")
-    assert all(r["samples"] > 0 for r in report.record["replicas"])
-    assert report.record["loadgen"]["settings"]["tpot_latency"] == tpot_ms * 1_000_000  # the interactive limits
+    assert all(r.samples > 0 for r in report.record.replicas)
+    assert report.record.loadgen.settings["tpot_latency"] == tpot_ms * 1_000_000  # the interactive limits
 
 
 def test_a_llama31_8b_server_run_is_valid_against_real_servers(servers, token, tmp_path):
@@ -118,11 +119,11 @@ def test_a_llama31_8b_server_run_is_valid_against_real_servers(servers, token, t
     report = run(config)
 
     assert report.result.valid, report.result.invalid_reasons
-    assert report.record["config"]["generation"]["max_new_tokens"] == 128
-    settings = report.record["loadgen"]["settings"]
+    assert report.record.config.generation.max_new_tokens == 128
+    settings = report.record.loadgen.settings
     assert (settings["ttft_latency"], settings["tpot_latency"]) == (2_000_000_000, 100_000_000)
     rows = read_samples(report.run_dir)
-    assert len(rows) == report.record["samples"]["completed"] >= 500
+    assert len(rows) == report.record.samples.completed >= 500
     assert all(2 <= row["n_tokens"] <= 128 for row in rows) and any(row["n_tokens"] == 128 for row in rows)
 
 
@@ -142,10 +143,10 @@ def test_remote_server_run_is_valid_and_reports_each_first_token_as_the_outputs_
 
     assert report.result.valid, report.result.invalid_reasons
     rows = read_samples(report.run_dir)
-    assert len(rows) == report.record["samples"]["issued"] >= 480
+    assert len(rows) == report.record.samples.issued >= 480
     assert all(row["first_token"] == row["output_token_ids"][0] for row in rows)
     assert {row["replica"] for row in rows} == {"replica-0", "replica-1"}
-    assert all(r["ttft_ms"] is not None for r in report.record["replicas"])
+    assert all(r.ttft_ms is not None for r in report.record.replicas)
     # The token reached the servers (they refuse requests without it) and nothing written holds it.
     for path in report.run_dir.rglob("*"):
         if path.is_file():
@@ -166,7 +167,7 @@ def test_a_wrong_bearer_token_is_one_clear_error_per_endpoint(servers, monkeypat
 
 def test_a_missing_bearer_token_says_how_to_give_one(servers, tmp_path):
     remote = {"endpoints": servers.urls[:1], "served_model_name": "tiny"}
-    with pytest.raises(HarnessError, match="wants a bearer token; pass it with --token-env"):
+    with pytest.raises(HarnessError, match="wants a bearer token; pass it with token_env"):
         run(build_config(sut="remote", remote=remote, output_dir=tmp_path))
 
 

@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from harness.single.config import build_config
+from harness.single.record import RunRecord
 from harness.single.runner import RunReport, configured_replicas, run
 from harness.single.summary import print_summary
 from mlperf_llm_sut.common import embedded
@@ -36,10 +37,10 @@ def _run(tmp_path, replica_factory=configured_replicas, **options) -> RunReport:
     return run(config, console=Console(file=io.StringIO()), replica_factory=replica_factory)
 
 
-def _answered_exactly_once(record: dict) -> None:
-    samples = record["samples"]
-    assert samples["issued"] == samples["completed"] + samples["failed"]
-    assert samples["duplicates"] == 0 and samples["unanswered"] == 0
+def _answered_exactly_once(record: RunRecord) -> None:
+    samples = record.samples
+    assert samples.issued == samples.completed + samples.failed
+    assert samples.duplicates == 0 and samples.unanswered == 0
 
 
 @pytest.fixture(scope="module")
@@ -56,26 +57,26 @@ def test_each_policy_runs_a_valid_server_run_on_two_real_replicas(slowed_runs, p
     report = slowed_runs[policy]
     assert report.result.valid, report.result.invalid_reasons
     _answered_exactly_once(report.record)
-    replicas = report.record["replicas"]
-    assert [r["name"] for r in replicas] == ["replica-0", "replica-1"]
-    assert all(r["samples"] > 0 for r in replicas)
-    assert sum(r["samples"] for r in replicas) == report.record["samples"]["completed"]
+    replicas = report.record.replicas
+    assert [r.name for r in replicas] == ["replica-0", "replica-1"]
+    assert all(r.samples > 0 for r in replicas)
+    assert sum(r.samples for r in replicas) == report.record.samples.completed
     # Every answered sample says which replica answered it, and the counts agree.
     rows = read_samples(report.run_dir)
-    assert [sum(row["replica"] == r["name"] for row in rows) for r in replicas] == [r["samples"] for r in replicas]
+    assert [sum(row["replica"] == r.name for row in rows) for r in replicas] == [r.samples for r in replicas]
 
 
 def test_load_aware_policies_send_the_slow_replica_less_work(slowed_runs):
-    share = {policy: slowed_runs[policy].record["replicas"][1]["share"] for policy in POLICIES}
+    share = {policy: slowed_runs[policy].record.replicas[1].share for policy in POLICIES}
     assert share["round-robin"] == pytest.approx(0.5, abs=0.01)
     assert share["least-requests"] < share["round-robin"] - 0.05, share
     assert share["least-tokens"] < share["round-robin"] - 0.05, share
 
 
 def test_under_round_robin_the_slow_replicas_latencies_are_worse(slowed_runs):
-    fast, slow = slowed_runs["round-robin"].record["replicas"]
-    assert slow["ttft_ms"]["p99"] > fast["ttft_ms"]["p99"]
-    assert slow["tpot_ms"]["p50"] > SLOW_STEP * 1e3 > fast["tpot_ms"]["p50"]
+    fast, slow = slowed_runs["round-robin"].record.replicas
+    assert slow.ttft_ms["p99"] > fast.ttft_ms["p99"]
+    assert slow.tpot_ms["p50"] > SLOW_STEP * 1e3 > fast.tpot_ms["p50"]
 
 
 def test_two_replicas_generate_what_one_replica_generates_also_what_moved_between_them(tmp_path):
@@ -94,9 +95,9 @@ def test_two_replicas_generate_what_one_replica_generates_also_what_moved_betwee
     bind = [str(cores[-1]), str(cores[0])]
     double = _run(tmp_path / "two", replicas=2, cpu_bind=bind, step_delays={1: SLOW_STEP}, **options)
     assert single.result.valid and double.result.valid, double.result.invalid_reasons
-    assert [r["cpus"] for r in double.record["replicas"]] == bind
-    assert all(r["samples"] > 0 for r in double.record["replicas"])
-    assert double.record["offline_stolen"].get("replica-1", 0) > 0, double.record["offline_stolen"]
+    assert [r.cpus for r in double.record.replicas] == bind
+    assert all(r.samples > 0 for r in double.record.replicas)
+    assert double.record.offline_stolen.get("replica-1", 0) > 0, double.record.offline_stolen
     _answered_exactly_once(double.record)
     one = {row["qsl_idx"]: row["output_token_ids"] for row in read_samples(single.run_dir)}
     two = {row["qsl_idx"]: row["output_token_ids"] for row in read_samples(double.run_dir)}
@@ -112,12 +113,12 @@ def test_a_replica_killed_mid_run_loses_no_sample_and_the_run_says_so(tmp_path):
     record = report.record
     assert not report.result.valid
     _answered_exactly_once(record)
-    assert record["samples"]["issued"] >= 500
-    assert list(record["replica_failures"]) == ["replica-1"]
-    assert "replica-1 failed: its worker process exited (code -9)" in record["replica_failures"]["replica-1"]["reason"]
-    survivor, killed = record["replicas"]
-    assert killed["samples"] >= 50 and survivor["samples"] > killed["samples"]
-    assert survivor["samples"] + killed["samples"] + record["samples"]["failed"] == record["samples"]["issued"]
+    assert record.samples.issued >= 500
+    assert list(record.replica_failures) == ["replica-1"]
+    assert "replica-1 failed: its worker process exited (code -9)" in record.replica_failures["replica-1"]["reason"]
+    survivor, killed = record.replicas
+    assert killed.samples >= 50 and survivor.samples > killed.samples
+    assert survivor.samples + killed.samples + record.samples.failed == record.samples.issued
     shown = Console(file=io.StringIO(), width=200)
     print_summary(report, shown)
     assert "replica-1 failed: its worker process exited" in shown.file.getvalue()

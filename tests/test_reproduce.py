@@ -27,7 +27,7 @@ def _run(tmp_path, **options):
 
 def test_run_json_fingerprints_the_model_files(tmp_path):
     report = _run(tmp_path, total_sample_count=50)
-    model = report.record["model"]
+    model = report.record.model
     assert set(model["files_sha256"]) >= {"config.json", "tokenizer.json"}
     assert model["weight_bytes"] == {"model.safetensors": (embedded.MODEL_DIR / "model.safetensors").stat().st_size}
     assert model == model_fingerprint(embedded.MODEL_DIR)
@@ -37,7 +37,7 @@ def test_a_rerun_of_an_accuracy_run_reports_identical_outputs_and_the_figures(tm
     original = _run(tmp_path, mode="accuracy", total_sample_count=80)
     report, comparison = rerun(original.run_dir, **QUIET)
     assert report.run_dir != original.run_dir and report.run_dir.parent == original.run_dir.parent
-    assert report.record["config"]["loadgen"] == original.record["config"]["loadgen"]
+    assert report.record.config.loadgen == original.record.config.loadgen
     assert comparison.identical_outputs == 1.0 and comparison.compared_samples == 80
     assert comparison.figures["valid"] == (True, True)
     saved = json.loads((report.run_dir / "rerun.json").read_text())
@@ -59,7 +59,7 @@ def test_a_rerun_keeps_the_runs_own_user_conf(tmp_path):
     )
     conf.unlink()
     report, comparison = rerun(original.run_dir, output_dir=tmp_path / "again", **QUIET)
-    assert report.record["loadgen"]["effective"]["target_qps"] == 300
+    assert report.record.loadgen.effective["target_qps"] == 300
     assert "ttft_ms p99" in comparison.figures
 
 

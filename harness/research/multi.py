@@ -40,7 +40,7 @@ from rich.table import Table
 
 from harness.research.plans import MULTI_PLAN, Plan, PlanLines, PlannedRun, cell, plan_directory, read_plan
 from harness.single.config import RunConfig, build_config
-from harness.single.record import RUN_JSON, console_warning, read_run_record
+from harness.single.record import RUN_JSON, RunRecord, console_warning, read_run_record
 from mlperf_llm_sut.common.errors import HarnessError, InternalError, report_failure
 from mlperf_llm_sut.common.files import Shape, read_json
 from mlperf_llm_sut.common.stopping import Interrupted, StopSignals
@@ -61,13 +61,21 @@ class Measured:
     code: int
     run_dir: str | None = None
     error: str | None = None
-    record: dict[str, Any] = field(default_factory=dict)
+    record: RunRecord | None = None
+    """Its run.json, where it wrote one that could be read."""
+
+    @property
+    def valid(self) -> bool | None:
+        return self.record.result.valid if self.record else None
 
     def figure(self, key: str) -> float | None:
-        result = self.record.get("result") or {}
+        """Its tokens/s, or the p99 of `ttft` or `tpot` in ms."""
+        if self.record is None:
+            return None
+        result = self.record.result
         if key == "tokens_per_second":
-            return result.get("tokens_per_second")
-        latencies = result.get(f"{key}_ms") or {}
+            return result.tokens_per_second
+        latencies = {"ttft": result.ttft_ms, "tpot": result.tpot_ms}[key] or {}
         return latencies.get("p99")
 
 
@@ -130,7 +138,7 @@ def _share_out(local: dict[str, RunConfig], lines: PlanLines) -> dict[str, tuple
     start = 0
     for name in unplaced:
         config = local[name]
-        need = config.replicas * (1 if on_cpu else config.engine.tensor_parallel_size)
+        need = config.layout.replicas * (1 if on_cpu else config.engine.tensor_parallel_size)
         # Cores are shared out evenly (more cores, more speed); GPUs go by the count a layout needs.
         count = len(free) // len(unplaced) if on_cpu else need
         if count < need or start + count > len(free):
@@ -140,8 +148,8 @@ def _share_out(local: dict[str, RunConfig], lines: PlanLines) -> dict[str, tuple
                 f"({key})."
             )
         units, start = free[start : start + count], start + count
-        each = count // config.replicas
-        value = [_format_units(units[i * each : (i + 1) * each], on_cpu) for i in range(config.replicas)]
+        each = count // config.layout.replicas
+        value = [_format_units(units[i * each : (i + 1) * each], on_cpu) for i in range(config.layout.replicas)]
         placements[name] = (key, value, f"{label} {_units(set(units), on_cpu)}")
     return placements
 
@@ -150,13 +158,14 @@ def _owned(local: dict[str, RunConfig], lines: PlanLines, on_cpu: bool, key: str
     """The cores or GPUs each run names; two runs that name the same one are an error."""
     owned: dict[str, set[Any]] = {}
     for name, config in local.items():
-        given = config.cpu_bind if on_cpu else config.devices
+        layout = config.layout
+        given = layout.cpu_bind if on_cpu else layout.devices
         if not given:
             continue
         sets = (
-            cpu_sets_for(config.replicas, given, split_evenly=True)
+            cpu_sets_for(layout.replicas, given, split_evenly=True)
             if on_cpu
-            else gpu_sets_for(config.replicas, config.engine.tensor_parallel_size, given)
+            else gpu_sets_for(layout.replicas, config.engine.tensor_parallel_size, given)
         )
         units = {unit for unit_set in sets for unit in unit_set or ()}
         for other, theirs in owned.items():
@@ -267,8 +276,7 @@ def _run_processes(
     for name, process in processes.items():
         process.join()
         measured[name] = _outcome(name, process.exitcode or 0, plan.directory / setting / name, console)
-        valid = (measured[name].record.get("result") or {}).get("valid")
-        verdict = measured[name].error or ("VALID" if valid else "INVALID")
+        verdict = measured[name].error or ("VALID" if measured[name].valid else "INVALID")
         console.print(f"[dim]{setting}: {name}: {verdict}[/]", highlight=False)
     if stop.requested is not None:
         for name in measured:
@@ -360,7 +368,7 @@ METRICS = ("tokens_per_second", "ttft", "tpot")
 
 
 def _report(plan: Plan, together: dict[str, Measured], alone: dict[str, Measured]) -> dict[str, Any]:
-    windows = {name: m.record.get("test_window") for name, m in together.items()}
+    windows = {name: m.record.test_window if m.record else None for name, m in together.items()}
     rows = []
     for run in plan.runs:
         row: dict[str, Any] = {"name": run.name, "scenario": run.config.loadgen.scenario, "placed": run.placed}
@@ -369,7 +377,7 @@ def _report(plan: Plan, together: dict[str, Measured], alone: dict[str, Measured
                 continue
             row[setting] = {
                 "run_dir": measured.run_dir,
-                "valid": (measured.record.get("result") or {}).get("valid"),
+                "valid": measured.valid,
                 "error": measured.error,
                 **{metric: measured.figure(metric) for metric in METRICS},
             }

@@ -192,9 +192,10 @@ def offline_rate(text: str | None) -> float | None:
             record = read_run_record(Path(text))
         except HarnessError as exc:
             raise HarnessError(f"--search-from {text}: {exc}") from None
-        if record["scenario"] != "Offline" or not record["result"].get("samples_per_second"):
+        recorded = record.result.samples_per_second
+        if record.scenario != "Offline" or not recorded:
             raise HarnessError(f"--search-from {text}: give an Offline performance run (this one has no Offline rate).")
-        rate = float(record["result"]["samples_per_second"])
+        rate = recorded
     else:
         try:
             rate = float(text)

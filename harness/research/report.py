@@ -29,10 +29,11 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.single.record import console_warning, read_run_record
+from harness.single.record import RunRecord, console_warning, read_run_record
 from mlperf_llm_sut.benchmarks import get_benchmark
 from mlperf_llm_sut.common.errors import HarnessError, report_failure
 from mlperf_llm_sut.common.files import read_each
+from mlperf_llm_sut.common.typed_json import to_json
 
 PER_RUN = (
     "loadgen.scenario",
@@ -94,7 +95,7 @@ def build_report(paths: Sequence[Path], output: Path, *, warn: Callable[[str], N
         warn or console_warning(Console(stderr=True)),
         left_out="Left out of the report.",
     )
-    flats = [_flatten(record["config"]) for _, record in records]
+    flats = [_flatten(to_json(record.config)) for _, record in records]
     base = _most_common(flats)
     rows = [_row(run_dir, record, flat, base) for (run_dir, record), flat in zip(records, flats, strict=True)]
     try:
@@ -149,42 +150,37 @@ def main(argv: Sequence[str]) -> int:
 
 
 # -- rows ----------------------------------------------------------------------------------------------------
-def _row(run_dir: Path, record: dict[str, Any], flat: dict[str, Any], base: dict[str, Any]) -> Row:
-    result = record["result"]
+def _row(run_dir: Path, record: RunRecord, flat: dict[str, Any], base: dict[str, Any]) -> Row:
+    result = record.result
     differs = {
         key: value
         for key, value in flat.items()
         if key not in PER_RUN and json.loads(json.dumps(value, default=str)) != base.get(key)
     }
-    accuracy = record.get("accuracy") or {}
-    effective = (record.get("loadgen") or {}).get("effective") or {}
-    verdict = "INTERRUPTED" if record.get("interrupted") else ("VALID" if result["valid"] else "INVALID")
-    if record["mode"] == "accuracy" and result.get("accuracy_passed") is not None:
-        verdict = "PASS" if result["accuracy_passed"] else "FAIL"
-    compliance = record.get("compliance")
-    if compliance:  # an audit is judged by its checks, not by validity
-        verdict = f"{compliance['test']} {'PASS' if compliance['passed'] else 'FAIL'}"
+    accuracy = record.accuracy
+    effective = record.loadgen.effective or {}
     return Row(
         run_dir=str(run_dir),
-        benchmark=record["benchmark"],
-        scenario=record["scenario"],
-        mode=record["mode"],
-        verdict=verdict,
+        benchmark=record.benchmark,
+        scenario=record.scenario,
+        mode=record.mode,
+        verdict=record.verdict,
         configuration=", ".join(f"{key}={value}" for key, value in differs.items()) or "base",
         differs=differs,
-        target_qps=effective.get("target_qps") if record["scenario"] != "Offline" else None,
-        tokens_per_second=result.get("tokens_per_second"),
-        samples_per_second=result.get("samples_per_second"),
-        ttft_p50_ms=(result.get("ttft_ms") or {}).get("p50"),
-        ttft_p99_ms=(result.get("ttft_ms") or {}).get("p99"),
-        tpot_p50_ms=(result.get("tpot_ms") or {}).get("p50"),
-        tpot_p99_ms=(result.get("tpot_ms") or {}).get("p99"),
-        accuracy={name: value for name, value in (accuracy.get("metrics") or {}).items() if name in ROUGE},
-        accuracy_passed=accuracy.get("passed"),
-        accuracy_targets={check["metric"]: check["min"] for check in accuracy.get("checks", []) if "min" in check},
+        target_qps=effective.get("target_qps") if record.scenario != "Offline" else None,
+        tokens_per_second=result.tokens_per_second,
+        samples_per_second=result.samples_per_second,
+        ttft_p50_ms=(result.ttft_ms or {}).get("p50"),
+        ttft_p99_ms=(result.ttft_ms or {}).get("p99"),
+        tpot_p50_ms=(result.tpot_ms or {}).get("p50"),
+        tpot_p99_ms=(result.tpot_ms or {}).get("p99"),
+        accuracy={name: value for name, value in accuracy.metrics.items() if name in ROUGE} if accuracy else {},
+        accuracy_passed=accuracy.passed if accuracy else None,
+        accuracy_targets=(
+            {check["metric"]: check["min"] for check in accuracy.checks if "min" in check} if accuracy else {}
+        ),
         replicas=[
-            {"name": r["name"], "share": r["share"], "tokens_per_second": r["tokens_per_second"]}
-            for r in record.get("replicas", [])
+            {"name": r.name, "share": r.share, "tokens_per_second": r.tokens_per_second} for r in record.replicas
         ],
     )
 

@@ -247,12 +247,13 @@ def _config(options: dict[str, Any], scenario: str, mode: str, output_dir: Path)
         on_cpu = running_on_cpu()
         config.engine.to_engine_args(on_cpu=on_cpu)
     if config.sut == "local":
+        layout = config.layout
         plan_layout(
-            config.replicas,
+            layout.replicas,
             config.engine.tensor_parallel_size,
             on_cpu=on_cpu,
-            devices=config.devices,
-            cpu_bind=config.cpu_bind,
+            devices=layout.devices,
+            cpu_bind=layout.cpu_bind,
         )
     return config
 
@@ -310,8 +311,8 @@ def _entry(planned: PlannedRun) -> dict[str, Any]:
 
 def _finished(report: RunReport) -> dict[str, Any]:
     result, record = report.result, report.record
-    accuracy = record.get("accuracy")
-    if record["mode"] == "accuracy" or record.get("compliance"):
+    accuracy = record.accuracy
+    if record.mode == "accuracy" or record.compliance:
         verdict = "PASS" if result.passed else "FAIL"
     else:
         verdict = "VALID" if result.valid else "INVALID"
@@ -320,7 +321,7 @@ def _finished(report: RunReport) -> dict[str, Any]:
         "run_dir": str(report.run_dir),
         "verdict": verdict,
         "result": result.to_json(),
-        "accuracy": ", ".join(f"{row['metric']} {row['value']}" for row in accuracy["checks"]) if accuracy else None,
+        "accuracy": ", ".join(f"{row['metric']} {row['value']}" for row in accuracy.checks) if accuracy else None,
     }
 
 

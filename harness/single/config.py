@@ -17,7 +17,8 @@ from harness.single.settings import LoadGenConfig
 from mlperf_llm_sut.benchmarks import DEFAULT_BENCHMARK, Benchmark, get_benchmark
 from mlperf_llm_sut.common import embedded
 from mlperf_llm_sut.common.errors import HarnessError, setting
-from sut.build import EnginesConfig, ServersConfig
+from mlperf_llm_sut.common.typed_json import from_json, to_json
+from sut.build import EnginesConfig, ReplicaLayout, ServersConfig
 from sut.dispatch import POLICIES
 from sut.engine_config import EngineConfig
 from sut.engine_worker import STALL_SECONDS, START_SECONDS
@@ -58,17 +59,8 @@ class RunConfig:
     remote: RemoteConfig | None = None
     ray_address: str = "auto"
     """`--sut ray`: the cluster to join; `auto` joins this node's, or starts a local one on 127.0.0.1."""
-    # How the replicas are laid out and shared: `engines()` and `servers()` give them to `sut.build`, whose
-    # `EnginesConfig` says what each means (`engine_` there drops the prefix). Step delays make a run
-    # non-compliant.
-    replicas: int = 1
-    dispatch: str = "round-robin"
-    work_stealing: bool = True
-    devices: list[str] | None = None
-    cpu_bind: list[str] | None = None
-    engine_stall_timeout: float = STALL_SECONDS
-    engine_start_timeout: float = START_SECONDS
-    step_delays: dict[int, float] = dataclasses.field(default_factory=dict)
+    layout: ReplicaLayout = dataclasses.field(default_factory=ReplicaLayout)
+    """How many engines (`--sut remote`: one per endpoint), where each runs, how they share the work."""
     accuracy_targets: str = DEFAULT_BENCHMARK
     """What an accuracy-mode run is scored against: a benchmark name or a targets JSON file."""
     scoring_workers: int | None = None
@@ -82,18 +74,7 @@ class RunConfig:
 
     def engines(self) -> EnginesConfig:
         """What `--sut local` and `--sut ray` build their replicas from."""
-        return EnginesConfig(
-            engine=self.engine,
-            generation=self.generation,
-            replicas=self.replicas,
-            dispatch=self.dispatch,
-            work_stealing=self.work_stealing,
-            devices=self.devices,
-            cpu_bind=self.cpu_bind,
-            stall_timeout=self.engine_stall_timeout,
-            start_timeout=self.engine_start_timeout,
-            step_delays=self.step_delays,
-        )
+        return EnginesConfig(engine=self.engine, generation=self.generation, layout=self.layout)
 
     def servers(self) -> ServersConfig:
         """What `--sut remote` builds its replicas from."""
@@ -102,19 +83,23 @@ class RunConfig:
             remote=self.remote,
             tokenizer=self.engine.tokenizer or self.engine.model,
             generation=self.generation,
-            dispatch=self.dispatch,
-            work_stealing=self.work_stealing,
+            dispatch=self.layout.dispatch,
+            work_stealing=self.layout.work_stealing,
         )
 
     def to_json(self) -> dict[str, Any]:
         """The resolved configuration for run.json, with secrets redacted."""
-        resolved = json.loads(json.dumps(dataclasses.asdict(self), default=str))
+        resolved = to_json(self)
         if resolved["remote"]:
             resolved["remote"]["endpoints"] = [redact_url(url) for url in resolved["remote"]["endpoints"]]
         if resolved["command"]:
             resolved["command"] = [_redact_arg(arg) for arg in resolved["command"]]
         redacted: dict[str, Any] = redact(resolved)
         return redacted
+
+    def redacted(self) -> RunConfig:
+        """This configuration as run.json records it: secrets redacted."""
+        return from_json(RunConfig, self.to_json(), where="the run's configuration")
 
 
 def _redact_arg(arg: str) -> str:
@@ -292,14 +277,16 @@ def build_config(
         sut=sut,
         remote=remote_config,
         ray_address=ray_address or "auto",
-        replicas=len(remote_config.endpoints) if remote_config else replicas,
-        dispatch=dispatch,
-        work_stealing=work_stealing,
-        devices=list(devices) if devices else None,
-        cpu_bind=list(cpu_bind) if cpu_bind else None,
-        step_delays=step_delays,
-        engine_stall_timeout=stall_timeout if stall_timeout is not None and sut != "remote" else STALL_SECONDS,
-        engine_start_timeout=start_timeout if start_timeout is not None else START_SECONDS,
+        layout=ReplicaLayout(
+            replicas=len(remote_config.endpoints) if remote_config else replicas,
+            dispatch=dispatch,
+            work_stealing=work_stealing,
+            devices=list(devices) if devices else None,
+            cpu_bind=list(cpu_bind) if cpu_bind else None,
+            stall_timeout=stall_timeout if stall_timeout is not None and sut != "remote" else STALL_SECONDS,
+            start_timeout=start_timeout if start_timeout is not None else START_SECONDS,
+            step_delays=step_delays,
+        ),
         accuracy_targets=str(accuracy_targets or (embedded.ROOT / chosen.demo_targets if demo else benchmark)),
         scoring_workers=scoring_workers,
         command=list(command) if command else None,

@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.single.record import read_samples
-
-FIGURES = ("tokens_per_second", "samples_per_second")
+from harness.single.record import RunRecord, read_samples
 
 
 @dataclass
@@ -28,30 +26,33 @@ class Comparison:
 
 def compare_runs(
     before_dir: Path,
-    before: dict[str, Any],
+    before: RunRecord,
     after_dir: Path,
-    after: dict[str, Any],
+    after: RunRecord,
     *,
     before_outputs: dict[int, list[int]] | None = None,
 ) -> Comparison:
     """The figures of two runs; in accuracy mode also their output tokens (`before_outputs`: the first run's,
     when they were read already)."""
-    figures: dict[str, tuple[Any, Any]] = {"valid": (before["result"]["valid"], after["result"]["valid"])}
-    for name in FIGURES:
-        figures[name] = (before["result"].get(name), after["result"].get(name))
-    for name in ("ttft_ms", "tpot_ms"):
-        if before["result"].get(name) and after["result"].get(name):
-            figures[f"{name} p99"] = (before["result"][name]["p99"], after["result"][name]["p99"])
-    if before.get("accuracy") and after.get("accuracy"):
+    old, new = before.result, after.result
+    figures: dict[str, tuple[Any, Any]] = {
+        "valid": (old.valid, new.valid),
+        "tokens_per_second": (old.tokens_per_second, new.tokens_per_second),
+        "samples_per_second": (old.samples_per_second, new.samples_per_second),
+    }
+    for name, was, now in (("ttft_ms", old.ttft_ms, new.ttft_ms), ("tpot_ms", old.tpot_ms, new.tpot_ms)):
+        if was and now:
+            figures[f"{name} p99"] = (was["p99"], now["p99"])
+    if before.accuracy and after.accuracy:
         for metric in ("rouge1", "rouge2", "rougeL", "tokens_per_sample"):
-            figures[metric] = (before["accuracy"]["metrics"][metric], after["accuracy"]["metrics"][metric])
+            figures[metric] = (before.accuracy.metrics[metric], after.accuracy.metrics[metric])
     identical, compared = None, 0
-    if before["mode"] == "accuracy":
-        old = read_outputs(before_dir) if before_outputs is None else before_outputs
-        new = read_outputs(after_dir)
-        common = set(old) & set(new)
+    if before.mode == "accuracy":
+        first = read_outputs(before_dir) if before_outputs is None else before_outputs
+        second = read_outputs(after_dir)
+        common = set(first) & set(second)
         compared = len(common)
-        identical = sum(old[i] == new[i] for i in common) / compared if compared else None
+        identical = sum(first[i] == second[i] for i in common) / compared if compared else None
     return Comparison(figures, identical, compared)
 
 

@@ -1,11 +1,15 @@
-"""What a run writes besides LoadGen's own logs: the per-replica rows of run.json and samples.jsonl; and both read
-back, checked, by the commands that work on earlier runs."""
+"""What a run writes besides LoadGen's own logs, and reads back: run.json as one typed, versioned `RunRecord`
+(with the per-replica rows and the other parts it is made of), and samples.jsonl. The commands that work on
+earlier runs (rerun, report, compare, sweep, multi, the peak search, the submission tree) read run.json
+through `read_run_record` and nothing else."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -13,9 +17,15 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from accuracy.compliance import Test06Result
+from accuracy.scored_log import AccuracyReport
+from harness.single.config import RunConfig
+from harness.single.results import RunResult
 from mlperf_llm_sut.common.errors import HarnessError
-from mlperf_llm_sut.common.files import NULL, NUMBER, Shape, read_json, read_jsonl
-from scenarios.responder import SampleRecord, latency_percentiles
+from mlperf_llm_sut.common.files import Shape, read_json, read_jsonl
+from mlperf_llm_sut.common.stopping import Interruption
+from mlperf_llm_sut.common.typed_json import FLATTEN, from_json, to_json
+from scenarios.responder import SampleCounts, SampleRecord, latency_percentiles
 from sut.layout import format_cpus
 from sut.replica import Replica
 
@@ -59,29 +69,30 @@ def failure_kinds(failures: dict[str, int], shown: int = 3) -> str:
     return "; ".join(parts)
 
 
-def replica_rows(members: Sequence[Replica], streams: dict[str, list[SampleRecord]] | None) -> list[dict[str, Any]]:
+def replica_rows(members: Sequence[Replica], streams: dict[str, list[SampleRecord]] | None) -> list[ReplicaRow]:
     """Per-replica accounting; with `streams` (Server), also each replica's TTFT and TPOT percentiles."""
     stats = [member.stats() for member in members]
     total = sum(s.samples for s in stats) or 1
-    rows = [
-        {
-            "name": s.name,
-            "devices": s.devices,
-            "cpus": format_cpus(s.cpus) if s.cpus is not None else None,
-            "node": s.node,
-            "samples": s.samples,
-            "share": round(s.samples / total, 4),
-            "output_tokens": s.output_tokens,
-            "failed": s.failed,
-            "busy_seconds": round(s.busy_seconds, 3),
-            "tokens_per_second": round(s.tokens_per_second, 3),
-        }
-        | s.details()
-        for s in stats
-    ]
-    if streams is not None:
-        for row in rows:
-            row.update(latency_percentiles(streams[str(row["name"])]))
+    rows = []
+    for s in stats:
+        latency = latency_percentiles(streams[s.name]) if streams is not None else {}
+        rows.append(
+            ReplicaRow(
+                name=s.name,
+                devices=s.devices,
+                cpus=format_cpus(s.cpus) if s.cpus is not None else None,
+                node=s.node,
+                samples=s.samples,
+                share=round(s.samples / total, 4),
+                output_tokens=s.output_tokens,
+                failed=s.failed,
+                busy_seconds=round(s.busy_seconds, 3),
+                tokens_per_second=round(s.tokens_per_second, 3),
+                ttft_ms=latency.get("ttft_ms"),
+                tpot_ms=latency.get("tpot_ms"),
+                details=dict(s.details()),
+            )
+        )
     return rows
 
 
@@ -106,65 +117,194 @@ def write_samples(path: Path, records: list[SampleRecord], placed: dict[int, str
             f.write(json.dumps(row) + "\n")
 
 
-# -- reading them back ---------------------------------------------------------------------------------------
+# -- the record -------------------------------------------------------------------------------------------
 RUN_JSON = "run.json"
-RECORD_KEYS: Shape = {
-    "benchmark": str,
-    "scenario": str,
-    "mode": str,
-    "started_at": str,
-    "config": dict,
-    "config.loadgen": dict,
-    "config.engine": dict,
-    "config.engine.model": str,
-    "config.generation": dict,
-    "config.dataset": dict,
-    "config.dataset.path": str,
-    "result": dict,
-    "result.valid": bool,
-    "result.invalid_reasons": list,
-    "samples": dict,
-    "dataset": dict,
-    "dataset.sha256": str,
-    "loadgen": dict,
-    "replicas": list,
-    "non_compliant": list,
-    "versions": dict,
-    "accuracy.metrics": dict,
-    "compliance.test": str,
-    "compliance.passed": bool,
-    "model.files_sha256": dict,
-    "model.weight_bytes": dict,
-}
-"""What every run.json has, with the types its readers (rerun, report, compare, submission, sweep, multi, the
-peak search) rely on; a key under a null parent (`accuracy` of a performance run) is not asked for."""
-OPTIONAL_RECORD_KEYS: Shape = {
-    "compliance_test": (str, NULL),
-    "accuracy": (dict, NULL),
-    "compliance": (dict, NULL),
-    "model": (dict, NULL),
-    "test_window": (list, NULL),
-    "config.remote": (dict, NULL),
-    "config.step_delays": (dict, NULL),
-    "config.command": (list, NULL),
-    "loadgen.effective": (dict, NULL),
-    "result.tokens_per_second": (*NUMBER, NULL),
-    "result.samples_per_second": (*NUMBER, NULL),
-    "result.ttft_ms": (dict, NULL),
-    "result.tpot_ms": (dict, NULL),
-}
-"""Keys that runs of older versions may lack, or that only some runs have; when there, of these types."""
-SAMPLE_KEYS: Shape = {"qsl_idx": int, "n_tokens": int}
-OPTIONAL_SAMPLE_KEYS: Shape = {"output_token_ids": list}
+RECORD_VERSION = 2
+"""run.json's layout. 1 (no `record_version`): the replica layout's settings flat in `config`
+(`replicas`, `engine_stall_timeout`, ...); 2: in `config.layout`, as `ReplicaLayout` has them."""
 
 
-def read_run_record(run_dir: Path) -> dict[str, Any]:
-    """`run_dir`'s run.json, checked: a folder without one, or a damaged or foreign one, is one error line."""
+@dataclass(kw_only=True)
+class LoadGenRecord:
+    """What LoadGen was given and what it said."""
+
+    seeds: dict[str, int] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Every TestSettings field the test ran with."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Where each setting came from (mlperf.conf, user.conf, the demo, an option)."""
+    effective: dict[str, Any] | None = None
+    """The `effective_*` settings of LoadGen's detail log (without the prefix); None for a test cut short."""
+    audit_config: str | None = None
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class DatasetRecord:
+    path: str
+    sha256: str
+    sample_count: int
+    format: str | None = None
+    schema: str | None = None
+    total_sample_count: int | None = None
+    performance_sample_count: int | None = None
+
+
+@dataclass(kw_only=True)
+class ReplicaRow:
+    """One replica's accounting; Server runs add its own TTFT and TPOT percentiles."""
+
+    name: str
+    samples: int
+    devices: list[str] = field(default_factory=list)
+    cpus: str | None = None
+    node: str | None = None
+    share: float = 0.0
+    output_tokens: int = 0
+    failed: int = 0
+    busy_seconds: float = 0.0
+    tokens_per_second: float = 0.0
+    ttft_ms: dict[str, float] | None = None
+    tpot_ms: dict[str, float] | None = None
+    details: dict[str, Any] = field(default_factory=dict, metadata={FLATTEN: True})
+    """What its kind of replica adds (`ReplicaStats.details`): a server's endpoint, errors, retries, ..."""
+
+
+@dataclass(kw_only=True)
+class AuditRecord:
+    """A compliance test's verdict (TEST06: `accuracy.compliance.Test06Result`)."""
+
+    test: str
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict, metadata={FLATTEN: True})
+
+    @classmethod
+    def of_test06(cls, verdict: Test06Result) -> AuditRecord:
+        checks = {key: value for key, value in dataclasses.asdict(verdict).items() if key != "failures"}
+        return cls(test="TEST06", passed=verdict.passed, failures=list(verdict.failures), checks=checks)
+
+
+@dataclass(kw_only=True)
+class Calibration:
+    """What sized an Offline query to this machine."""
+
+    samples: int
+    seconds: float
+    samples_per_second: float
+    offline_expected_qps: float
+
+
+@dataclass(kw_only=True)
+class RunRecord:
+    """run.json: what a run was asked, what it used, and what came of it. Written by `harness.run`, read back
+    (`read_run_record`) by the commands that work on earlier runs."""
+
+    record_version: int = RECORD_VERSION
+    benchmark: str
+    scenario: str
+    mode: str
+    compliance_test: str | None = None
+    loadgen_scenario: str | None = None
+    started_at: str
+    interrupted: Interruption | None = None
+    wall_seconds: float | None = None
+    test_window: tuple[float, float] | None = None
+    """When the LoadGen test ran (Unix seconds): what runs measured together overlapped (`harness.research.multi`)."""
+    harness_cpu_seconds: float | None = None
+    """CPU time of the harness's own process (LoadGen, drivers, replica clients; not engines or servers) during
+    the test."""
+    compliant: bool = False
+    non_compliant: list[str]
+    """Why the run's settings break the benchmark's rules (empty: compliant)."""
+    sut: str = "local"
+    config: RunConfig
+    """The resolved configuration, secrets redacted."""
+    engine_args: dict[str, Any] = field(default_factory=dict)
+    """The `vllm.EngineArgs` fields the engines were built with (local and Ray replicas)."""
+    versions: dict[str, str]
+    model: dict[str, Any] | None = None
+    """The model's fingerprint (`harness.single.fingerprint`): what a rerun checks it still has."""
+    loadgen: LoadGenRecord
+    dataset: DatasetRecord
+    samples: SampleCounts
+    replicas: list[ReplicaRow]
+    offline_tail_seconds: float | None = None
+    offline_stolen: dict[str, int] | None = None
+    replica_failures: dict[str, dict[str, Any]] | list[str] = field(default_factory=dict)
+    """Replicas that failed for good: by name with the reason and the requests moved (a group), or the
+    reasons (a lone replica)."""
+    result: RunResult
+    accuracy: AccuracyReport | None = None
+    compliance: AuditRecord | None = None
+    calibration: Calibration | None = None
+
+    def write(self, run_dir: Path) -> None:
+        (run_dir / RUN_JSON).write_text(json.dumps(to_json(self), indent=2) + "\n")
+
+    @property
+    def kind(self) -> str:
+        """performance, accuracy, or the compliance test's name."""
+        return self.compliance_test or self.mode
+
+    @property
+    def verdict(self) -> str:
+        """INTERRUPTED, VALID or INVALID; an accuracy run PASS or FAIL by its scores, an audit by its checks."""
+        if self.interrupted is not None:
+            return "INTERRUPTED"
+        if self.compliance is not None:
+            return f"{self.compliance.test} {'PASS' if self.compliance.passed else 'FAIL'}"
+        if self.mode == "accuracy" and self.result.accuracy_passed is not None:
+            return "PASS" if self.result.accuracy_passed else "FAIL"
+        return "VALID" if self.result.valid else "INVALID"
+
+
+def read_run_record(run_dir: Path) -> RunRecord:
+    """`run_dir`'s run.json as a `RunRecord`, checked: a folder without one, or a damaged or foreign one, is one
+    error line. A record of an older layout is read as the current one."""
     path = Path(run_dir) / RUN_JSON
     if not path.exists():
         raise HarnessError(f"{run_dir} is not a run directory (it has no {RUN_JSON}): pass a directory a run wrote.")
-    record: dict[str, Any] = read_json(path, what="run record", required=RECORD_KEYS, optional=OPTIONAL_RECORD_KEYS)
-    return record
+    where = f"run record {path}"
+    raw: dict[str, Any] = read_json(path, what="run record", required={"benchmark": str})
+    version = raw.get("record_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise HarnessError(f"{where} is damaged: 'record_version' is {version!r}, not a version number.")
+    if version > RECORD_VERSION:
+        raise HarnessError(
+            f"{where} has record version {version}, and this harness reads up to {RECORD_VERSION}: read it with "
+            "the newer version of the harness that wrote it."
+        )
+    if version == 1:
+        raw = _from_version_1(raw)
+    return from_json(RunRecord, raw, where=where)
+
+
+LAYOUT_OF_VERSION_1 = {
+    "replicas": "replicas",
+    "dispatch": "dispatch",
+    "work_stealing": "work_stealing",
+    "devices": "devices",
+    "cpu_bind": "cpu_bind",
+    "engine_stall_timeout": "stall_timeout",
+    "engine_start_timeout": "start_timeout",
+    "step_delays": "step_delays",
+}
+"""Version 1's flat `config` keys and their names in `config.layout`."""
+
+
+def _from_version_1(raw: dict[str, Any]) -> dict[str, Any]:
+    config = raw.get("config")
+    if not isinstance(config, dict) or "layout" in config:
+        return raw
+    layout = {new: config[old] for old, new in LAYOUT_OF_VERSION_1.items() if old in config}
+    rest = {key: value for key, value in config.items() if key not in LAYOUT_OF_VERSION_1}
+    return raw | {"record_version": RECORD_VERSION, "config": rest | {"layout": layout}}
+
+
+SAMPLE_KEYS: Shape = {"qsl_idx": int, "n_tokens": int}
+OPTIONAL_SAMPLE_KEYS: Shape = {"output_token_ids": list}
 
 
 def read_samples(run_dir: Path) -> list[dict[str, Any]]:

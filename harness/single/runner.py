@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import json
 import math
@@ -29,7 +28,17 @@ from accuracy.targets import resolve_targets
 from harness.single.config import RunConfig, check_model_dir, check_tokenizer_dir, redact
 from harness.single.fingerprint import model_fingerprint
 from harness.single.progress import RunProgress
-from harness.single.record import failure_kinds, package_versions, replica_rows, write_samples
+from harness.single.record import (
+    AuditRecord,
+    Calibration,
+    DatasetRecord,
+    LoadGenRecord,
+    RunRecord,
+    failure_kinds,
+    package_versions,
+    replica_rows,
+    write_samples,
+)
 from harness.single.results import DetailLog, RunResult, effective_settings, read_detail_log, summarize
 from harness.single.settings import CALIBRATION, BuiltSettings, build_settings, describe, log_settings
 from mlperf_llm_sut.benchmarks import Targets, get_benchmark
@@ -53,7 +62,7 @@ CALIBRATION_MARGIN = 3.0
 class RunReport:
     run_dir: Path
     result: RunResult
-    record: dict[str, Any]
+    record: RunRecord
     """What run.json holds."""
     interrupted: Interruption | None = None
     """The stop signal that ended the run early, and in which phase."""
@@ -195,8 +204,8 @@ def _prepare(config: RunConfig, console: Console) -> tuple[Dataset, Targets | No
             check_punkt()
             targets = resolve_targets(config.accuracy_targets)
     built, warnings = build_settings(config.loadgen, len(dataset))
-    if config.step_delays:
-        built.non_compliant.append(f"replicas slowed on purpose: step delays {config.step_delays}")
+    if config.layout.step_delays:
+        built.non_compliant.append(f"replicas slowed on purpose: step delays {config.layout.step_delays}")
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     return dataset, targets, built
@@ -264,7 +273,11 @@ class _Run:
             self.built.rules.loadgen_scenario,
             keep_tokens=config.keeps_tokens,
         )
-        what = f"connecting to {config.replicas} endpoint(s)" if config.sut == "remote" else f"starting {system.name}"
+        what = (
+            f"connecting to {config.layout.replicas} endpoint(s)"
+            if config.sut == "remote"
+            else f"starting {system.name}"
+        )
         with self.console.status(f"{what} for {config.engine.model} (logs: {self.run_dir})"):
             self._until_stopped("start-up", system.start)
         self._done(f"{system.name} up in {time.perf_counter() - t0:.1f} s")
@@ -355,56 +368,53 @@ class _Run:
             result.interrupted = str(interruption)
             result.valid = False
             result.invalid_reasons = [f"the run was {interruption}", *problems]
-        record = {
-            "benchmark": config.loadgen.benchmark,
-            "scenario": config.loadgen.scenario,
-            "mode": config.loadgen.mode,
-            "compliance_test": config.loadgen.compliance,
-            "loadgen_scenario": built.rules.loadgen_scenario,
-            "started_at": self.started.isoformat(),
-            "interrupted": interruption.to_json() if interruption else None,
-            "wall_seconds": round(self.loadgen.wall_seconds, 3) if self.loadgen else None,
-            # When the LoadGen test ran (Unix seconds): what runs measured together overlapped
-            # (`harness.research.multi`).
-            "test_window": (
-                [round(self.loadgen.started_unix, 3), round(self.loadgen.started_unix + self.loadgen.wall_seconds, 3)]
+        record = RunRecord(
+            benchmark=config.loadgen.benchmark,
+            scenario=config.loadgen.scenario,
+            mode=config.loadgen.mode,
+            compliance_test=config.loadgen.compliance,
+            loadgen_scenario=built.rules.loadgen_scenario,
+            started_at=self.started.isoformat(),
+            interrupted=interruption,
+            wall_seconds=round(self.loadgen.wall_seconds, 3) if self.loadgen else None,
+            test_window=(
+                (round(self.loadgen.started_unix, 3), round(self.loadgen.started_unix + self.loadgen.wall_seconds, 3))
                 if self.loadgen
                 else None
             ),
-            # CPU time of this process (LoadGen, drivers, replica clients; not engines or servers) during the test.
-            "harness_cpu_seconds": round(self.loadgen.cpu_seconds, 3) if self.loadgen else None,
-            "compliant": not built.non_compliant,
-            "non_compliant": built.non_compliant,
-            "sut": config.sut,
-            "config": config.to_json(),
-            "engine_args": redact(json.loads(json.dumps(group.engine_args() if group else {}, default=str))),
-            "versions": package_versions(),
-            "model": model_fingerprint(config.engine.model, quantization=config.engine.quantization),
-            "loadgen": {
-                "seeds": {name: getattr(built.settings, name) for name in SEED_FIELDS},
-                "settings": describe(built.settings),
-                "sources": built.sources,
-                "effective": effective,
-                "audit_config": built.audit_config() or None,
-                "errors": detail.errors,
-                "warnings": detail.warnings,
-            },
-            "dataset": self.dataset.describe()
-            | {
-                "total_sample_count": built.total_sample_count,
-                "performance_sample_count": built.performance_sample_count,
-            },
-            "samples": accounts.to_json(),
-            "replicas": replica_rows(members, by_replica if built.rules.streams else None),
-            "offline_tail_seconds": None if built.rules.streams or group is None else _rounded(group.finish_spread()),
-            "offline_stolen": None if built.rules.streams or group is None else group.stolen(),
-            "replica_failures": (group.replica_failures() if group else {}) or accounts.replica_failures,
-            "result": result.to_json(),
-            "accuracy": accuracy.to_json() if accuracy else None,
-            "compliance": compliance.to_json() if compliance else None,
-            "calibration": dataclasses.asdict(self.calibration) if self.calibration else None,
-        }
-        (self.run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+            harness_cpu_seconds=round(self.loadgen.cpu_seconds, 3) if self.loadgen else None,
+            compliant=not built.non_compliant,
+            non_compliant=built.non_compliant,
+            sut=config.sut,
+            config=config.redacted(),
+            engine_args=redact(json.loads(json.dumps(group.engine_args() if group else {}, default=str))),
+            versions=package_versions(),
+            model=model_fingerprint(config.engine.model, quantization=config.engine.quantization),
+            loadgen=LoadGenRecord(
+                seeds={name: getattr(built.settings, name) for name in SEED_FIELDS},
+                settings=describe(built.settings),
+                sources=built.sources,
+                effective=effective,
+                audit_config=built.audit_config() or None,
+                errors=detail.errors,
+                warnings=detail.warnings,
+            ),
+            dataset=DatasetRecord(
+                **self.dataset.describe(),
+                total_sample_count=built.total_sample_count,
+                performance_sample_count=built.performance_sample_count,
+            ),
+            samples=accounts.counts(),
+            replicas=replica_rows(members, by_replica if built.rules.streams else None),
+            offline_tail_seconds=None if built.rules.streams or group is None else _rounded(group.finish_spread()),
+            offline_stolen=None if built.rules.streams or group is None else group.stolen(),
+            replica_failures=(group.replica_failures() if group else {}) or accounts.replica_failures,
+            result=result,
+            accuracy=accuracy,
+            compliance=AuditRecord.of_test06(compliance) if compliance else None,
+            calibration=self.calibration,
+        )
+        record.write(self.run_dir)
         return RunReport(self.run_dir, result, record, interruption)
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -546,16 +556,6 @@ class _LoadGenTest:
             self._failure = exc
 
 
-@dataclass
-class Calibration:
-    """What sized an Offline query to this machine."""
-
-    samples: int
-    seconds: float
-    samples_per_second: float
-    offline_expected_qps: float
-
-
 def calibrate_offline(
     config: RunConfig, built: BuiltSettings, replica: ReplicaGroup, dataset: Dataset, console: Console
 ) -> Calibration | None:
@@ -576,7 +576,12 @@ def calibrate_offline(
     rate = len(prompts) / seconds
     built.settings.offline_expected_qps = rate * CALIBRATION_MARGIN
     built.sources["offline_expected_qps"] = CALIBRATION
-    return Calibration(len(prompts), round(seconds, 3), round(rate, 2), round(rate * CALIBRATION_MARGIN, 2))
+    return Calibration(
+        samples=len(prompts),
+        seconds=round(seconds, 3),
+        samples_per_second=round(rate, 2),
+        offline_expected_qps=round(rate * CALIBRATION_MARGIN, 2),
+    )
 
 
 def check_rules(

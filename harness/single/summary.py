@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.single.record import AuditRecord, LoadGenRecord, ReplicaRow
 from harness.single.runner import RunReport
 
 MAX_REASONS = 3
@@ -22,19 +23,19 @@ def _ms(values: dict[str, float] | None) -> str:
 
 def print_summary(report: RunReport, console: Console) -> None:
     record, result = report.record, report.result
-    compliance = record.get("compliance")
+    compliance = record.compliance
     if result.interrupted:
-        title = f"{record['benchmark']} · {record['scenario']} · {record['mode']} · [bold red]{result.interrupted}"
+        title = f"{record.benchmark} · {record.scenario} · {record.mode} · [bold red]{result.interrupted}"
     elif compliance:
-        verdict = "[bold green]PASS" if compliance["passed"] else "[bold red]FAIL"
-        title = f"{record['benchmark']} · {record['scenario']} · {compliance['test']} · {verdict}"
+        verdict = "[bold green]PASS" if compliance.passed else "[bold red]FAIL"
+        title = f"{record.benchmark} · {record.scenario} · {compliance.test} · {verdict}"
     else:
         verdict = "[bold green]VALID" if result.valid else "[bold red]INVALID"
-        title = f"{record['benchmark']} · {record['scenario']} · {record['mode']} · {verdict}"
+        title = f"{record.benchmark} · {record.scenario} · {record.mode} · {verdict}"
     table = Table(title=title, show_header=False, box=None, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    if record["mode"] == "performance":
+    if record.mode == "performance":
         if result.tokens_per_second is not None:
             table.add_row("tokens/s", f"{result.tokens_per_second:,.1f}")
         if result.samples_per_second is not None:
@@ -44,70 +45,70 @@ def print_summary(report: RunReport, console: Console) -> None:
         if result.ttft_ms is not None:
             table.add_row("TTFT p50/p90/p99", _ms(result.ttft_ms))
             table.add_row("TPOT p50/p90/p99", _ms(result.tpot_ms))
-    samples = record["samples"]
+    samples = record.samples
     table.add_row(
         "samples",
-        f"{samples['issued']} issued, {samples['completed']} answered, {samples['failed']} failed, "
-        f"{samples['output_tokens']:,} output tokens",
+        f"{samples.issued} issued, {samples.completed} answered, {samples.failed} failed, "
+        f"{samples.output_tokens:,} output tokens",
     )
-    accuracy = record.get("accuracy")
+    accuracy = record.accuracy
     if accuracy:
-        scores = ", ".join(f"{row['metric']} {row['value']}" for row in accuracy["checks"])
-        verdict = "[green]PASS" if accuracy["passed"] else "[red]FAIL"
-        table.add_row("accuracy", f"{verdict}[/] vs {accuracy['targets']['name']}: {scores}")
+        scores = ", ".join(f"{row['metric']} {row['value']}" for row in accuracy.checks)
+        verdict = "[green]PASS" if accuracy.passed else "[red]FAIL"
+        table.add_row("accuracy", f"{verdict}[/] vs {accuracy.targets['name']}: {scores}")
     if compliance:
-        table.add_row(compliance["test"], _compliance(compliance))
-    table.add_row("data set", f"{record['dataset']['path']} ({record['dataset']['sample_count']} samples)")
-    if record["loadgen"].get("effective"):
-        table.add_row("LoadGen used", _effective(record["loadgen"]))
-    calibration = record.get("calibration")
+        table.add_row(compliance.test, _compliance(compliance))
+    table.add_row("data set", f"{record.dataset.path} ({record.dataset.sample_count} samples)")
+    if record.loadgen.effective:
+        table.add_row("LoadGen used", _effective(record.loadgen.effective, record.loadgen))
+    calibration = record.calibration
     if calibration:
         table.add_row(
             "calibrated",
-            f"{calibration['samples']} samples in {calibration['seconds']:.2f} s "
-            f"({calibration['samples_per_second']:,.0f}/s): "
-            f"query sized for {calibration['offline_expected_qps']:,.0f}/s",
+            f"{calibration.samples} samples in {calibration.seconds:.2f} s "
+            f"({calibration.samples_per_second:,.0f}/s): "
+            f"query sized for {calibration.offline_expected_qps:,.0f}/s",
         )
-    shown = record["non_compliant"][:MAX_REASONS]
+    shown = record.non_compliant[:MAX_REASONS]
     for reason in shown:
         table.add_row("[yellow]not compliant" if reason == shown[0] else "", reason)
-    if len(record["non_compliant"]) > len(shown):
-        table.add_row("", f"and {len(record['non_compliant']) - len(shown)} more reasons (run.json: non_compliant)")
-    if compliance is None and not record["non_compliant"]:
-        table.add_row("[green]compliant", f"the {record['benchmark']} rules hold for these settings")
+    if len(record.non_compliant) > len(shown):
+        table.add_row("", f"and {len(record.non_compliant) - len(shown)} more reasons (run.json: non_compliant)")
+    if compliance is None and not record.non_compliant:
+        table.add_row("[green]compliant", f"the {record.benchmark} rules hold for these settings")
     for reason in result.invalid_reasons:
         table.add_row("[red]why INVALID" if reason == result.invalid_reasons[0] else "", reason)
     table.add_row("logs", str(report.run_dir))
     console.print(table)
-    replicas = record["replicas"]
-    if len(replicas) > 1 or any(r.get("errors") or r.get("ejections") for r in replicas):
+    replicas = record.replicas
+    if len(replicas) > 1 or any(r.details.get("errors") or r.details.get("ejections") for r in replicas):
         console.print(replica_table(replicas))
         for replica in replicas:
-            if replica.get("errors"):
+            if replica.details.get("errors"):
                 console.print(_errors(replica), highlight=False)
-        if record.get("offline_tail_seconds") is not None:
-            stolen = record.get("offline_stolen") or {}
+        if record.offline_tail_seconds is not None:
+            stolen = record.offline_stolen or {}
             moved = f"; work stealing moved {sum(stolen.values())} unstarted requests" if stolen else ""
             console.print(
-                f"Offline tail (first to last replica finishing): {record['offline_tail_seconds']:.2f} s{moved}",
+                f"Offline tail (first to last replica finishing): {record.offline_tail_seconds:.2f} s{moved}",
                 highlight=False,
             )
 
 
-def replica_table(replicas: list[dict[str, Any]]) -> Table:
+def replica_table(replicas: list[ReplicaRow]) -> Table:
     """One row per replica: where it ran, what it did, and (Server) its own latencies."""
-    columns: dict[str, Callable[[dict[str, Any]], str]] = {
-        "replica": lambda r: str(r["name"]),
+    columns: dict[str, Callable[[ReplicaRow], str]] = {
+        "replica": lambda r: r.name,
         "runs on": _where,
-        "samples": lambda r: f"{r['samples']} ({r['share']:.0%})",
-        "failed": lambda r: str(r["failed"]),
-        "tokens": lambda r: f"{r['output_tokens']:,}",
-        "tok/s": lambda r: f"{r['tokens_per_second']:,.0f}",
-        "busy s": lambda r: f"{r['busy_seconds']:.1f}",
+        "samples": lambda r: f"{r.samples} ({r.share:.0%})",
+        "failed": lambda r: str(r.failed),
+        "tokens": lambda r: f"{r.output_tokens:,}",
+        "tok/s": lambda r: f"{r.tokens_per_second:,.0f}",
+        "busy s": lambda r: f"{r.busy_seconds:.1f}",
     }
-    if any(r.get("ttft_ms") is not None for r in replicas):
-        columns["TTFT p50/p99"] = lambda r: _pair(r.get("ttft_ms"))
-        columns["TPOT p50/p99"] = lambda r: _pair(r.get("tpot_ms"))
+    if any(r.ttft_ms is not None for r in replicas):
+        columns["TTFT p50/p99"] = lambda r: _pair(r.ttft_ms)
+        columns["TPOT p50/p99"] = lambda r: _pair(r.tpot_ms)
     table = Table(show_edge=False, caption="latencies in ms" if "TTFT p50/p99" in columns else None)
     for name in columns:
         table.add_column(name, justify="left" if name in ("replica", "runs on") else "right", no_wrap=True)
@@ -116,30 +117,32 @@ def replica_table(replicas: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _where(replica: dict[str, Any], here: str = socket.gethostname()) -> str:
-    if replica.get("endpoint"):
-        return str(replica["endpoint"]).split("://", 1)[-1]
-    devices = ",".join(replica["devices"])
+def _where(replica: ReplicaRow, here: str = socket.gethostname()) -> str:
+    endpoint = replica.details.get("endpoint")
+    if endpoint:
+        return str(endpoint).split("://", 1)[-1]
+    devices = ",".join(replica.devices)
     where = devices if devices == "cpu" else f"gpu {devices}"
-    where = f"{where} {replica['cpus']}" if replica.get("cpus") else where
-    node = replica.get("node")
+    where = f"{where} {replica.cpus}" if replica.cpus else where
+    node = replica.node
     return f"{node}: {where}" if node and node != here else where  # another host: a Ray actor's node
 
 
-def _errors(replica: dict[str, Any]) -> str:
+def _errors(replica: ReplicaRow) -> str:
     """`replica-0: 7 failed attempts (http_500 5, connect 2), 5 retried; out of dispatch 1 time`."""
-    kinds = sorted(replica["errors"].items(), key=lambda item: -item[1])
+    details = replica.details
+    kinds = sorted(details["errors"].items(), key=lambda item: -item[1])
     total = sum(n for _, n in kinds)
-    text = f"{replica['name']}: {total} failed attempts ({', '.join(f'{kind} {n}' for kind, n in kinds)})"
-    text += f", {replica['retries']} retried"
-    if replica["ejections"]:
-        text += f"; out of dispatch {replica['ejections']} time{'s' if replica['ejections'] > 1 else ''}"
+    text = f"{replica.name}: {total} failed attempts ({', '.join(f'{kind} {n}' for kind, n in kinds)})"
+    text += f", {details['retries']} retried"
+    if details["ejections"]:
+        text += f"; out of dispatch {details['ejections']} time{'s' if details['ejections'] > 1 else ''}"
     return text
 
 
-def _effective(loadgen: dict[str, Any]) -> str:
+def _effective(effective: dict[str, Any], loadgen: LoadGenRecord) -> str:
     """The settings people check first, as LoadGen used them, each with where its value came from."""
-    effective, requested, sources = loadgen["effective"], loadgen["settings"], loadgen.get("sources") or {}
+    requested, sources = loadgen.settings, loadgen.sources
 
     def said(text: str, name: str) -> str:
         return f"{text} ({sources[name]})" if name in sources else text
@@ -169,15 +172,17 @@ def _effective(loadgen: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _compliance(compliance: dict[str, Any]) -> str:
-    first = compliance["first_token_pass"]
-    checks = [
+def _compliance(compliance: AuditRecord) -> str:
+    """TEST06's checks."""
+    checks = compliance.checks
+    first = checks["first_token_pass"]
+    said = [
         f"first token {'skipped (Offline)' if first is None else ('pass' if first else 'FAIL')}",
-        f"EOS {'pass' if compliance['eos_pass'] else 'FAIL'}",
-        f"sample length {'pass' if compliance['length_pass'] else 'FAIL'}",
+        f"EOS {'pass' if checks['eos_pass'] else 'FAIL'}",
+        f"sample length {'pass' if checks['length_pass'] else 'FAIL'}",
     ]
-    text = f"{', '.join(checks)} ({compliance['samples']} samples logged)"
-    return "; ".join([text, *compliance["failures"]])
+    text = f"{', '.join(said)} ({checks['samples']} samples logged)"
+    return "; ".join([text, *compliance.failures])
 
 
 def _pair(values: dict[str, float] | None) -> str:

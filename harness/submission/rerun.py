@@ -17,58 +17,37 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.single.config import DatasetConfig, RunConfig
+from harness.single.config import RunConfig
 from harness.single.figures import Comparison, compare_runs, read_outputs
 from harness.single.fingerprint import fingerprint_changes, model_fingerprint
-from harness.single.record import read_run_record
+from harness.single.record import RunRecord, read_run_record
 from harness.single.runner import ReplicaFactory, RunReport, exit_code, run
-from harness.single.settings import LoadGenConfig
 from harness.single.summary import print_summary
 from mlperf_llm_sut.common.dataset import sha256_of
 from mlperf_llm_sut.common.errors import HarnessError, report_failure
-from sut.engine_config import EngineConfig
-from sut.generation import GenerationConfig
-from sut.remote_config import RemoteConfig
+from mlperf_llm_sut.common.typed_json import to_json
 
 REDACTED = "***"
 
 
-def config_from_record(record: dict[str, Any], run_dir: Path, output_dir: Path | None) -> RunConfig:
-    """The `RunConfig` a run.json recorded, typed again; the run's own copy of user.conf stands in for the path."""
-    raw = record["config"]
-    secrets = _redacted_keys(raw)
+def config_from_record(record: RunRecord, run_dir: Path, output_dir: Path | None) -> RunConfig:
+    """The `RunConfig` a run.json recorded; the run's own copy of user.conf stands in for the path."""
+    secrets = _redacted_keys(to_json(record.config))
     if secrets:
         raise HarnessError(
             f"{run_dir}/run.json has secrets redacted ({', '.join(secrets)}): a rerun cannot restore them. "
             "Run the original command again with them."
         )
-    loadgen = dict(raw["loadgen"])
+    config = record.config
+    user_conf = config.loadgen.user_conf
     kept_conf = run_dir / "user.conf"
-    loadgen["user_conf"] = kept_conf if loadgen.get("user_conf") and kept_conf.is_file() else loadgen.get("user_conf")
-    loadgen["user_conf"] = Path(loadgen["user_conf"]) if loadgen["user_conf"] else None
-    remote = None
-    if raw.get("remote"):
-        fields = dict(raw["remote"])
-        for name in ("token_file", "ca_bundle"):
-            fields[name] = Path(fields[name]) if fields.get(name) else None
-        remote = RemoteConfig(**fields)
-    plain = {f.name for f in dataclasses.fields(RunConfig)} - {"loadgen", "engine", "generation", "dataset", "remote"}
-    values = {name: raw[name] for name in plain if name in raw}
-    values["output_dir"] = Path(output_dir) if output_dir else run_dir.parent
-    values["step_delays"] = {int(slot): delay for slot, delay in (raw.get("step_delays") or {}).items()}
-    dataset = dict(raw["dataset"])
-    dataset["path"] = Path(dataset["path"])
-    try:
-        return RunConfig(
-            loadgen=LoadGenConfig(**loadgen),
-            engine=EngineConfig(**raw["engine"]),
-            generation=GenerationConfig(**raw["generation"]),
-            dataset=DatasetConfig(**dataset),
-            remote=remote,
-            **values,
-        )
-    except TypeError as exc:
-        raise HarnessError(f"{run_dir}/run.json was written by another version of the harness ({exc}).") from None
+    if user_conf is not None and kept_conf.is_file():
+        user_conf = kept_conf
+    return dataclasses.replace(
+        config,
+        loadgen=dataclasses.replace(config.loadgen, user_conf=user_conf),
+        output_dir=Path(output_dir) if output_dir else run_dir.parent,
+    )
 
 
 def _redacted_keys(value: Any, prefix: str = "") -> list[str]:
@@ -79,15 +58,15 @@ def _redacted_keys(value: Any, prefix: str = "") -> list[str]:
     return [prefix.rstrip(".")] if value == REDACTED else []
 
 
-def check_unchanged(record: dict[str, Any], config: RunConfig) -> None:
+def check_unchanged(record: RunRecord, config: RunConfig) -> None:
     """Refuse a rerun on other data or another model: one line per change."""
     problems = []
     dataset = config.dataset.path
     if not dataset.is_file():
         problems.append(f"the data set {dataset} is gone")
-    elif sha256_of(dataset) != record["dataset"]["sha256"]:
+    elif sha256_of(dataset) != record.dataset.sha256:
         problems.append(f"the data set {dataset} changed (its sha256 is not the recorded one)")
-    recorded = record.get("model")
+    recorded = record.model
     if recorded is None:
         problems.append("run.json has no model fingerprint (a run from before fingerprints were kept)")
     elif not Path(config.engine.model).is_dir():
@@ -132,7 +111,7 @@ def rerun(
 
     record = read_run_record(Path(run_dir))
     # Read now, not after the run: a damaged samples.jsonl is refused before the time a run takes.
-    outputs = read_outputs(Path(run_dir)) if record["mode"] == "accuracy" else None
+    outputs = read_outputs(Path(run_dir)) if record.mode == "accuracy" else None
     config = config_from_record(record, Path(run_dir), output_dir)
     check_unchanged(record, config)
     report = run(config, console=console, replica_factory=replica_factory)

@@ -27,13 +27,13 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
 from accuracy.compliance import VERIFY_FILE
 from accuracy.scored_log import ACCURACY_TXT
-from harness.single.record import console_warning, read_run_record
+from harness.single.record import RunRecord, console_warning, read_run_record
+from harness.single.results import RunResult
 from harness.submission import system_info
 from mlperf_llm_sut.benchmarks import BENCHMARKS, Benchmark, get_benchmark
 from mlperf_llm_sut.common.errors import HarnessError, report_failure
@@ -55,12 +55,12 @@ SOURCE_FILES = ("setup.py", "pyproject.toml", "Makefile", "README.md")
 @dataclass
 class Run:
     path: Path
-    record: dict[str, Any]
+    record: RunRecord
 
     @property
     def kind(self) -> str:
         """performance, accuracy, or the compliance test's name."""
-        return str(self.record.get("compliance_test") or self.record["mode"])
+        return self.record.kind
 
 
 @dataclass
@@ -90,9 +90,9 @@ def load_runs(run_dirs: Sequence[Path], warn: Callable[[str], None]) -> list[Run
 def group(runs: Sequence[Run]) -> list[ResultSet]:
     sets: dict[tuple[str, str], ResultSet] = {}
     for run in runs:
-        benchmark = get_benchmark(run.record["benchmark"], option=f"{run.path / 'run.json'}: benchmark")
-        key = (benchmark.result_name, run.record["scenario"])
-        result_set = sets.setdefault(key, ResultSet(benchmark, run.record["scenario"]))
+        benchmark = get_benchmark(run.record.benchmark, option=f"{run.path / 'run.json'}: benchmark")
+        key = (benchmark.result_name, run.record.scenario)
+        result_set = sets.setdefault(key, ResultSet(benchmark, run.record.scenario))
         result_set.runs.setdefault(run.kind, []).append(run)
     return list(sets.values())
 
@@ -133,43 +133,44 @@ def check(result_set: ResultSet, division: str) -> list[str]:
             continue
         run, record = found[0], found[0].record
         where = f"{label} {kind} run {run.path.name}"
-        result = record["result"]
-        if kind == "performance" and not result["valid"]:
-            problems.append(f"{where}: INVALID ({'; '.join(result['invalid_reasons']) or 'see its summary'})")
+        result = record.result
+        if kind == "performance" and not result.valid:
+            problems.append(f"{where}: INVALID ({'; '.join(result.invalid_reasons) or 'see its summary'})")
         if kind == "performance":
             problems += [f"{where}: {problem}" for problem in latency_problems(benchmark, result_set.scenario, result)]
         if kind == "accuracy":
-            accuracy = record.get("accuracy")
+            accuracy = record.accuracy
             if accuracy is None:
                 problems.append(f"{where}: not scored (the data set had no references?)")
             elif closed:
                 # Judged against the benchmark's own targets, as the checker reads accuracy.txt, whatever
                 # targets the run itself was scored against.
-                failed = [row for row in benchmark.accuracy.check(accuracy["metrics"]) if not row["passed"]]
+                failed = [row for row in benchmark.accuracy.check(accuracy.metrics) if not row["passed"]]
                 if failed:
                     below = ", ".join(f"{row['metric']} {row['value']}" for row in failed)
                     problems.append(f"{where}: below {benchmark.name}'s accuracy targets ({below})")
         if kind in {test.name for test in benchmark.compliance}:
-            compliance = record.get("compliance") or {}
-            if closed and not compliance.get("passed"):
-                problems.append(f"{where}: {kind} failed ({'; '.join(compliance.get('failures', [])) or 'no verdict'})")
-        elif record["non_compliant"]:
-            problems.append(f"{where}: not compliant ({'; '.join(record['non_compliant'])})")
+            compliance = record.compliance
+            if closed and not (compliance and compliance.passed):
+                failures = compliance.failures if compliance else []
+                problems.append(f"{where}: {kind} failed ({'; '.join(failures) or 'no verdict'})")
+        elif record.non_compliant:
+            problems.append(f"{where}: not compliant ({'; '.join(record.non_compliant)})")
     return problems
 
 
-def latency_problems(benchmark: Benchmark, scenario: str, result: dict[str, Any]) -> list[str]:
+def latency_problems(benchmark: Benchmark, scenario: str, result: RunResult) -> list[str]:
     """The checker's own LLM test: p99 TTFT and TPOT strictly below the scenario's limits."""
     rules = benchmark.rules(scenario)
     problems = []
-    for name, limit in (("ttft_ms", rules.ttft_ms), ("tpot_ms", rules.tpot_ms)):
+    for name, limit, measured in (("TTFT", rules.ttft_ms, result.ttft_ms), ("TPOT", rules.tpot_ms, result.tpot_ms)):
         if limit is None:
             continue
-        p99 = (result.get(name) or {}).get("p99")
+        p99 = (measured or {}).get("p99")
         if p99 is None:
-            problems.append(f"no {name[:4].upper()} p99 in the result")
+            problems.append(f"no {name} p99 in the result")
         elif p99 >= limit:
-            problems.append(f"{name[:4].upper()} p99 {p99:g} ms is not below the {limit:g} ms limit")
+            problems.append(f"{name} p99 {p99:g} ms is not below the {limit:g} ms limit")
     return problems
 
 
@@ -195,15 +196,15 @@ def truncate_accuracy_log(log: Path, accuracy_txt: Path) -> None:
     log.write_text(start + "\n\n...\n\n" + end)
 
 
-def measurements(record: dict[str, Any], benchmark: Benchmark) -> dict[str, str]:
+def measurements(record: RunRecord, benchmark: Benchmark) -> dict[str, str]:
     """measurements.json: the fields constants.py SYSTEM_IMP_REQUIRED_FILES asks for, from the run's engine."""
-    engine = record["config"]["engine"]
-    quantized = engine.get("quantization")
-    dtype = engine.get("dtype") or "auto"
+    engine = record.config.engine
+    quantized = engine.quantization
+    dtype = engine.dtype or "auto"
     return {
         "input_data_types": benchmark.token_dtype,
         "retraining": "No",
-        "starting_weights_filename": Path(engine["model"]).name,
+        "starting_weights_filename": Path(engine.model).name,
         "weight_data_types": quantized or (dtype if dtype != "auto" else "as in the checkpoint"),
         "weight_transformations": f"{quantized} quantization by vLLM at load time" if quantized else "none",
     }
@@ -216,8 +217,8 @@ def user_conf(run: Run, benchmark: Benchmark) -> str:
     text = read_text(kept, what="the run's copy of user.conf") if kept.is_file() else ""
     if text.strip():
         return text
-    rules = benchmark.rules(run.record["scenario"])
-    effective = run.record["loadgen"].get("effective") or {}
+    rules = benchmark.rules(run.record.scenario)
+    effective = run.record.loadgen.effective or {}
     if rules.loadgen_scenario == "SingleStream":
         latency_ms = effective.get("target_latency_ns", 10_000_000) / 1e6
         return f"{rules.conf_model}.SingleStream.target_latency = {latency_ms:g}\n"
@@ -244,7 +245,7 @@ def readme(result_set: ResultSet, system: str, dry_run: list[str]) -> str:
     ]
     for kind, runs in sorted(result_set.runs.items()):
         for run in runs:
-            command = run.record["config"].get("command")
+            command = run.record.config.command
             shown = " ".join(command) if command else "library call: harness.run(harness.build_config(...))"
             lines += [
                 f"## {kind}",
@@ -253,8 +254,8 @@ def readme(result_set: ResultSet, system: str, dry_run: list[str]) -> str:
                 shown,
                 "```",
                 "",
-                f"Run directory `{run.path.name}`, started {run.record['started_at']}, "
-                f"package versions: {', '.join(f'{k} {v}' for k, v in run.record['versions'].items())}.",
+                f"Run directory `{run.path.name}`, started {run.record.started_at}, "
+                f"package versions: {', '.join(f'{k} {v}' for k, v in run.record.versions.items())}.",
                 "",
             ]
     return "\n".join(lines)
@@ -333,7 +334,7 @@ def build_submission(
         description = read_json(system_file, what="--system")
     else:
         description = system_info.describe_host(
-            division=division, submitter=submitter, versions=runs[0].record["versions"]
+            division=division, submitter=submitter, versions=runs[0].record.versions
         )
     system = system_name or system_info.system_id(description)
     problems = [line for result_set in sets for line in check(result_set, division)]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import tempfile
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +19,20 @@ def setting(name: str) -> str:
     when the error is read as it is, the command line's option (`--tensor-parallel-size`) when the command
     line reports it (`HarnessError.render`)."""
     return f"\u27e6{name}\u27e7"
+
+
+def command_line_options(
+    *parsers: argparse.ArgumentParser, aliases: Mapping[str, str] | None = None
+) -> Callable[[str], str | None]:
+    """How a command line names the settings its errors speak of (`HarnessError.render`): the option whose
+    destination is the setting (`tensor_parallel_size` -> `--tensor-parallel-size`), or its `aliases` entry."""
+    options = {
+        action.dest: max(action.option_strings, key=len)
+        for parser in parsers
+        for action in parser._actions
+        if action.option_strings
+    }
+    return (options | dict(aliases or {})).get
 
 
 class HarnessError(Exception):

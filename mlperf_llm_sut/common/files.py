@@ -69,7 +69,7 @@ def read_json(
         where = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
         _fail(f"{what} {path} is not valid JSON ({where}): it is cut short or damaged", remedy)
     if not isinstance(value, expect):
-        _fail(f"{what} {path} holds {_name(value)}, not {_names(expect)}", remedy)
+        _fail(f"{what} {path} holds {describe_value(value)}, not {describe_kinds(expect)}", remedy)
     if isinstance(value, dict):
         check_shape(value, where=f"{what} {path}", required=required, optional=optional, remedy=remedy)
     return value
@@ -100,7 +100,7 @@ def check_shape(
     """`value` is an object with every `required` key and the right type for each key of either shape it has.
     A missing key is the sign of a file from elsewhere, or from a version of the harness that did not write it."""
     if not isinstance(value, dict):
-        _fail(f"{where} holds {_name(value)}, not an object", remedy)
+        _fail(f"{where} holds {describe_value(value)}, not an object", remedy)
     keys = [(key, kind, True) for key, kind in (required or {}).items()]
     keys += [(key, kind, False) for key, kind in (optional or {}).items()]
     # Parents first: a damaged parent is named as itself, not as its missing children.
@@ -117,7 +117,9 @@ def check_shape(
                     _fail(f"{where} was not written by this harness, or by an older version of it (no {key!r})", remedy)
                 continue
             if not isinstance(node[last], kind):
-                _fail(f"{where} is damaged: {key!r} is {_name(node[last])}, not {_names(kind)}", remedy)
+                _fail(
+                    f"{where} is damaged: {key!r} is {describe_value(node[last])}, not {describe_kinds(kind)}", remedy
+                )
 
 
 def read_each(
@@ -146,10 +148,12 @@ def _fail(problem: str, remedy: str) -> NoReturn:
     raise HarnessError(f"{problem}; {remedy}." if remedy else f"{problem}.")
 
 
-def _name(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """A JSON value's kind in words: `a string`, `null`."""
     return _NAMES.get(type(value), type(value).__name__)
 
 
-def _names(kind: Kind) -> str:
+def describe_kinds(kind: Kind) -> str:
+    """JSON kinds in words: `an object or null`."""
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(dict.fromkeys(_NAMES.get(k, k.__name__) for k in kinds))

@@ -12,6 +12,8 @@ import importlib
 import json
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mlperf_llm_sut.common.errors import setting
+
 if TYPE_CHECKING:  # the CLI imports PROTOCOLS: keep this module light
     import httpx
 
@@ -33,7 +35,7 @@ PROTOCOLS = {
     "kserve-v2": "sut.apis.kserve_v2:KServeV2Generate",
     "tgi": "sut.apis.tgi:TGIGenerate",
 }
-"""`--protocol` names and the `StreamAPI` class that speaks each."""
+"""`RemoteConfig.protocol` names and the `StreamAPI` class that speaks each."""
 
 
 class StreamAPI(Protocol):
@@ -104,9 +106,10 @@ async def get(client: httpx.AsyncClient, path: str, *, not_found: str | None = N
         raise EndpointProblem(
             f"{path} answered HTTP {response.status_code}: "
             + (
-                "the server rejected the bearer token; check the token given by --token-env / --token-file."
+                f"the server rejected the bearer token; check the token given by {setting('token_env')} / "
+                f"{setting('token_file')}."
                 if given
-                else "the server wants a bearer token; pass it with --token-env VAR or --token-file FILE."
+                else f"the server wants a bearer token; pass it with {setting('token_env')} or {setting('token_file')}."
             )
         )
     if response.status_code == 404 and not_found:

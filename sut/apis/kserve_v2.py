@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
+from mlperf_llm_sut.common.errors import setting
 from scenarios.requests import GenerationRequest
 from sut.apis import APIBase, StreamError, get
 from sut.output_ids import Delta
@@ -42,10 +43,10 @@ class KServeV2Generate(APIBase):
 
     async def check(self, client: httpx.AsyncClient) -> None:
         assert self.model is not None, "RemoteConfig.check requires a served model name for KServe v2"
-        what = "a KServe v2 (Open Inference Protocol) server (try --protocol openai)"
+        what = f"a KServe v2 (Open Inference Protocol) server (try {setting('protocol')} openai)"
         await get(client, "/v2/health/ready", not_found=f"/v2/health/ready does not exist there: is this {what}?")
         await get(
             client,
             f"/v2/models/{quote(self.model, safe='')}/ready",
-            not_found=f"model {self.model!r} is not served there; check --served-model-name.",
+            not_found=f"model {self.model!r} is not served there; check {setting('served_model_name')}.",
         )

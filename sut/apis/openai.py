@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from mlperf_llm_sut.common.errors import setting
 from scenarios.requests import GenerationRequest
 from sut.apis import APIBase, EndpointProblem, StreamError, get_json
 from sut.output_ids import Delta
@@ -63,20 +64,20 @@ class OpenAICompletions(APIBase):
 
     async def check(self, client: httpx.AsyncClient) -> None:
         listing = await get_json(
-            client, "/v1/models", what="an OpenAI-compatible server (try --protocol kserve-v2 or tgi)"
+            client, "/v1/models", what=f"an OpenAI-compatible server (try {setting('protocol')} kserve-v2 or tgi)"
         )
         served = [m.get("id") for m in listing.get("data", [])] if isinstance(listing, dict) else []
         if self.model is None:
             if len(served) != 1:
                 raise EndpointProblem(
                     f"it serves {len(served)} models ({', '.join(map(str, served)) or 'none'}); "
-                    "name the one to use with --served-model-name."
+                    f"name the one to use with {setting('served_model_name')}."
                 )
             self.model = served[0]
         elif self.model not in served:
             raise EndpointProblem(
                 f"it does not serve model {self.model!r}; it serves: {', '.join(map(str, served)) or 'none'}. "
-                "Fix --served-model-name."
+                f"Fix {setting('served_model_name')}."
             )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from mlperf_llm_sut.common.errors import setting
 from scenarios.requests import GenerationRequest
 from sut.apis import APIBase, EndpointProblem, StreamError, get, get_json
 from sut.generation import GenerationConfig
@@ -36,8 +37,9 @@ class TGIGenerate(APIBase):
     def unsupported(generation: GenerationConfig) -> str | None:
         if generation.min_new_tokens > 1:
             return (
-                f"text-generation-inference has no minimum output length, so --min-new-tokens "
-                f"{generation.min_new_tokens} cannot be honoured; use --min-new-tokens 1 or another --protocol."
+                f"text-generation-inference has no minimum output length, so {setting('min_new_tokens')} "
+                f"{generation.min_new_tokens} cannot be honoured; use {setting('min_new_tokens')} 1 or another "
+                f"{setting('protocol')}."
             )
         return None
 
@@ -89,7 +91,9 @@ class TGIGenerate(APIBase):
         return delta
 
     async def check(self, client: httpx.AsyncClient) -> None:
-        info = await get_json(client, "/info", what="a text-generation-inference server (try --protocol openai)")
+        info = await get_json(
+            client, "/info", what=f"a text-generation-inference server (try {setting('protocol')} openai)"
+        )
         served = info.get("model_id") if isinstance(info, dict) else None
         if not isinstance(served, str):
             raise EndpointProblem("/info names no model_id: is this a text-generation-inference server?")
@@ -97,13 +101,13 @@ class TGIGenerate(APIBase):
             self.model = served
         elif self.model != served:
             raise EndpointProblem(
-                f"it serves model {served!r}, not {self.model!r}; fix --served-model-name or leave it out."
+                f"it serves model {served!r}, not {self.model!r}; fix {setting('served_model_name')} or leave it out."
             )
         total = info.get("max_total_tokens")
         if isinstance(total, int) and total <= self.generation.max_new_tokens:
             raise EndpointProblem(
                 f"it takes at most {total} tokens of prompt and output together (its --max-total-tokens), "
-                f"which leaves no room for a prompt with --max-new-tokens {self.generation.max_new_tokens}; "
-                "start it with a larger --max-total-tokens or lower --max-new-tokens."
+                f"which leaves no room for a prompt with {setting('max_new_tokens')} {self.generation.max_new_tokens}; "
+                f"start it with a larger --max-total-tokens or lower {setting('max_new_tokens')}."
             )
         await get(client, "/health", not_found="/health does not exist there: is this text-generation-inference?")
