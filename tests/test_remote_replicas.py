@@ -172,7 +172,8 @@ def test_a_missing_bearer_token_says_how_to_give_one(servers, tmp_path):
 
 
 def test_a_wrong_model_name_names_the_model_the_server_has(servers, token, tmp_path):
-    with pytest.raises(HarnessError, match=r"does not serve model 'llama2-70b'; it serves: tiny\. Fix --served-model"):
+    wrong = r"does not serve model 'llama2-70b'; it serves: tiny\. Fix served_model_name"
+    with pytest.raises(HarnessError, match=wrong):
         run(build_config(sut="remote", remote=_remote(servers, served_model_name="llama2-70b"), output_dir=tmp_path))
 
 

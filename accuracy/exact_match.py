@@ -1,0 +1,213 @@
+"""deepseek-r1's accuracy: exact match per sample, as the reference `language/deepseek-r1/eval_accuracy.py`
+scores it (mlcommons/inference).
+
+Each sample is judged by the kind of its source data set (`accuracy.answers.kind_of`): multiple choice (GPQA,
+MMLU-Pro) and AIME integers here, math500 by PRM800K's grader, LiveCodeBench by running the program against the
+problem's tests (`accuracy.livecodebench`). A sample scores 100 when right and 0 otherwise, also when no answer
+could be read out of it; `exact_match` is the mean over every sample and `TOKENS_PER_SAMPLE` the mean output
+length in tokens, the two figures the submission checker reads.
+
+Model output reaches an interpreter in two places, and neither runs in this process: LiveCodeBench programs,
+and math answers, which PRM800K's grader hands to sympy's `parse_expr` (an `eval`, behind a guard of at most
+two distinct letters that still lets `9**9**9**9` through). Math answers are therefore graded in the same
+sandbox as programs (`accuracy.sandbox`), in batches, each answer under its own alarm; an answer that brings
+its batch down (memory, CPU) is judged wrong with the reason, and the rest of the batch is graded again.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from accuracy.answers import (
+    GPQA_OPTIONS,
+    MMLU_PRO_OPTIONS,
+    Kind,
+    judge_aime,
+    judge_multiple_choice,
+    kind_of,
+    parse_answer,
+)
+from accuracy.livecodebench import Problem, grade_many
+from accuracy.sandbox import Limits, run_python
+
+MATH_SECONDS = 10
+"""How long PRM800K's grader may take over one answer (the reference sets no limit; sympy rarely needs one)."""
+MATH_BATCH = 32
+"""Answers graded by one sandboxed interpreter: sympy's import (about a second) is paid once per batch."""
+MATH_STARTUP_SECONDS = 5
+"""CPU time a sandboxed grader may spend importing sympy before its first answer."""
+
+_IMPORT_PATHS = [str(Path(__file__).resolve().parents[1]), *(path for path in sys.path if path)]
+"""Where the sandboxed grader finds this package and sympy: it runs without `site`, so neither an editable
+install's import hook nor site-packages is there by itself."""
+_MATH_IMPORTS = f"""
+import sys
+sys.path[:0] = {_IMPORT_PATHS!r}
+import accuracy.answers
+"""
+"""Loaded before the sandbox's audit hook: sympy's imports load native code through ctypes, which the hook
+refuses to model output."""
+_MATH_DRIVER = """
+import json, signal, sys
+from accuracy.answers import judge_math
+
+
+class Late(Exception):
+    pass
+
+
+def alarm(signum, frame):
+    raise Late()
+
+
+signal.signal(signal.SIGALRM, alarm)
+for given, truth in json.loads(sys.stdin.read()):
+    signal.alarm({seconds})  # where sympy's work is Python; big-integer arithmetic in C waits for the CPU limit
+    try:
+        verdict, detail = bool(judge_math(given, truth)), ""
+    except Late:
+        verdict, detail = False, "the grader took over {seconds} s"
+    except Exception as exc:
+        verdict, detail = False, "the grader failed: " + type(exc).__name__
+    finally:
+        signal.alarm(0)
+    print({nonce!r} + json.dumps([verdict, detail]), flush=True)
+"""
+
+
+@dataclass
+class ExactMatchSample:
+    qsl_idx: int
+    n_tokens: int
+    source: str
+    """The sample's source data set (the data set's `dataset` column: gpqa, math500, livecodebench, ...)."""
+    extracted: str | None
+    """The answer read out of the output, as the reference prints it (None: none found)."""
+    correct: bool | None
+    """None where it was not judged (a LiveCodeBench sample with code grading skipped)."""
+    detail: str
+    """Why a judged-wrong answer is wrong, where more can be said than that it differs."""
+    prediction: str
+
+
+@dataclass
+class ExactMatchResult:
+    metrics: dict[str, Any]
+    samples: list[ExactMatchSample]
+
+
+def score_exact_match(
+    predictions: Sequence[tuple[int, str, int]],
+    references: Sequence[str],
+    sources: Sequence[str],
+    *,
+    problems: dict[str, Problem] | None,
+    workers: int | None = None,
+    code_timeout: int = 60,
+    math_seconds: int = MATH_SECONDS,
+    progress: bool = True,
+) -> ExactMatchResult:
+    """`predictions`: (qsl_idx, decoded output, output token count) in log order. `problems`: the LiveCodeBench
+    problems by question id; None skips code grading, and the metrics then cover the other samples only (with
+    `skipped` saying how many were left out)."""
+    samples = [
+        _sample(qsl_idx, text, n_tokens, references[qsl_idx], sources[qsl_idx])
+        for qsl_idx, text, n_tokens in predictions
+    ]
+    pending: dict[Kind, list[ExactMatchSample]] = {"math500": [], "livecodebench": []}
+    for sample in samples:
+        kind = kind_of(sample.source)
+        if kind in pending and sample.correct is None and sample.extracted is not None:
+            pending[kind].append(sample)
+    _judge_math(pending["math500"], references, workers, math_seconds)
+    if problems is not None:
+        _judge_code(pending["livecodebench"], references, problems, workers, code_timeout, progress)
+    judged = []
+    for sample in samples:
+        if problems is None and kind_of(sample.source) == "livecodebench":
+            sample.correct, sample.detail = None, "code grading skipped"
+        else:
+            judged.append(sample)
+    metrics: dict[str, Any] = {
+        "exact_match": 100.0 * sum(bool(s.correct) for s in judged) / len(judged) if judged else 0.0,
+        "TOKENS_PER_SAMPLE": sum(s.n_tokens for s in judged) / len(judged) if judged else 0.0,
+        "num-samples": len(judged),
+    }
+    if len(judged) < len(samples):
+        metrics["skipped"] = len(samples) - len(judged)
+    return ExactMatchResult(metrics, samples)
+
+
+def _sample(qsl_idx: int, text: str, n_tokens: int, reference: str, source: str) -> ExactMatchSample:
+    """A sample with its answer read out and, where that needs no interpreter, judged."""
+    kind = kind_of(source)
+    extracted = parse_answer(kind, text.strip())
+    correct: bool | None = None
+    if extracted is None:
+        correct = False
+    elif kind == "gpqa":
+        correct = judge_multiple_choice(str(extracted), reference, GPQA_OPTIONS)
+    elif kind == "mmlu_pro":
+        correct = judge_multiple_choice(str(extracted), reference, MMLU_PRO_OPTIONS)
+    elif kind == "aime":
+        correct = judge_aime(int(extracted), reference)
+    shown = None if extracted is None else str(extracted)
+    return ExactMatchSample(qsl_idx, n_tokens, source, shown, correct, "", text)
+
+
+def _judge_math(samples: list[ExactMatchSample], references: Sequence[str], workers: int | None, seconds: int) -> None:
+    batches = [samples[start : start + MATH_BATCH] for start in range(0, len(samples), MATH_BATCH)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda batch: _grade_math_batch(batch, references, seconds), batches))
+
+
+def _grade_math_batch(batch: list[ExactMatchSample], references: Sequence[str], seconds: int) -> None:
+    """Each answer of `batch` judged in the sandbox; one that takes its interpreter down is judged wrong."""
+    pending = list(batch)
+    while pending:
+        nonce = secrets.token_hex(8)
+        driver = _MATH_DRIVER.format(seconds=seconds, nonce=nonce)
+        pairs = [[sample.extracted, str(references[sample.qsl_idx])] for sample in pending]
+        cpu = MATH_STARTUP_SECONDS + seconds * len(pending)
+        limits = Limits(cpu_seconds=cpu, wall_seconds=2.0 * cpu + 10)
+        outcome = run_python(driver, stdin=json.dumps(pairs), limits=limits, trusted=_MATH_IMPORTS)
+        verdicts = [json.loads(line[len(nonce) :]) for line in outcome.stdout.splitlines() if line.startswith(nonce)]
+        for sample, (correct, detail) in zip(pending, verdicts, strict=False):
+            sample.correct, sample.detail = bool(correct), str(detail)
+        pending = pending[len(verdicts) :]
+        if pending:
+            culprit = pending.pop(0)
+            culprit.correct = False
+            culprit.detail = f"the grader's sandbox ended it ({outcome.status}): {_last_line(outcome.stderr)}"
+
+
+def _judge_code(
+    samples: list[ExactMatchSample],
+    references: Sequence[str],
+    problems: dict[str, Problem],
+    workers: int | None,
+    timeout: int,
+    progress: bool,
+) -> None:
+    known = [s for s in samples if str(references[s.qsl_idx]) in problems]
+    for sample in samples:
+        if str(references[sample.qsl_idx]) not in problems:
+            sample.correct = False
+            sample.detail = f"LiveCodeBench has no problem {references[sample.qsl_idx]!r} in the given copy"
+    items = [(str(s.extracted), problems[str(references[s.qsl_idx])]) for s in known]
+    verdicts = grade_many(items, workers=workers, timeout=timeout, progress=progress)
+    for sample, verdict in zip(known, verdicts, strict=True):
+        sample.correct = verdict.passed
+        sample.detail = "" if verdict.passed else f"{verdict.kind}: {verdict.detail}"
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "no message"
