@@ -76,7 +76,7 @@ def test_the_peak_of_a_slowed_replica_is_found_below_what_it_can_do(tmp_path):
         min_duration_ms=2000,
         min_query_count=500,
     )
-    search = search_peak(config, offline_samples_per_second=80.0, tolerance=0.35, max_runs=4)
+    search = search_peak(config, offline_samples_per_second=80.0, tolerance=0.35, max_runs=3)
     assert search.peak_qps is not None and 10 <= search.peak_qps <= 100
     invalid = [step for step in search.steps if not step.valid]
     assert all(step.target_qps > search.peak_qps for step in invalid)
