@@ -241,7 +241,10 @@ class RunRecord:
     calibration: Calibration | None = None
 
     def write(self, run_dir: Path) -> None:
-        (run_dir / RUN_JSON).write_text(json.dumps(to_json(self), indent=2) + "\n")
+        """Whole or not at all: what watches for run.json (multi, a sweep, a person) never reads half of one."""
+        partial = run_dir / f".{RUN_JSON}.partial"
+        partial.write_text(json.dumps(to_json(self), indent=2) + "\n")
+        partial.replace(run_dir / RUN_JSON)
 
     @property
     def kind(self) -> str:
