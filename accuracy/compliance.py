@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,6 @@ class Test06Result:
             f"Sample length check pass: {self.length_pass}\n"
             f"{verdict}\n"
         )
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"test": "TEST06", "passed": self.passed}
 
 
 def _ids(hex_data: str, dtype: str) -> np.ndarray:

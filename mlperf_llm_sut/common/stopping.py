@@ -45,9 +45,6 @@ class Interruption:
     def __str__(self) -> str:
         return f"interrupted by {self.signal} during {self.phase}"
 
-    def to_json(self) -> dict[str, Any]:
-        return {"signal": self.signal, "phase": self.phase}
-
 
 class Interrupted(BaseException):
     """A stop signal arrived in an interruptible phase.
