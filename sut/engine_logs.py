@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 
 from mlperf_llm_sut.common.errors import setting
@@ -46,6 +47,19 @@ def route_vllm_logs(log_path: Path) -> None:
             os.environ.pop("VLLM_CONFIGURE_LOGGING", None)
         else:
             os.environ["VLLM_CONFIGURE_LOGGING"] = previous
+
+
+def prefix_vllm_logs() -> None:
+    """Put this process's `VLLM_LOGGING_PREFIX` into vLLM's log format where vLLM came imported before it was
+    set (a worker forked from the forkserver, `sut.worker_imports`): vLLM reads the prefix once, on import,
+    into the format it configures logging with when an engine starts."""
+    loaded = sys.modules.get("vllm.logger")
+    prefix = os.environ.get("VLLM_LOGGING_PREFIX", "")
+    if loaded is None or not prefix:
+        return
+    for formatter in loaded.DEFAULT_LOGGING_CONFIG["formatters"].values():
+        if not formatter["format"].startswith(prefix):
+            formatter["format"] = prefix + formatter["format"]
 
 
 def redirect_output(log_path: Path) -> None:

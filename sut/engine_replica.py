@@ -13,6 +13,7 @@ on this host (a pipe, and the process sentinel for its death), or a Ray actor's
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -20,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
@@ -75,16 +77,20 @@ class WorkerLink(Protocol):
 
 
 class ProcessLink:
-    """A worker process on this host, spawned fresh, over a pipe."""
+    """A worker process on this host, over a pipe: a vLLM engine's on a CPU host forked from
+    `worker_forkserver`, others spawned fresh (on GPUs, see `sut.worker_imports`)."""
 
     def __init__(self) -> None:
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
 
     def launch(self, spec: WorkerSpec) -> None:
-        context = multiprocessing.get_context("spawn")
+        preloaded = spec.placement.devices == ["cpu"] and spec.engine_factory is None
+        context = worker_forkserver() if preloaded else multiprocessing.get_context("spawn")
         self._conn, theirs = context.Pipe()
-        process = context.Process(target=engine_worker.main, args=(theirs, spec), name=f"{spec.name}-worker")
+        # A forked worker would otherwise live in the forkserver's environment, as it was when that started.
+        inherited = engine_worker.Inherited(environ=dict(os.environ), cwd=os.getcwd())
+        process = context.Process(target=engine_worker.main, args=(theirs, spec, inherited), name=f"{spec.name}-worker")
         process.start()
         self._process = process
         theirs.close()
@@ -138,6 +144,16 @@ class ProcessLink:
         assert self._process is not None
         self._process.join(5)
         return f"its worker process exited (code {self._process.exitcode})"
+
+
+def worker_forkserver(*, start: bool = False) -> ForkServerContext:
+    """Where vLLM engine workers on a CPU host come from: a forkserver that imported vLLM once
+    (`sut.worker_imports`). It starts with the first such worker, or now with `start`."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["sut.worker_imports"])
+    if start:
+        multiprocessing.forkserver.ensure_running()
+    return context
 
 
 class EngineReplica:

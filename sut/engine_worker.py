@@ -23,6 +23,7 @@ import os
 import queue
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 from sut.engine_config import EngineConfig
-from sut.engine_logs import engine_failure_reason, redirect_output
+from sut.engine_logs import engine_failure_reason, prefix_vllm_logs, redirect_output
 from sut.generation import GenerationConfig
 from sut.layout import Placement
 from sut.worker_protocol import (
@@ -132,9 +133,22 @@ class _Live:
     tokens: list[int] = field(default_factory=list)
 
 
-def main(conn: Mailbox, spec: WorkerSpec) -> None:
+@dataclass(frozen=True)
+class Inherited:
+    """What a spawned process takes from the harness as it is at the start, and a forked one must be given:
+    the forkserver it comes from kept the harness's state of an earlier moment."""
+
+    environ: dict[str, str]
+    cwd: str
+
+
+def main(conn: Mailbox, spec: WorkerSpec, inherited: Inherited | None = None) -> None:
     """The worker process's entry point."""
     os.setpgrp()
+    if inherited is not None:
+        os.environ.clear()
+        os.environ.update(inherited.environ)
+        os.chdir(inherited.cwd)
     if spec.log_path is not None:
         redirect_output(spec.log_path)
     serve(conn, spec, end=_end_group)
@@ -151,6 +165,7 @@ def serve(conn: Mailbox, spec: WorkerSpec, *, end: Callable[[], None]) -> None:
     gone, or the engine hangs inside vLLM where no message reaches it."""
     os.environ.update(spec.placement.env)
     os.environ.setdefault("VLLM_LOGGING_PREFIX", f"[{spec.name}] ")
+    prefix_vllm_logs()
     # The worker is the engine process: vLLM's engine core runs in it rather than in one more
     # process behind a socket. Measured on the embedded model (2 CPU cores), Offline went from
     # about 2,300 to 3,600 tokens/s; and a dead engine is simply a dead worker. Tensor-parallel
@@ -158,6 +173,7 @@ def serve(conn: Mailbox, spec: WorkerSpec, *, end: Callable[[], None]) -> None:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     if spec.placement.cpus:
         os.sched_setaffinity(0, spec.placement.cpus)
+    _size_threads_to_cores()
     waiting = EngineQueue()
     try:
         engine = spec.engine_factory(spec) if spec.engine_factory else build_engine(spec, waiting)
@@ -174,6 +190,15 @@ def serve(conn: Mailbox, spec: WorkerSpec, *, end: Callable[[], None]) -> None:
     )
     conn.send(ready)
     worker.run()
+
+
+def _size_threads_to_cores() -> None:
+    """torch imported fresh sizes its thread pool to the cores it may use; where it came imported (a worker
+    forked from the forkserver) it kept the forkserver's count, and vLLM's CPU backend then forbids changing
+    it. Two threads spinning on each replica's one core made a two-replica Server run several times slower."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
 
 
 Message = TypeVar("Message")

@@ -140,9 +140,11 @@ def test_a_prompt_the_engine_rejects_fails_alone_and_the_run_says_why(tmp_path, 
 
 
 def test_engine_start_leaves_the_callers_logging_alone_and_logs_engine_processes(tmp_path):
-    """vLLM's dictConfig would close every handler (and absl's closes its stream): not in the caller's process."""
+    """vLLM's dictConfig would close every handler (and absl's closes its stream): not in the caller's process.
+    The worker, forked from a forkserver started earlier, lives in the caller's environment as it is at the
+    start (here vLLM's log level, set after the forkserver started)."""
     script = f"""
-import io, logging, sys
+import io, logging, os, sys
 import absl.logging  # its handler closes its stream when closed
 stream = io.StringIO()
 handler = logging.StreamHandler(stream)
@@ -150,7 +152,10 @@ logging.getLogger("caller").addHandler(handler)
 from rich.console import Console
 from harness.single.config import build_config
 from harness.single.runner import run
+from sut.engine_replica import worker_forkserver
 if __name__ == "__main__":
+    worker_forkserver(start=True)
+    os.environ["VLLM_LOGGING_LEVEL"] = "DEBUG"
     report = run(build_config(output_dir={str(tmp_path)!r}, total_sample_count=50), console=Console(file=io.StringIO()))
     logging.getLogger("caller").warning("still here")
     assert not stream.closed and "still here" in stream.getvalue()
@@ -161,6 +166,7 @@ if __name__ == "__main__":
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = Path(proc.stdout.split("engine log:")[1].strip()).read_text()
     assert "[replica-0]" in log and " INFO " in log  # the engine worker's own INFO lines reach the log
+    assert "[replica-0] (replica-0-worker" in log and " DEBUG " in log
 
 
 def test_test06_passes_on_the_real_engine_in_interactive_through_the_cli(tmp_path):
