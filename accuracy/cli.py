@@ -18,8 +18,9 @@ from mlperf_llm_sut.common.stopping import Interrupted, StopSignals
 def _score_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m accuracy",
-        description="Score mlperf_log_accuracy.json with ROUGE against the data set's references, as the "
-        "benchmark's MLCommons evaluator does. 'python -m accuracy compare RUN_A RUN_B' compares two runs.",
+        description="Score mlperf_log_accuracy.json against the data set's references, as the benchmark's "
+        "MLCommons evaluator does (ROUGE; exact match for deepseek-r1). 'python -m accuracy compare RUN_A RUN_B' "
+        "compares two runs.",
     )
     p.add_argument("--accuracy-log", required=True, type=Path, help="LoadGen's mlperf_log_accuracy.json")
     p.add_argument("--dataset", required=True, type=Path, help="the data set the run used (.parquet, .jsonl, .pkl)")
@@ -36,6 +37,18 @@ def _score_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="scoring processes (default: one per CPU)")
     p.add_argument("--output-dir", type=Path, help="where the report files go (default: beside the log)")
     p.add_argument("--trust-pickle", action="store_true", help="allow a pickle --dataset (only files you trust)")
+    p.add_argument(
+        "--livecodebench",
+        type=Path,
+        help="exact-match scoring (deepseek-r1): a local copy of LiveCodeBench's code_generation_lite test.jsonl "
+        "(or its folder), whose tests grade the code answers",
+    )
+    p.add_argument(
+        "--skip-code",
+        action="store_true",
+        help="exact-match scoring: leave the LiveCodeBench samples out (the result then fails: it does not cover "
+        "the whole set)",
+    )
     return p
 
 
@@ -85,7 +98,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         with StopSignals() as stop, stop.interruptible("scoring"):
             report = score_log(
-                args.accuracy_log, dataset, tokenizer, targets, dtype=args.dtype, workers=args.workers, out_dir=out_dir
+                args.accuracy_log,
+                dataset,
+                tokenizer,
+                targets,
+                dtype=args.dtype,
+                workers=args.workers,
+                out_dir=out_dir,
+                livecodebench=args.livecodebench,
+                skip_code=args.skip_code,
             )
     except Interrupted as stop:
         Console(stderr=True).print(f"[bold red]{stop}[/]")

@@ -4,8 +4,8 @@ scores it (mlcommons/inference).
 Each sample is judged by the kind of its source data set (`accuracy.answers.kind_of`): multiple choice (GPQA,
 MMLU-Pro) and AIME integers here, math500 by PRM800K's grader, LiveCodeBench by running the program against the
 problem's tests (`accuracy.livecodebench`). A sample scores 100 when right and 0 otherwise, also when no answer
-could be read out of it; `exact_match` is the mean over every sample and `TOKENS_PER_SAMPLE` the mean output
-length in tokens, the two figures the submission checker reads.
+could be read out of it; `exact_match` is the mean over every sample and `tokens_per_sample` the mean output
+length in tokens, the two figures the submission checker reads (as the reference prints them).
 
 Model output reaches an interpreter in two places, and neither runs in this process: LiveCodeBench programs,
 and math answers, which PRM800K's grader hands to sympy's `parse_expr` (an `eval`, behind a guard of at most
@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from accuracy.answers import (
     GPQA_OPTIONS,
@@ -34,8 +36,10 @@ from accuracy.answers import (
     kind_of,
     parse_answer,
 )
-from accuracy.livecodebench import Problem, grade_many
+from accuracy.livecodebench import DOWNLOAD, Problem, grade_many, load_problems, problems_file
 from accuracy.sandbox import Limits, run_python
+from mlperf_llm_sut.common.dataset import SOURCE_COLUMN, Dataset
+from mlperf_llm_sut.common.errors import HarnessError, setting
 
 MATH_SECONDS = 10
 """How long PRM800K's grader may take over one answer (the reference sets no limit; sympy rarely needs one)."""
@@ -137,12 +141,71 @@ def score_exact_match(
             judged.append(sample)
     metrics: dict[str, Any] = {
         "exact_match": 100.0 * sum(bool(s.correct) for s in judged) / len(judged) if judged else 0.0,
-        "TOKENS_PER_SAMPLE": sum(s.n_tokens for s in judged) / len(judged) if judged else 0.0,
+        "tokens_per_sample": sum(s.n_tokens for s in judged) / len(judged) if judged else 0.0,
         "num-samples": len(judged),
     }
     if len(judged) < len(samples):
         metrics["skipped"] = len(samples) - len(judged)
     return ExactMatchResult(metrics, samples)
+
+
+def score_outputs(
+    outputs: Mapping[int, np.ndarray],
+    dataset: Dataset,
+    tokenizer: Any,
+    *,
+    livecodebench: Path | None,
+    skip_code: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+) -> ExactMatchResult:
+    """An accuracy log's outputs (qsl_idx -> token ids, `accuracy.log.read_accuracy_log`) scored against
+    `dataset` as the reference's `process_mlperf_log_accuracy` does: decoded with `skip_special_tokens`, each
+    judged by its row's source. LiveCodeBench problems come from `livecodebench` (a local copy of
+    code_generation_lite's test.jsonl, or its folder); `skip_code` leaves those samples out instead."""
+    if dataset.references is None or dataset.sources is None:
+        raise HarnessError(
+            f"dataset {dataset.path} lacks the ground_truth or the {SOURCE_COLUMN!r} column: exact-match scoring "
+            "needs each sample's answer and the data set it is from, as deepseek-r1's data set has them."
+        )
+    indices = list(outputs)
+    # batch_decode decodes each sequence alone, as the reference's one call over the whole log does.
+    texts = tokenizer.batch_decode([list(outputs[i]) for i in indices], skip_special_tokens=True)
+    predictions = [(i, text, len(outputs[i])) for i, text in zip(indices, texts, strict=True)]
+    questions = code_questions(dataset, indices)
+    problems: dict[str, Problem] | None = None
+    if not skip_code:
+        problems = load_problems(_problems_path(livecodebench, questions), only=questions) if questions else {}
+    return score_exact_match(
+        predictions, dataset.references, dataset.sources, problems=problems, workers=workers, progress=progress
+    )
+
+
+def code_questions(dataset: Dataset, indices: Iterable[int] | None = None) -> set[str]:
+    """The LiveCodeBench question ids that `dataset`'s rows (those of `indices`) ask."""
+    if dataset.references is None or dataset.sources is None:
+        return set()
+    rows = range(len(dataset)) if indices is None else indices
+    return {dataset.references[i] for i in rows if kind_of(dataset.sources[i]) == "livecodebench"}
+
+
+def check_code_grading(dataset: Dataset, livecodebench: Path | None, skip_code: bool) -> None:
+    """Before a run: where `dataset` asks LiveCodeBench questions, their problems are at hand, or `skip_code`
+    says to leave them out; one clear error otherwise."""
+    questions = code_questions(dataset)
+    if questions and not skip_code:
+        problems_file(_problems_path(livecodebench, questions))
+
+
+def _problems_path(livecodebench: Path | None, questions: set[str]) -> Path:
+    if livecodebench is None:
+        raise HarnessError(
+            f"{len(questions)} LiveCodeBench problems are asked, and their answers are graded by running them "
+            f"against the problems' tests: pass {setting('livecodebench')} with a local copy of "
+            f"code_generation_lite's test.jsonl (`{DOWNLOAD}`), or {setting('skip_code')} to score the other "
+            "samples (the result then does not cover the whole set)."
+        )
+    return livecodebench
 
 
 def _sample(qsl_idx: int, text: str, n_tokens: int, reference: str, source: str) -> ExactMatchSample:
@@ -202,6 +265,8 @@ def _judge_code(
             sample.correct = False
             sample.detail = f"LiveCodeBench has no problem {references[sample.qsl_idx]!r} in the given copy"
     items = [(str(s.extracted), problems[str(references[s.qsl_idx])]) for s in known]
+    if not items:
+        return
     verdicts = grade_many(items, workers=workers, timeout=timeout, progress=progress)
     for sample, verdict in zip(known, verdicts, strict=True):
         sample.correct = verdict.passed

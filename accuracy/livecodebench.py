@@ -127,13 +127,7 @@ def load_problems(path: Path, *, only: Collection[str] | None = None) -> dict[st
     """The problems of a local copy of release_v1 of livecodebench/code_generation_lite (`path`: its
     test.jsonl, or a folder holding it), by question id; with `only`, just those ids (the others' private
     tests are then not decoded, which saves time and memory)."""
-    file = path / "test.jsonl" if path.is_dir() else path
-    if not file.is_file():
-        raise HarnessError(
-            f"LiveCodeBench problems: {file} does not exist; the deepseek-r1 livecodebench samples are graded "
-            f"against release_v1 of the Hugging Face data set livecodebench/code_generation_lite: download its "
-            f"test.jsonl with `{DOWNLOAD}` and pass DIR (or DIR/test.jsonl) as {setting('livecodebench')}"
-        )
+    file = problems_file(path)
     problems: dict[str, Problem] = {}
     try:
         with file.open(encoding="utf-8") as lines:
@@ -150,6 +144,18 @@ def load_problems(path: Path, *, only: Collection[str] | None = None) -> dict[st
     if not problems and only is None:
         raise _bad(str(file), "it holds no problems")
     return problems
+
+
+def problems_file(path: Path) -> Path:
+    """The test.jsonl that `path` names (itself, or the one in the folder); one clear error where there is none."""
+    file = path / "test.jsonl" if path.is_dir() else path
+    if not file.is_file():
+        raise HarnessError(
+            f"LiveCodeBench problems: {file} does not exist; the deepseek-r1 livecodebench samples are graded "
+            f"against release_v1 of the Hugging Face data set livecodebench/code_generation_lite: download its "
+            f"test.jsonl with `{DOWNLOAD}` and pass DIR (or DIR/test.jsonl) as {setting('livecodebench')}"
+        )
+    return file
 
 
 def _bad(where: str, what: str) -> HarnessError:

@@ -12,6 +12,7 @@ Files written next to the log:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from accuracy.exact_match import ExactMatchSample, score_outputs
 from accuracy.log import read_accuracy_log
-from accuracy.scoring import AccuracyResult, ScoringPool, evaluate
-from accuracy.targets import LENGTH_KEYS, ROUGE_KEYS
+from accuracy.scoring import SampleScore, ScoringPool, check_indices, evaluate
+from accuracy.targets import LENGTH_KEYS, SCORE_KEYS
 from mlperf_llm_sut.benchmarks import Targets
 from mlperf_llm_sut.common.dataset import Dataset, load_tokenizer, sha256_of
 from mlperf_llm_sut.common.errors import HarnessError
@@ -56,23 +58,44 @@ def score_log(
     dtype: str = "int32",
     workers: int | None = None,
     out_dir: Path | None = None,
+    livecodebench: Path | None = None,
+    skip_code: bool = False,
+    progress: bool = True,
 ) -> AccuracyReport:
-    """Score `log_path` against `dataset`'s references and write the report files to `out_dir`."""
+    """Score `log_path` against `dataset`'s references, by ROUGE or by exact match as `targets` say, and write
+    the report files to `out_dir`. Exact match grades LiveCodeBench samples with the problems in
+    `livecodebench`, or leaves them out with `skip_code` (the report then fails: it does not cover the set)."""
     if dataset.references is None:
         raise HarnessError(
-            f"dataset {dataset.path} has no reference outputs (an 'output' or 'response' column), "
-            "so accuracy cannot be scored against it."
+            f"dataset {dataset.path} has no reference outputs (an 'output', 'response' or 'ground_truth' "
+            "column), so accuracy cannot be scored against it."
         )
-    # The workers start while the log is read and the tokenizer loads; a small log is scored here.
-    big = Path(log_path).is_file() and Path(log_path).stat().st_size > POOL_WORTHY_LOG_BYTES
-    with ScoringPool(workers if big else 1) as pool:
-        outputs = read_accuracy_log(log_path, dtype=dtype)
-        # use_fast=False as the reference; tokenizers without a slow variant fall back to the fast one.
-        tokenizer = load_tokenizer(tokenizer_dir, use_fast=False)
-        result = evaluate(outputs, dataset.references, tokenizer, pool=pool)
-    checks = targets.check(result.metrics)
+    samples: Sequence[SampleScore | ExactMatchSample]
+    if targets.scoring == "exact_match":
+        outputs, tokenizer = _read(log_path, dataset, tokenizer_dir, dtype)
+        judged = score_outputs(
+            outputs,
+            dataset,
+            tokenizer,
+            livecodebench=livecodebench,
+            skip_code=skip_code,
+            workers=workers,
+            progress=progress,
+        )
+        metrics, samples = judged.metrics, judged.samples
+    else:
+        # The workers start while the log is read and the tokenizer loads; a small log is scored here.
+        big = Path(log_path).is_file() and Path(log_path).stat().st_size > POOL_WORTHY_LOG_BYTES
+        with ScoringPool(workers if big else 1) as pool:
+            outputs, tokenizer = _read(log_path, dataset, tokenizer_dir, dtype)
+            scored = evaluate(outputs, dataset.references, tokenizer, pool=pool)
+        metrics, samples = scored.metrics, scored.samples
+    checks = targets.check(metrics)
+    if metrics.get("skipped"):
+        total = metrics["num-samples"] + metrics["skipped"]
+        checks.append({"metric": "samples graded", "value": metrics["num-samples"], "min": total, "passed": False})
     report = AccuracyReport(
-        metrics=result.metrics,
+        metrics=metrics,
         checks=checks,
         passed=all(row["passed"] for row in checks),
         targets=targets.describe(),
@@ -80,8 +103,16 @@ def score_log(
         accuracy_log_sha256=sha256_of(log_path),
         dataset=dataset.describe(),
     )
-    write_report(report, result, out_dir or log_path.parent)
+    write_report(report, samples, out_dir or log_path.parent)
     return report
+
+
+def _read(log_path: Path, dataset: Dataset, tokenizer_dir: str | Path, dtype: str) -> tuple[dict[int, Any], Any]:
+    """The log's outputs, each of a row of `dataset`, and the tokenizer that decodes them."""
+    outputs = read_accuracy_log(log_path, dtype=dtype)
+    check_indices(outputs, len(dataset))
+    # use_fast=False as the references; tokenizers without a slow variant fall back to the fast one.
+    return outputs, load_tokenizer(tokenizer_dir, use_fast=False)
 
 
 def reference_line(metrics: dict[str, Any]) -> str:
@@ -89,7 +120,7 @@ def reference_line(metrics: dict[str, Any]) -> str:
     return repr({key: (float(v) if isinstance(v, float) else int(v)) for key, v in metrics.items()})
 
 
-def write_report(report: AccuracyReport, result: AccuracyResult, out_dir: Path) -> None:
+def write_report(report: AccuracyReport, samples: Sequence[SampleScore | ExactMatchSample], out_dir: Path) -> None:
     verdicts = [
         f"{row['metric']}: {row['value']} "
         + (f"in [{row['min']:.4f}, {row['max']:.4f}]" if "max" in row else f">= {row['min']:.4f}")
@@ -108,7 +139,7 @@ def write_report(report: AccuracyReport, result: AccuracyResult, out_dir: Path) 
     )
     (out_dir / ACCURACY_JSON).write_text(json.dumps(report.to_json(), indent=2) + "\n")
     with (out_dir / SAMPLES_JSONL).open("w") as f:
-        for sample in result.samples:
+        for sample in samples:
             f.write(json.dumps(asdict(sample)) + "\n")
 
 
@@ -120,16 +151,22 @@ def print_report(report: AccuracyReport, console: Console) -> None:
     table.add_column("target", justify="right")
     table.add_column("")
     checked = {row["metric"]: row for row in report.checks}
+    metrics = report.metrics
+    scores = [key for key in SCORE_KEYS if key in metrics]
     lengths = [key for key in LENGTH_KEYS if key in checked] or ["tokens_per_sample"]
-    for key in (*ROUGE_KEYS, *lengths):
+    extra = [row["metric"] for row in report.checks if row["metric"] not in (*scores, *lengths)]
+    for key in (*scores, *lengths, *extra):
         row = checked.get(key)
         if row is None:
-            table.add_row(key, f"{report.metrics[key]}", "", "")
+            table.add_row(key, f"{metrics[key]}", "", "")
             continue
         bound = f"{row['min']:,.2f} - {row['max']:,.2f}" if "max" in row else f">= {row['min']:.4f}"
         table.add_row(key, f"{row['value']}", bound, "[green]PASS" if row["passed"] else "[red]FAIL")
-    metrics = report.metrics
-    table.caption = (
-        f"{metrics['gen_num']} samples, {metrics['gen_tok_len']:,} tokens, {metrics['gen_len']:,} characters"
-    )
+    if "gen_num" in metrics:
+        table.caption = (
+            f"{metrics['gen_num']} samples, {metrics['gen_tok_len']:,} tokens, {metrics['gen_len']:,} characters"
+        )
+    else:
+        skipped = f", {metrics['skipped']} LiveCodeBench samples not graded" if metrics.get("skipped") else ""
+        table.caption = f"{metrics['num-samples']} samples graded{skipped}"
     console.print(table)

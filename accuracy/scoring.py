@@ -18,7 +18,7 @@ import os
 import re
 import signal
 import string
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
@@ -256,6 +256,18 @@ def _start_worker() -> None:
     _punkt()  # Punkt's parameters load now, while the caller has no work to give
 
 
+def check_indices(outputs: Mapping[int, object], rows: int) -> None:
+    """An accuracy log that has entries, each of a row of the data set (of `rows`)."""
+    if not outputs:
+        raise HarnessError("the accuracy log has no entries: was the run in accuracy mode?")
+    out_of_range = [i for i in outputs if not 0 <= i < rows]
+    if out_of_range:
+        raise HarnessError(
+            f"the accuracy log has qsl_idx {out_of_range[0]}, but the data set has only {rows} "
+            f"rows: the log and the data set do not belong together (pass the {setting('dataset')} the run used)."
+        )
+
+
 def evaluate(
     outputs: dict[int, np.ndarray],
     references: Sequence[str],
@@ -266,14 +278,7 @@ def evaluate(
 ) -> AccuracyResult:
     """Score the decoded accuracy log (`accuracy.log.read_accuracy_log`) against `references`, in `pool`, or
     in a pool of `workers` (default: one a core) of its own."""
-    if not outputs:
-        raise HarnessError("the accuracy log has no entries: was the run in accuracy mode?")
-    out_of_range = [i for i in outputs if not 0 <= i < len(references)]
-    if out_of_range:
-        raise HarnessError(
-            f"the accuracy log has qsl_idx {out_of_range[0]}, but the data set has only {len(references)} "
-            f"rows: the log and the data set do not belong together (pass the {setting('dataset')} the run used)."
-        )
+    check_indices(outputs, len(references))
     indices = list(outputs)
     token_ids = [outputs[i] for i in indices]
     targets = [references[i] for i in indices]

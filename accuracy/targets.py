@@ -3,6 +3,8 @@
 {"name": "tiny-llama", "rouge1": 98.5, "rouge2": 97.7, "rougeL": 98.5,
  "factor": 0.99, "tokens_per_sample": 15.3, "tolerance": 0.1}
 
+A file whose target is `exact_match` (deepseek-r1's metric) is scored by exact match, any other by ROUGE.
+
 Output length targets are `tokens_per_sample` (llama2-70b's) or `gen_len`, the
 characters of all predictions together (llama3.1-8b's), with `samples`: how many
 samples that total covers.
@@ -17,6 +19,7 @@ from mlperf_llm_sut.benchmarks import BENCHMARKS, Targets, get_benchmark
 from mlperf_llm_sut.common.errors import HarnessError
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+SCORE_KEYS = ("exact_match", *ROUGE_KEYS)
 LENGTH_KEYS = ("tokens_per_sample", "gen_len")
 
 
@@ -31,7 +34,7 @@ def resolve_targets(name_or_file: str | Path, *, option: str = "--accuracy-targe
         raise HarnessError(f"{option} {name_or_file}: no such file. Pass a targets JSON file or a benchmark name.")
     try:
         raw = json.loads(path.read_text())
-        reference = {k: float(raw[k]) for k in ROUGE_KEYS if k in raw}
+        reference = {k: float(raw[k]) for k in SCORE_KEYS if k in raw}
         if not reference:
             raise KeyError("rouge1")
         samples = raw.get("samples")
@@ -46,5 +49,5 @@ def resolve_targets(name_or_file: str | Path, *, option: str = "--accuracy-targe
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HarnessError(
             f"accuracy targets file {path} is not valid ({type(exc).__name__}: {exc}); it needs a JSON object "
-            'with at least one of rouge1/rouge2/rougeL/rougeLsum, e.g. {"rouge1": 44.4, "factor": 0.99}.'
+            'with exact_match or at least one of rouge1/rouge2/rougeL/rougeLsum, e.g. {"rouge1": 44.4, "factor": 0.99}.'
         ) from None

@@ -130,6 +130,18 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         "benchmark's own; the embedded model has its own)",
     )
     run.add_argument(
+        "--livecodebench",
+        type=Path,
+        help="exact-match scoring (deepseek-r1): a local copy of LiveCodeBench's code_generation_lite test.jsonl "
+        "(or its folder), whose tests grade the code answers",
+    )
+    run.add_argument(
+        "--skip-code",
+        action="store_true",
+        help="exact-match scoring: leave the LiveCodeBench samples out (the accuracy then fails: it does not "
+        "cover the whole set)",
+    )
+    run.add_argument(
         "--warmup-samples", type=int, default=8, help="prompts generated before LoadGen starts, untimed (default: 8)"
     )
     run.add_argument(
@@ -413,6 +425,8 @@ def _run_command(args: argparse.Namespace, argv: list[str], console: Console) ->
             warmup_samples=args.warmup_samples,
             save_outputs=args.save_outputs,
             accuracy_targets=args.accuracy_targets,
+            livecodebench=args.livecodebench,
+            skip_code=args.skip_code,
             replicas=args.replicas,
             dispatch=args.dispatch,
             work_stealing=not args.no_work_stealing,

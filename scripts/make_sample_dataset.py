@@ -3,9 +3,12 @@
 - llama2-70b: openorca-synthetic-600.jsonl, 600 rows in the processed OpenOrca schema (the
   reference's processorca.py columns), built by scripts/synthetic_openorca.py;
 - llama3.1-8b: cnndm-synthetic-300.jsonl, 300 rows in cnn_eval.json's schema (download_cnndm.py's
-  columns), built by scripts/synthetic_cnndm.py.
+  columns), built by scripts/synthetic_cnndm.py;
+- deepseek-r1: deepseek-synthetic-100.jsonl, 100 rows in the schema of MLCommons' deepseek-r1 file
+  (text_input, ground_truth, dataset, question), and livecodebench-synthetic.jsonl, the LiveCodeBench
+  problems its code questions are graded against, built by scripts/synthetic_deepseek.py.
 
-Both with seed 0, made into prompts by the benchmark's own `PromptFormat` (the harness's raw-rows
+All with seed 0, made into prompts by the benchmark's own `PromptFormat` (the harness's raw-rows
 code path) with the embedded tiny model's tokenizer. Deterministic: the same tokenizer gives the same
 file, byte for byte.
 
@@ -23,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import synthetic_cnndm
+import synthetic_deepseek
 import synthetic_openorca
 
 from mlperf_llm_sut.benchmarks import DEFAULT_BENCHMARK, get_benchmark
@@ -34,6 +38,7 @@ SAMPLE_SEED = 0
 SAMPLES: dict[str, tuple[Callable[..., Iterator[dict[str, str]]], int]] = {
     "llama2-70b": (synthetic_openorca.rows, 600),
     "llama3.1-8b": (synthetic_cnndm.rows, 300),
+    "deepseek-r1": (synthetic_deepseek.rows, 100),
 }
 
 
@@ -51,6 +56,10 @@ def main() -> None:
     out = args.out or embedded.ROOT / benchmark.demo_dataset
     write_rows(rows, out)
     print(f"wrote {len(rows)} synthetic rows to {out}")
+    if benchmark.demo_problems:
+        problems = out.parent / benchmark.demo_problems
+        synthetic_deepseek.write_problems(problems, seed=SAMPLE_SEED)
+        print(f"wrote the LiveCodeBench problems of its code questions to {problems}")
 
 
 if __name__ == "__main__":

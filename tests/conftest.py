@@ -181,3 +181,17 @@ def _children(process: Any) -> list[str]:
         if not any(name in command for name in LIFELONG):
             left.append(f"{child.pid}: {command[:200]}")
     return left
+
+
+@pytest.fixture
+def system_file(tmp_path: Path) -> Path:
+    """A system description of this host, filled in as a submitter would, for submission trees."""
+    from harness.submission import system_info
+
+    description = system_info.describe_host(division="closed", submitter="Acme", versions={"vllm": "0.0"})
+    for key in description:
+        description[key] = description[key] or "N/A"
+    description["status"] = "available"
+    path = tmp_path / "system.json"
+    path.write_text(json.dumps(description))
+    return path

@@ -178,4 +178,4 @@ def test_convert_takes_raw_rows_of_any_benchmark_and_refuses_other_tables(tmp_pa
     (tmp_path / "other.jsonl").write_text('{"foo": 1}\n')
     assert main(["convert", str(tmp_path / "raw.jsonl"), str(tmp_path / "raw.parquet")]) == 0
     assert main(["convert", str(tmp_path / "other.jsonl"), str(tmp_path / "other.parquet")]) != 0
-    assert "nor 'article' or 'question' (raw rows)" in capsys.readouterr().err
+    assert "nor 'article' or 'question' or 'text_input' (raw rows)" in capsys.readouterr().err

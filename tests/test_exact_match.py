@@ -53,7 +53,7 @@ def test_every_kind_of_sample_is_judged_as_the_reference_judges_it():
         assert sample.extracted == (None if expected["extracted_answer"] is None else str(expected["extracted_answer"]))
     assert result.metrics == {
         "exact_match": pytest.approx(100.0 * 6 / 13),
-        "TOKENS_PER_SAMPLE": pytest.approx(sum(10 + index for index in range(13)) / 13),
+        "tokens_per_sample": pytest.approx(sum(10 + index for index in range(13)) / 13),
         "num-samples": 13,
     }
 

@@ -46,17 +46,6 @@ def runs(tmp_path_factory) -> list:
     return dirs
 
 
-@pytest.fixture
-def system_file(tmp_path):
-    description = system_info.describe_host(division="closed", submitter="Acme", versions={"vllm": "0.0"})
-    for key in description:
-        description[key] = description[key] or "N/A"
-    description["status"] = "available"
-    path = tmp_path / "system.json"
-    path.write_text(json.dumps(description))
-    return path
-
-
 def test_demo_runs_are_refused_for_closed_with_one_line_per_problem(runs, tmp_path, system_file):
     with pytest.raises(HarnessError) as err:
         build_submission(runs, tmp_path / "tree", submitter="Acme", system_file=system_file)

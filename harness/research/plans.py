@@ -116,6 +116,8 @@ RUN_SETTINGS: Mapping[str, RunSetting] = {
     "save_outputs": RunSetting(FLAG),
     "accuracy_targets": RunSetting(replace(PATH, described="a benchmark name or a targets file").or_null()),
     "scoring_workers": RunSetting(WHOLE.or_null()),
+    "livecodebench": RunSetting(PATH.or_null()),
+    "skip_code": RunSetting(FLAG),
     "replicas": RunSetting(WHOLE),
     "dispatch": RunSetting(TEXT),
     "work_stealing": RunSetting(FLAG),

@@ -64,6 +64,11 @@ class RunConfig:
     accuracy_targets: str = DEFAULT_BENCHMARK
     """What an accuracy-mode run is scored against: a benchmark name or a targets JSON file."""
     scoring_workers: int | None = None
+    livecodebench: Path | None = None
+    """Exact-match scoring (deepseek-r1): the LiveCodeBench problems (code_generation_lite's test.jsonl, or its
+    folder) whose tests grade the code answers."""
+    skip_code: bool = False
+    """Exact-match scoring leaves the LiveCodeBench samples out (the accuracy then does not cover the set)."""
     command: list[str] | None = None
     """The command line that made this configuration, when it came from one (for run.json and the
     submission README)."""
@@ -182,6 +187,8 @@ def build_config(
     save_outputs: bool = False,
     accuracy_targets: str | Path | None = None,
     scoring_workers: int | None = None,
+    livecodebench: str | Path | None = None,
+    skip_code: bool = False,
     replicas: int = 1,
     dispatch: str = "round-robin",
     work_stealing: bool = True,
@@ -226,7 +233,9 @@ def build_config(
     engine_config = _engine_config(model, tokenizer, engine, engine_extra)
     if dataset is None:
         dataset = embedded.ROOT / chosen.demo_dataset
-    generation_config = _generation_config(chosen.generation, generation)
+    generation_config = _generation_config(
+        {**chosen.generation, **(chosen.demo_generation if demo else {})}, generation
+    )
     # The demo's own LoadGen settings (`embedded.DEMO_LOADGEN`) fill in, setting by setting, only what the user
     # leaves unset here and in their user.conf: `harness.single.settings.build_settings` knows both.
     loadgen = LoadGenConfig(
@@ -289,8 +298,19 @@ def build_config(
         ),
         accuracy_targets=str(accuracy_targets or (embedded.ROOT / chosen.demo_targets if demo else benchmark)),
         scoring_workers=scoring_workers,
+        livecodebench=_livecodebench(livecodebench, chosen, Path(dataset)),
+        skip_code=skip_code,
         command=list(command) if command else None,
     )
+
+
+def _livecodebench(given: str | Path | None, chosen: Benchmark, dataset: Path) -> Path | None:
+    """The LiveCodeBench problems: those given, else the bundled ones of the benchmark's bundled sample."""
+    if given is not None:
+        return Path(given)
+    if chosen.demo_problems and dataset == embedded.ROOT / chosen.demo_dataset:
+        return embedded.ROOT / chosen.demo_problems
+    return None
 
 
 def _check_sut_options(

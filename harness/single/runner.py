@@ -22,6 +22,7 @@ import mlperf_loadgen as lg
 from rich.console import Console
 
 from accuracy.compliance import Test06Result, verify_test06, write_verification
+from accuracy.exact_match import check_code_grading
 from accuracy.scored_log import AccuracyReport, score_log
 from accuracy.scoring import check_punkt
 from accuracy.targets import resolve_targets
@@ -201,8 +202,11 @@ def _prepare(config: RunConfig, console: Console) -> tuple[Dataset, Targets | No
         if dataset.references is None:
             console.print(f"[yellow]warning:[/] {dataset.path} has no reference outputs: accuracy will not be scored")
         else:
-            check_punkt()
             targets = resolve_targets(config.accuracy_targets)
+            if targets.scoring == "exact_match":
+                check_code_grading(dataset, config.livecodebench, config.skip_code)
+            else:
+                check_punkt()
     built, warnings = build_settings(config.loadgen, len(dataset))
     if config.layout.step_delays:
         built.non_compliant.append(f"replicas slowed on purpose: step delays {config.layout.step_delays}")
@@ -493,6 +497,9 @@ class _Run:
                     self.config.engine.tokenizer or self.config.engine.model,
                     self.targets,
                     workers=self.config.scoring_workers,
+                    livecodebench=self.config.livecodebench,
+                    skip_code=self.config.skip_code,
+                    progress=False,  # under the status line; its own bar would fight it for the terminal
                 )
         except Interrupted as stop:
             self.interruption = stop.interruption

@@ -37,8 +37,9 @@ STREAMING_SCENARIOS = ("Server", "SingleStream")
 
 @dataclass(frozen=True)
 class Targets:
-    """Accuracy targets: reference ROUGE scores reached to within `factor`, and output lengths held within
-    `tolerance` of theirs (`tokens_per_sample`, or `gen_len`: the characters of all predictions together)."""
+    """Accuracy targets: reference scores (ROUGE, or exact match) reached to within `factor`, and output
+    lengths held within `tolerance` of theirs (`tokens_per_sample`, or `gen_len`: the characters of all
+    predictions together)."""
 
     name: str
     reference: Mapping[str, float]
@@ -47,6 +48,12 @@ class Targets:
     tolerance: float = 0.1
     samples: int | None = None
     """How many samples the `gen_len` target covers; a run over fewer is held to its share of it."""
+
+    @property
+    def scoring(self) -> str:
+        """How a log is scored against these targets: "exact_match" (deepseek-r1's, per-sample answers judged
+        right or wrong) where that is a target, else "rouge"."""
+        return "exact_match" if "exact_match" in self.reference else "rouge"
 
     def check(self, metrics: Mapping[str, float]) -> list[dict[str, Any]]:
         """One row per checked metric: value, bound(s), PASS or FAIL."""
@@ -139,8 +146,13 @@ class Benchmark:
     """The bundled synthetic sample in the benchmark's processed schema (a file in mlperf_llm_sut/common/embedded/)."""
     demo_targets: str
     """The embedded tiny model's own scores on that sample (a targets file in mlperf_llm_sut/common/embedded/)."""
+    demo_problems: str | None = None
+    """The bundled synthetic LiveCodeBench problems that the code questions of its demo sample are graded
+    against (a test.jsonl in mlperf_llm_sut/common/embedded/), for a benchmark that has such questions."""
     generation: Mapping[str, Any] = field(default_factory=dict)
     """The reference's generation settings (`sut.generation.GenerationConfig` fields)."""
+    demo_generation: Mapping[str, Any] = field(default_factory=dict)
+    """What the embedded tiny model's demo runs use over `generation` (the demo is never compliant)."""
     seeds: Mapping[str, int] = field(default_factory=lambda: SEEDS)
     compliance: tuple[ComplianceTest, ...] = ()
     current_round: bool = True

@@ -37,6 +37,8 @@ JSONL_SUFFIXES = (".jsonl", ".json")
 HUB_PREFIX = "hf:"
 SAVED_DATASET_MARKERS = ("dataset_info.json", "dataset_dict.json")
 """What `save_to_disk` writes at the top of a Dataset's folder, and of a DatasetDict's."""
+SOURCE_COLUMN = "dataset"
+"""Where a data set that mixes several says which one each row is from (deepseek-r1's: aime, gpqa, ...)."""
 DEFAULT_SPLIT = "validation"
 """The split MLPerf's LLM data sets are drawn from (CNN-DailyMail's validation split, for llama3.1-8b)."""
 
@@ -69,6 +71,8 @@ class Dataset:
     schema: str
     prompts: list[list[int]]
     references: list[str] | None
+    sources: list[str] | None = None
+    """Each row's source data set (`SOURCE_COLUMN`), where the file has that column."""
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -173,7 +177,8 @@ def load_dataset(
         )
     if not prompts:
         raise HarnessError(f"dataset {path} has no rows.")
-    return Dataset(path, digest, file_format, schema, prompts, references)
+    sources = _texts(frame[SOURCE_COLUMN]) if SOURCE_COLUMN in frame.columns else None
+    return Dataset(path, digest, file_format, schema, prompts, references, sources)
 
 
 def _read_frame(path: Path, *, trusted: bool) -> tuple[pd.DataFrame, str]:
