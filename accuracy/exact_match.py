@@ -41,6 +41,8 @@ from accuracy.sandbox import Limits, run_python
 from mlperf_llm_sut.common.dataset import SOURCE_COLUMN, Dataset
 from mlperf_llm_sut.common.errors import HarnessError, setting
 
+DECODE_SLICE = 256
+"""Outputs detokenized at a time."""
 MATH_SECONDS = 10
 """How long PRM800K's grader may take over one answer (the reference sets no limit; sympy rarely needs one)."""
 MATH_BATCH = 32
@@ -169,8 +171,12 @@ def score_outputs(
             "needs each sample's answer and the data set it is from, as deepseek-r1's data set has them."
         )
     indices = list(outputs)
-    # batch_decode decodes each sequence alone, as the reference's one call over the whole log does.
-    texts = tokenizer.batch_decode([list(outputs[i]) for i in indices], skip_special_tokens=True)
+    # batch_decode decodes each sequence alone, so slices give the reference's one call's texts; as Python ints, a
+    # whole log of 20,000-token answers would take gigabytes at once.
+    texts: list[str] = []
+    for start in range(0, len(indices), DECODE_SLICE):
+        ids = [outputs[i].tolist() for i in indices[start : start + DECODE_SLICE]]
+        texts += tokenizer.batch_decode(ids, skip_special_tokens=True)
     predictions = [(i, text, len(outputs[i])) for i, text in zip(indices, texts, strict=True)]
     questions = code_questions(dataset, indices)
     problems: dict[str, Problem] | None = None

@@ -153,8 +153,11 @@ def measure_scoring(
 
 
 def _in_own_process(target: Any, *args: Any) -> dict[str, Any]:
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        result: dict[str, Any] = pool.apply(target, args)
+    """`target(*args)` in a fresh process, which may start processes of its own (a pool's may not)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        result: dict[str, Any] = pool.submit(target, *args).result()
     return result
 
 
