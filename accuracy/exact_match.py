@@ -36,7 +36,7 @@ from accuracy.answers import (
     kind_of,
     parse_answer,
 )
-from accuracy.livecodebench import DOWNLOAD, Problem, grade_many, load_problems, problems_file
+from accuracy.livecodebench import DOWNLOAD, Problem, check_problems_file, grade_many, load_problems
 from accuracy.sandbox import Limits, run_python
 from mlperf_llm_sut.common.dataset import SOURCE_COLUMN, Dataset
 from mlperf_llm_sut.common.errors import HarnessError, setting
@@ -200,7 +200,7 @@ def check_code_grading(dataset: Dataset, livecodebench: Path | None, skip_code: 
     says to leave them out; one clear error otherwise."""
     questions = code_questions(dataset)
     if questions and not skip_code:
-        problems_file(_problems_path(livecodebench, questions))
+        check_problems_file(_problems_path(livecodebench, questions))
 
 
 def _problems_path(livecodebench: Path | None, questions: set[str]) -> Path:

@@ -158,6 +158,21 @@ def problems_file(path: Path) -> Path:
     return file
 
 
+def check_problems_file(path: Path) -> Path:
+    """Before a run: `problems_file`, whose first problem reads as code_generation_lite's (a wrong file is one
+    clear error now, not after the run)."""
+    file = problems_file(path)
+    try:
+        with file.open(encoding="utf-8") as lines:
+            first = next(((number, line) for number, line in enumerate(lines, 1) if line.strip()), None)
+    except (OSError, UnicodeDecodeError) as error:
+        raise _bad(str(file), f"it cannot be read as UTF-8 text ({error})") from error
+    if first is None:
+        raise _bad(str(file), "it holds no problems")
+    _problem(first[1], (), f"{file} line {first[0]}")
+    return file
+
+
 def _bad(where: str, what: str) -> HarnessError:
     return HarnessError(
         f"LiveCodeBench problems: {where} is not from code_generation_lite's test.jsonl: {what}; download it "

@@ -217,6 +217,12 @@ def test_an_accuracy_run_that_could_not_grade_its_code_answers_stops_before_it_s
             console=Console(file=io.StringIO()),
             replica_factory=ScriptedReplica.factory(),
         )
+    with pytest.raises(HarnessError, match=r"deepseek.jsonl line 1 is not from code_generation_lite's test.jsonl"):
+        run(
+            build_config(**options, livecodebench=copied),  # a data set, not the problems
+            console=Console(file=io.StringIO()),
+            replica_factory=ScriptedReplica.factory(),
+        )
 
 
 @pytest.mark.engine
