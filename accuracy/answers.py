@@ -11,6 +11,7 @@ livecodebench's code by running it, which is not done here.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from types import MappingProxyType
 from typing import Final, Literal
@@ -22,16 +23,23 @@ __all__ = [
     "DATASET_KINDS",
     "GPQA_OPTIONS",
     "MMLU_PRO_OPTIONS",
+    "STANDALONE_LETTER",
     "Kind",
+    "answer_line",
+    "check_max_option",
+    "clean_artifacts",
     "judge_aime",
     "judge_math",
     "judge_multiple_choice",
+    "kind_in",
     "kind_of",
+    "last_match",
     "parse_aime",
     "parse_answer",
     "parse_boxed",
     "parse_code",
     "parse_multiple_choice",
+    "unescape",
 ]
 
 Kind = Literal["gpqa", "mmlu_pro", "math500", "aime", "livecodebench"]
@@ -54,15 +62,21 @@ MMLU_PRO_OPTIONS: Final = "ABCDEFGHIJ"
 
 
 def kind_of(dataset: str) -> Kind:
-    """The kind of a sample from `dataset` (the reference's `get_evaluator`): the first key of `DATASET_KINDS`
-    that is part of its lowercased name."""
+    """The kind of a deepseek-r1 sample from `dataset` (the reference's `get_evaluator`): the first key of
+    `DATASET_KINDS` that is part of its lowercased name."""
+    return kind_in(dataset, DATASET_KINDS, "deepseek-r1")
+
+
+def kind_in(dataset: str, kinds: Mapping[str, Kind], grading: str) -> Kind:
+    """The kind of `grading`'s sample from `dataset`: the first key of `kinds` that is part of its lowercased name
+    (a reference's `get_evaluator` over its `DATASET_EVALUATORS`)."""
     lowered = dataset.lower()
-    for part, kind in DATASET_KINDS.items():
+    for part, kind in kinds.items():
         if part in lowered:
             return kind
     raise HarnessError(
-        f"deepseek-r1 sample from data set {dataset!r}: the name contains none of the known data sets "
-        f"({', '.join(DATASET_KINDS)}), so there is no way to grade it; check the `dataset` column of the data set"
+        f"{grading} sample from data set {dataset!r}: the name contains none of the known data sets "
+        f"({', '.join(kinds)}), so there is no way to grade it; check the `dataset` column of the data set"
     )
 
 
@@ -76,8 +90,9 @@ _LIST_REPR_CLOSERS = ("']", '"]')
 
 
 @cache
-def _answer_line(max_option: str) -> re.Pattern[str]:
-    # "Answer: B", "FINAL ANSWER = (c)", "answer b."; the letter must not run on into a word ("Answer: Because").
+def answer_line(max_option: str) -> re.Pattern[str]:
+    """The line of an answer up to `max_option`: "Answer: B", "FINAL ANSWER = (c)", "answer b.", where the letter
+    does not run on into a word ("Answer: Because"); both references' `parse_multiple_choice` pattern."""
     return re.compile(
         rf"""
         \b (?: ANSWER | FINAL \s* ANSWER ) \b
@@ -89,11 +104,11 @@ def _answer_line(max_option: str) -> re.Pattern[str]:
     )
 
 
-# MMLU-Pro's last resort: the last letter A-J standing alone, in either case ("a" and "I" as words count too).
-_STANDALONE_LETTER = re.compile(r"\b([A-J])\b", re.IGNORECASE)
+STANDALONE_LETTER: Final = re.compile(r"\b([A-J])\b", re.IGNORECASE)
+"""MMLU-Pro's last resort: the last letter A-J standing alone, in either case ("a" and "I" as words count too)."""
 
 
-def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+def last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     """The last of the matches scanned from the start (not the last match found scanning back from the end: they
     differ where matches could overlap)."""
     last = None
@@ -108,18 +123,35 @@ def parse_multiple_choice(text: str, max_option: str = "D") -> str | None:
 
     Before looking: an output that is a list's repr (`['...']`) is unwrapped, and the two-character sequences
     backslash-n and backslash-quote become a newline and a quote."""
-    if len(max_option) != 1 or not "A" <= max_option <= "Z":
-        raise ValueError(f"max_option must be one letter A-Z, not {max_option!r}")
+    check_max_option(max_option)
     text = text.strip()
     if not text:
         return None
+    text = clean_artifacts(text)
+    found = last_match(answer_line(max_option), text)
+    if found is None and max_option == "J":
+        found = last_match(STANDALONE_LETTER, text)
+    return None if found is None else found[1].upper()
+
+
+def check_max_option(max_option: str) -> None:
+    """A ValueError unless `max_option` is one letter A-Z: it goes into a character class `[A-max_option]`."""
+    if len(max_option) != 1 or not "A" <= max_option <= "Z":
+        raise ValueError(f"max_option must be one letter A-Z, not {max_option!r}")
+
+
+def clean_artifacts(text: str) -> str:
+    """The references' "Clean artifacts" of multiple-choice text: a list's repr (`['...']`) unwrapped, then the
+    two-character sequences backslash-n and backslash-quote made a newline and a quote."""
     if text.startswith(_LIST_REPR_OPENERS) and text.endswith(_LIST_REPR_CLOSERS):
         text = text[2:-2].strip()
-    text = text.replace("\\n", "\n").replace("\\'", "'")
-    found = _last_match(_answer_line(max_option), text)
-    if found is None and max_option == "J":
-        found = _last_match(_STANDALONE_LETTER, text)
-    return None if found is None else found[1].upper()
+    return unescape(text)
+
+
+def unescape(text: str) -> str:
+    """Backslash-n and backslash-quote (two characters each, as a repr'd string has them) as a newline and a
+    quote."""
+    return text.replace("\\n", "\n").replace("\\'", "'")
 
 
 def judge_multiple_choice(parsed: str | None, ground_truth: str, valid_options: str) -> bool:
@@ -191,7 +223,7 @@ def parse_aime(text: str) -> int | None:
     text = text.strip()
     if not text:
         return None
-    found = _last_match(_BOXED_INTEGER, text) or _last_match(_ANSWER_INTEGER, text)
+    found = last_match(_BOXED_INTEGER, text) or last_match(_ANSWER_INTEGER, text)
     if found is None:
         return None
     try:

@@ -19,7 +19,8 @@ def _score_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m accuracy",
         description="Score mlperf_log_accuracy.json against the data set's references, as the benchmark's "
-        "MLCommons evaluator does (ROUGE; exact match for deepseek-r1). 'python -m accuracy compare RUN_A RUN_B' "
+        "MLCommons evaluator does (ROUGE; exact match for deepseek-r1 and gpt-oss-120b). "
+        "'python -m accuracy compare RUN_A RUN_B' "
         "compares two runs.",
     )
     p.add_argument("--accuracy-log", required=True, type=Path, help="LoadGen's mlperf_log_accuracy.json")
@@ -40,8 +41,9 @@ def _score_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--livecodebench",
         type=Path,
-        help="exact-match scoring (deepseek-r1): a local copy of LiveCodeBench's code_generation_lite test.jsonl "
-        "(or its folder), whose tests grade the code answers",
+        help="exact-match scoring: a folder holding a local copy of LiveCodeBench's code_generation_lite release "
+        "the benchmark's reference grades against (deepseek-r1: release_v1, test.jsonl; gpt-oss-120b: release_v6, "
+        "test.jsonl to test6.jsonl), or one file holding the release, whose tests grade the code answers",
     )
     p.add_argument(
         "--skip-code",
@@ -84,13 +86,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from accuracy.targets import resolve_targets
         from mlperf_llm_sut.common.dataset import load_dataset
 
-        targets = resolve_targets(args.targets or get_benchmark(args.benchmark).name, option="--targets")
+        benchmark = get_benchmark(args.benchmark)
+        # A targets file without a grading of its own is graded as the benchmark named beside it.
+        targets = resolve_targets(
+            args.targets or benchmark.name, option="--targets", grading=benchmark.accuracy.grading
+        )
         tokenizer = args.tokenizer or args.model
         if tokenizer is None:
             raise HarnessError("pass --model or --tokenizer: the outputs are token ids and need detokenizing.")
         dataset = load_dataset(
             args.dataset,
-            prompt_format=get_benchmark(args.benchmark).prompt_format,
+            prompt_format=benchmark.prompt_format,
             tokenizer_dir=tokenizer,
             trust_pickle=args.trust_pickle,
         )

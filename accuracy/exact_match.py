@@ -1,11 +1,15 @@
-"""deepseek-r1's accuracy: exact match per sample, as the reference `language/deepseek-r1/eval_accuracy.py`
-scores it (mlcommons/inference).
+"""Exact-match accuracy, per sample, as the MLCommons references score it: deepseek-r1's
+(`language/deepseek-r1/eval_accuracy.py`) and gpt-oss-120b's (`language/gpt-oss-120b/eval_mlperf_accuracy.py`
+and `eval_accuracy.py`), each a `GradingRules` of `GRADINGS`, chosen by the targets' `grading`.
 
-Each sample is judged by the kind of its source data set (`accuracy.answers.kind_of`): multiple choice (GPQA,
+Each sample is judged by the kind of its source data set (the rules' `kind_of`): multiple choice (GPQA,
 MMLU-Pro) and AIME integers here, math500 by PRM800K's grader, LiveCodeBench by running the program against the
-problem's tests (`accuracy.livecodebench`). A sample scores 100 when right and 0 otherwise, also when no answer
-could be read out of it; `exact_match` is the mean over every sample and `tokens_per_sample` the mean output
-length in tokens, the two figures the submission checker reads (as the reference prints them).
+problem's tests (`accuracy.livecodebench`), with the answer read out by the rules' parsers (`accuracy.answers`,
+`accuracy.gpt_oss_answers`). A sample is right or wrong, wrong also when no answer could be read out of it.
+deepseek-r1's `exact_match` is the percentage of samples right; gpt-oss-120b's weighs each data set by how often
+the set repeats it (`accuracy.gpt_oss_answers.weighted_score`) and is rounded to the three decimals its reference
+prints. `tokens_per_sample` is the mean output length in tokens. Those are the two figures the submission
+checker reads.
 
 Model output reaches an interpreter in two places, and neither runs in this process: LiveCodeBench programs,
 and math answers, which PRM800K's grader hands to sympy's `parse_expr` (an `eval`, behind a guard of at most
@@ -19,24 +23,25 @@ from __future__ import annotations
 import json
 import secrets
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final, Literal
 
 import numpy as np
 
-from accuracy.answers import (
-    GPQA_OPTIONS,
-    MMLU_PRO_OPTIONS,
-    Kind,
-    judge_aime,
-    judge_multiple_choice,
-    kind_of,
-    parse_answer,
+from accuracy import answers, gpt_oss_answers
+from accuracy.answers import GPQA_OPTIONS, MMLU_PRO_OPTIONS, Kind, judge_aime, judge_multiple_choice
+from accuracy.livecodebench import (
+    RELEASE_FILES,
+    Problem,
+    check_problems_files,
+    download_command,
+    grade_many,
+    load_problems,
 )
-from accuracy.livecodebench import DOWNLOAD, Problem, check_problems_file, grade_many, load_problems
 from accuracy.sandbox import Limits, run_python
 from mlperf_llm_sut.common.dataset import SOURCE_COLUMN, Dataset
 from mlperf_llm_sut.common.errors import HarnessError, setting
@@ -88,6 +93,51 @@ for given, truth in json.loads(sys.stdin.read()):
 """
 
 
+Grading = Literal["deepseek-r1", "gpt-oss-120b"]
+
+
+@dataclass(frozen=True)
+class GradingRules:
+    """How one benchmark's reference grades its samples."""
+
+    name: Grading
+    kind_of: Callable[[str], Kind]
+    """A sample's kind from its data set's name (the reference's `get_evaluator`)."""
+    parse_answer: Callable[[Kind, str], str | int | None]
+    """The answer read out of an output (the reference's `DATASET_EVALUATORS` parsers)."""
+    skip_special_tokens: bool
+    """How outputs are detokenized: deepseek-r1's reference drops special tokens; gpt-oss-120b's keeps its
+    harmony markers, which its parsers look for."""
+    livecodebench_release: str
+    """The release of code_generation_lite whose problems grade the code answers (`RELEASE_FILES`)."""
+    weighted: bool
+    """Whether `exact_match` weighs the data sets by their repeats (gpt-oss-120b) or is every sample's mean."""
+
+
+GRADINGS: Final[Mapping[str, GradingRules]] = MappingProxyType(
+    {
+        "deepseek-r1": GradingRules(
+            "deepseek-r1", answers.kind_of, answers.parse_answer, True, "release_v1", weighted=False
+        ),
+        "gpt-oss-120b": GradingRules(
+            "gpt-oss-120b", gpt_oss_answers.kind_of, gpt_oss_answers.parse_answer, False, "release_v6", weighted=True
+        ),
+    }
+)
+"""Every benchmark's grading rules, by the name `Targets.grading` gives."""
+
+
+def grading_rules(grading: str) -> GradingRules:
+    """The rules `grading` names; one clear error for a name that is not one of `GRADINGS`."""
+    try:
+        return GRADINGS[grading]
+    except KeyError:
+        raise HarnessError(
+            f"accuracy grading {grading!r} is not known: exact-match scoring follows one reference's rules, "
+            f"{' or '.join(map(repr, GRADINGS))}; give the accuracy targets one of those as their grading"
+        ) from None
+
+
 @dataclass
 class ExactMatchSample:
     qsl_idx: int
@@ -115,21 +165,23 @@ def score_exact_match(
     sources: Sequence[str],
     *,
     problems: dict[str, Problem] | None,
+    grading: str = "deepseek-r1",
     workers: int | None = None,
     code_timeout: int = 60,
     math_seconds: int = MATH_SECONDS,
     progress: bool = True,
 ) -> ExactMatchResult:
-    """`predictions`: (qsl_idx, decoded output, output token count) in log order. `problems`: the LiveCodeBench
-    problems by question id; None skips code grading, and the metrics then cover the other samples only (with
-    `skipped` saying how many were left out)."""
+    """`predictions`: (qsl_idx, decoded output, output token count) in log order, judged by `grading`'s rules
+    (`GRADINGS`). `problems`: the LiveCodeBench problems by question id; None skips code grading, and the
+    metrics then cover the other samples only (with `skipped` saying how many were left out)."""
+    rules = grading_rules(grading)
     samples = [
-        _sample(qsl_idx, text, n_tokens, references[qsl_idx], sources[qsl_idx])
+        _sample(rules, qsl_idx, text, n_tokens, references[qsl_idx], sources[qsl_idx])
         for qsl_idx, text, n_tokens in predictions
     ]
     pending: dict[Kind, list[ExactMatchSample]] = {"math500": [], "livecodebench": []}
     for sample in samples:
-        kind = kind_of(sample.source)
+        kind = rules.kind_of(sample.source)
         if kind in pending and sample.correct is None and sample.extracted is not None:
             pending[kind].append(sample)
     _judge_math(pending["math500"], references, workers, math_seconds)
@@ -137,7 +189,7 @@ def score_exact_match(
         _judge_code(pending["livecodebench"], references, problems, workers, code_timeout, progress)
     judged = []
     for sample in samples:
-        if problems is None and kind_of(sample.source) == "livecodebench":
+        if problems is None and rules.kind_of(sample.source) == "livecodebench":
             sample.correct, sample.detail = None, "code grading skipped"
         else:
             judged.append(sample)
@@ -146,9 +198,37 @@ def score_exact_match(
         "tokens_per_sample": sum(s.n_tokens for s in judged) / len(judged) if judged else 0.0,
         "num-samples": len(judged),
     }
+    if rules.weighted:
+        metrics.update(_weighted_metrics(judged))
     if len(judged) < len(samples):
         metrics["skipped"] = len(samples) - len(judged)
     return ExactMatchResult(metrics, samples)
+
+
+def _weighted_metrics(judged: Sequence[ExactMatchSample]) -> dict[str, Any]:
+    """gpt-oss-120b's `exact_match` (eval_mlperf_accuracy.py's final score, as it prints it for the checker),
+    and its parts: the data sets by lowercased name (`validate_dataset_name`), each counted sample by sample."""
+    results: dict[str, tuple[int, int]] = {}
+    for sample in judged:
+        correct, total = results.get(sample.source.lower(), (0, 0))
+        results[sample.source.lower()] = (correct + bool(sample.correct), total + 1)
+    score = gpt_oss_answers.weighted_score(results)
+    return {
+        "exact_match": score.exact_match,
+        "final_score": score.final_score,
+        "max_score": score.max_score,
+        "per_dataset": {
+            name: {
+                "correct": part.correct,
+                "total": part.total,
+                "repeats": part.repeats,
+                "component_score": part.component_score,
+                "max_component_score": part.max_component_score,
+                "accuracy": part.accuracy,
+            }
+            for name, part in score.datasets.items()
+        },
+    }
 
 
 def score_outputs(
@@ -157,18 +237,21 @@ def score_outputs(
     tokenizer: Any,
     *,
     livecodebench: Path | None,
+    grading: str,
     skip_code: bool = False,
     workers: int | None = None,
     progress: bool = True,
 ) -> ExactMatchResult:
     """An accuracy log's outputs (qsl_idx -> token ids, `accuracy.log.read_accuracy_log`) scored against
-    `dataset` as the reference's `process_mlperf_log_accuracy` does: decoded with `skip_special_tokens`, each
-    judged by its row's source. LiveCodeBench problems come from `livecodebench` (a local copy of
-    code_generation_lite's test.jsonl, or its folder); `skip_code` leaves those samples out instead."""
+    `dataset` as `grading`'s reference scores its log (deepseek-r1's `process_mlperf_log_accuracy`, gpt-oss-120b's
+    `eval_mlperf_accuracy.py`): decoded with or without special tokens as it does, each judged by its row's
+    source. LiveCodeBench problems come from `livecodebench` (a local copy of the rules' release of
+    code_generation_lite: its folder, or one file holding it); `skip_code` leaves those samples out instead."""
+    rules = grading_rules(grading)
     if dataset.references is None or dataset.sources is None:
         raise HarnessError(
             f"dataset {dataset.path} lacks the ground_truth or the {SOURCE_COLUMN!r} column: exact-match scoring "
-            "needs each sample's answer and the data set it is from, as deepseek-r1's data set has them."
+            f"needs each sample's answer and the data set it is from, as {grading}'s data set has them."
         )
     indices = list(outputs)
     # batch_decode decodes each sequence alone, so slices give the reference's one call's texts; as Python ints, a
@@ -176,48 +259,66 @@ def score_outputs(
     texts: list[str] = []
     for start in range(0, len(indices), DECODE_SLICE):
         ids = [outputs[i].tolist() for i in indices[start : start + DECODE_SLICE]]
-        texts += tokenizer.batch_decode(ids, skip_special_tokens=True)
+        texts += tokenizer.batch_decode(ids, skip_special_tokens=rules.skip_special_tokens)
     predictions = [(i, text, len(outputs[i])) for i, text in zip(indices, texts, strict=True)]
-    questions = code_questions(dataset, indices)
+    questions = code_questions(dataset, indices, grading=grading)
     problems: dict[str, Problem] | None = None
-    if not skip_code:
-        problems = load_problems(_problems_path(livecodebench, questions), only=questions) if questions else {}
+    if not skip_code and questions:
+        path = _problems_path(livecodebench, questions, rules)
+        problems = load_problems(path, only=questions, release=rules.livecodebench_release)
+    elif not skip_code:
+        problems = {}
     return score_exact_match(
-        predictions, dataset.references, dataset.sources, problems=problems, workers=workers, progress=progress
+        predictions,
+        dataset.references,
+        dataset.sources,
+        problems=problems,
+        grading=grading,
+        workers=workers,
+        progress=progress,
     )
 
 
-def code_questions(dataset: Dataset, indices: Iterable[int] | None = None) -> set[str]:
-    """The LiveCodeBench question ids that `dataset`'s rows (those of `indices`) ask."""
+def code_questions(dataset: Dataset, indices: Iterable[int] | None = None, *, grading: str) -> set[str]:
+    """The LiveCodeBench question ids that `dataset`'s rows (those of `indices`) ask, their kinds by `grading`'s
+    rules."""
     if dataset.references is None or dataset.sources is None:
         return set()
+    kind_of = grading_rules(grading).kind_of
     rows = range(len(dataset)) if indices is None else indices
     return {dataset.references[i] for i in rows if kind_of(dataset.sources[i]) == "livecodebench"}
 
 
-def check_code_grading(dataset: Dataset, livecodebench: Path | None, skip_code: bool) -> None:
-    """Before a run: where `dataset` asks LiveCodeBench questions, their problems are at hand, or `skip_code`
-    says to leave them out; one clear error otherwise."""
-    questions = code_questions(dataset)
+def check_code_grading(
+    dataset: Dataset, livecodebench: Path | None, skip_code: bool, *, grading: str = "deepseek-r1"
+) -> None:
+    """Before a run: where `dataset` asks LiveCodeBench questions, the problems of `grading`'s release are at
+    hand, or `skip_code` says to leave them out; one clear error otherwise."""
+    rules = grading_rules(grading)
+    questions = code_questions(dataset, grading=grading)
     if questions and not skip_code:
-        check_problems_file(_problems_path(livecodebench, questions))
+        check_problems_files(_problems_path(livecodebench, questions, rules), rules.livecodebench_release)
 
 
-def _problems_path(livecodebench: Path | None, questions: set[str]) -> Path:
+def _problems_path(livecodebench: Path | None, questions: set[str], rules: GradingRules) -> Path:
     if livecodebench is None:
+        release = rules.livecodebench_release
+        files = " ".join(RELEASE_FILES[release])
         raise HarnessError(
             f"{len(questions)} LiveCodeBench problems are asked, and their answers are graded by running them "
             f"against the problems' tests: pass {setting('livecodebench')} with a local copy of "
-            f"code_generation_lite's test.jsonl (`{DOWNLOAD}`), or {setting('skip_code')} to score the other "
-            "samples (the result then does not cover the whole set)."
+            f"code_generation_lite's {files} ({release}: `{download_command(release)}`), or "
+            f"{setting('skip_code')} to score the other samples (the result then does not cover the whole set)."
         )
     return livecodebench
 
 
-def _sample(qsl_idx: int, text: str, n_tokens: int, reference: str, source: str) -> ExactMatchSample:
-    """A sample with its answer read out and, where that needs no interpreter, judged."""
-    kind = kind_of(source)
-    extracted = parse_answer(kind, text.strip())
+def _sample(
+    rules: GradingRules, qsl_idx: int, text: str, n_tokens: int, reference: str, source: str
+) -> ExactMatchSample:
+    """A sample with its answer read out by `rules` and, where that needs no interpreter, judged."""
+    kind = rules.kind_of(source)
+    extracted = rules.parse_answer(kind, text.strip())
     correct: bool | None = None
     if extracted is None:
         correct = False

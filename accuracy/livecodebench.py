@@ -1,14 +1,17 @@
-"""deepseek-r1's livecodebench samples graded as LiveCodeBench grades them, with the model's code in a sandbox.
+"""livecodebench samples (deepseek-r1's, gpt-oss-120b's) graded as LiveCodeBench grades them, with the model's
+code in a sandbox.
 
-The MLCommons reference (`language/deepseek-r1/eval_accuracy.py`, `evaluate_livecodebench`) grades a sample
-with LiveCodeBench's own runner, its submodule pinned at b1e7cab44d610bbc2e10d36d270cd0c89c600492: the problem
-is the sample's `ground_truth` (a `question_id`) in release_v1 of livecodebench/code_generation_lite, run with
-timeout=60, and the sample is right when every test, public then private, passes. What this module reproduces
-from that commit:
+The MLCommons references (`language/deepseek-r1/eval_accuracy.py` and `language/gpt-oss-120b/eval_accuracy.py`,
+`evaluate_livecodebench`) grade a sample with LiveCodeBench's own runner, their submodule (gpt-oss-120b's is a
+link to deepseek-r1's) pinned at b1e7cab44d610bbc2e10d36d270cd0c89c600492: the problem is the sample's
+`ground_truth` (a `question_id`) in a release of livecodebench/code_generation_lite (deepseek-r1: release_v1,
+gpt-oss-120b: release_v6; `RELEASE_FILES`), run with timeout=60, and the sample is right when every test,
+public then private, passes. What this module reproduces from that commit:
 
 * `load_problems`: `lcb_runner/benchmarks/code_generation.py` (`CodeGenerationProblem`): the private tests are
   JSON text, else base64(zlib(pickle(JSON text))); `get_evaluation_sample` puts the public tests before the
-  private ones and takes `fn_name` from the metadata's `func_name`.
+  private ones and takes `fn_name` from the metadata's `func_name`. A release's problems are those of all its
+  files (`load_code_generation_dataset`'s `load_dataset(..., version_tag=release_version)`).
 * `grade`: `lcb_runner/evaluation/testing_util.py` (`run_test`, `grade_stdio`, `grade_call_based`) under
   `compute_code_generation_metrics.py`'s `check_correctness`: the same preparation of the code (the import
   prelude; for standard-input problems `clean_if_name` and `make_function`'s `wrapped_function`), the same
@@ -49,13 +52,14 @@ import os
 import pickle
 import secrets
 import zlib
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Final, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -63,9 +67,28 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from accuracy.sandbox import Limits, Outcome, run_python
 from mlperf_llm_sut.common.errors import HarnessError, setting
 
-__all__ = ["PRELUDE", "FailureKind", "Problem", "Verdict", "grade", "grade_many", "load_problems"]
+__all__ = [
+    "PRELUDE",
+    "RELEASE_FILES",
+    "FailureKind",
+    "Problem",
+    "Verdict",
+    "check_problems_files",
+    "download_command",
+    "grade",
+    "grade_many",
+    "load_problems",
+    "problems_files",
+]
 
-DOWNLOAD = "huggingface-cli download livecodebench/code_generation_lite test.jsonl --repo-type dataset --local-dir DIR"
+RELEASE_FILES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {f"release_v{n}": ("test.jsonl", *(f"test{k}.jsonl" for k in range(2, n + 1))) for n in range(1, 7)}
+)
+"""The files of code_generation_lite that each release reads, in order: LCB passes its release_version to
+`datasets.load_dataset("livecodebench/code_generation_lite", version_tag=...)` (lcb_runner/benchmarks/
+code_generation.py), whose loading script, code_generation_lite.py, reads test.jsonl for release_v1 and adds one
+file a release: release_v6 reads test.jsonl, test2.jsonl, ... test6.jsonl. deepseek-r1 is graded against
+release_v1, gpt-oss-120b against release_v6 (their eval_accuracy.py's `release_version`)."""
 MEMORY_BYTES = 4 << 30
 PROCESSES = 8
 """RLIMIT_NPROC, which Linux counts in threads: room for a program's threads (LCB allows them, and solutions
@@ -123,71 +146,114 @@ class Verdict:
 # --- the data set ------------------------------------------------------------------------------------------
 
 
-def load_problems(path: Path, *, only: Collection[str] | None = None) -> dict[str, Problem]:
-    """The problems of a local copy of release_v1 of livecodebench/code_generation_lite (`path`: its
-    test.jsonl, or a folder holding it), by question id; with `only`, just those ids (the others' private
-    tests are then not decoded, which saves time and memory)."""
-    file = problems_file(path)
+def load_problems(
+    path: Path, *, only: Collection[str] | None = None, release: str = "release_v1"
+) -> dict[str, Problem]:
+    """The problems of a local copy of `release` of livecodebench/code_generation_lite, by question id: `path`
+    is a folder holding the release's files (`RELEASE_FILES`: release_v1 is test.jsonl, release_v6 test.jsonl
+    to test6.jsonl), read in that order as `datasets.load_dataset(..., version_tag=release)` reads them, or one
+    file taken to hold the whole release. With `only`, just those ids (the others' private tests are then not
+    decoded, which saves time and memory)."""
     problems: dict[str, Problem] = {}
-    try:
-        with file.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if line.strip():
-                    problem = _problem(line, only, f"{file} line {number}")
-                    if problem is None:
-                        continue
-                    if problem.question_id in problems:
-                        raise _bad(f"{file} line {number}", f"question {problem.question_id!r} appears twice")
-                    problems[problem.question_id] = problem
-    except (OSError, UnicodeDecodeError) as error:
-        raise _bad(str(file), f"it cannot be read as UTF-8 text ({error})") from error
+    files = problems_files(path, release)
+    for file in files:
+        try:
+            with file.open(encoding="utf-8") as lines:
+                for number, line in enumerate(lines, 1):
+                    if line.strip():
+                        problem = _problem(line, only, f"{file} line {number}", release)
+                        if problem is None:
+                            continue
+                        if problem.question_id in problems:
+                            # The releases' files are disjoint: an id seen twice means files mixed up or copied twice.
+                            raise _bad(
+                                f"{file} line {number}", f"question {problem.question_id!r} appears twice", release
+                            )
+                        problems[problem.question_id] = problem
+        except (OSError, UnicodeDecodeError) as error:
+            raise _bad(str(file), f"it cannot be read as UTF-8 text ({error})", release) from error
     if not problems and only is None:
-        raise _bad(str(file), "it holds no problems")
+        raise _bad(", ".join(map(str, files)), "it holds no problems", release)
     return problems
 
 
-def problems_file(path: Path) -> Path:
-    """The test.jsonl that `path` names (itself, or the one in the folder); one clear error where there is none."""
-    file = path / "test.jsonl" if path.is_dir() else path
-    if not file.is_file():
-        raise HarnessError(
-            f"LiveCodeBench problems: {file} does not exist; the deepseek-r1 livecodebench samples are graded "
-            f"against release_v1 of the Hugging Face data set livecodebench/code_generation_lite: download its "
-            f"test.jsonl with `{DOWNLOAD}` and pass DIR (or DIR/test.jsonl) as {setting('livecodebench')}"
-        )
-    return file
+def problems_files(path: Path, release: str = "release_v1") -> list[Path]:
+    """The files of `release` that `path` names: the release's files in the folder `path`, or the file `path`
+    itself; one clear error where any is missing."""
+    files = _release_files(release)
+    if not path.is_dir():
+        if not path.is_file():
+            raise _absent(path, release)
+        return [path]
+    missing = [name for name in files if not (path / name).is_file()]
+    if missing:
+        raise _absent(path / missing[0] if len(missing) == 1 else path, release, missing)
+    return [path / name for name in files]
 
 
-def check_problems_file(path: Path) -> Path:
-    """Before a run: `problems_file`, whose first problem reads as code_generation_lite's (a wrong file is one
-    clear error now, not after the run)."""
-    file = problems_file(path)
-    try:
-        with file.open(encoding="utf-8") as lines:
-            first = next(((number, line) for number, line in enumerate(lines, 1) if line.strip()), None)
-    except (OSError, UnicodeDecodeError) as error:
-        raise _bad(str(file), f"it cannot be read as UTF-8 text ({error})") from error
-    if first is None:
-        raise _bad(str(file), "it holds no problems")
-    _problem(first[1], (), f"{file} line {first[0]}")
-    return file
+def check_problems_files(path: Path, release: str = "release_v1") -> list[Path]:
+    """Before a run: `problems_files`, the first problem of each reading as code_generation_lite's (a wrong file
+    is one clear error now, not after the run)."""
+    files = problems_files(path, release)
+    for file in files:
+        try:
+            with file.open(encoding="utf-8") as lines:
+                first = next(((number, line) for number, line in enumerate(lines, 1) if line.strip()), None)
+        except (OSError, UnicodeDecodeError) as error:
+            raise _bad(str(file), f"it cannot be read as UTF-8 text ({error})", release) from error
+        if first is None:
+            raise _bad(str(file), "it holds no problems", release)
+        _problem(first[1], (), f"{file} line {first[0]}", release)
+    return files
 
 
-def _bad(where: str, what: str) -> HarnessError:
-    return HarnessError(
-        f"LiveCodeBench problems: {where} is not from code_generation_lite's test.jsonl: {what}; download it "
-        f"again with `{DOWNLOAD}` and pass DIR as {setting('livecodebench')}"
+def download_command(release: str) -> str:
+    """The command that downloads `release`'s files of code_generation_lite into DIR."""
+    return f"huggingface-cli download livecodebench/code_generation_lite {' '.join(_release_files(release))} " + (
+        "--repo-type dataset --local-dir DIR"
     )
 
 
-def _problem(line: str, only: Collection[str] | None, where: str) -> Problem | None:
+def _release_files(release: str) -> tuple[str, ...]:
+    try:
+        return RELEASE_FILES[release]
+    except KeyError:
+        raise HarnessError(
+            f"LiveCodeBench release {release!r} is not one of code_generation_lite's "
+            f"({', '.join(RELEASE_FILES)}); name one of those"
+        ) from None
+
+
+def _names(release: str) -> str:
+    files = _release_files(release)
+    return files[0] if len(files) == 1 else f"{', '.join(files[:-1])} and {files[-1]}"
+
+
+def _absent(path: Path, release: str, missing: Sequence[str] = ()) -> HarnessError:
+    what = f"lacks {', '.join(missing)}" if len(missing) > 1 else "does not exist"
+    return HarnessError(
+        f"LiveCodeBench problems: {path} {what}; the livecodebench samples are graded against {release} of the "
+        f"Hugging Face data set livecodebench/code_generation_lite ({_names(release)}): download "
+        f"{'it' if len(_release_files(release)) == 1 else 'them'} with `{download_command(release)}` and pass DIR "
+        f"as {setting('livecodebench')}"
+    )
+
+
+def _bad(where: str, what: str, release: str) -> HarnessError:
+    return HarnessError(
+        f"LiveCodeBench problems: {where} is not from code_generation_lite's {_names(release)}: {what}; download "
+        f"it again with `{download_command(release)}` and pass DIR as {setting('livecodebench')}"
+    )
+
+
+def _problem(line: str, only: Collection[str] | None, where: str, release: str) -> Problem | None:
     try:
         row = json.loads(line)
     except ValueError:
-        raise _bad(where, "it is not a JSON object") from None
+        raise _bad(where, "it is not a JSON object", release) from None
     fields = ("question_id", "public_test_cases", "private_test_cases", "metadata")
     if not isinstance(row, dict) or not all(isinstance(row.get(name), str) for name in fields):
-        raise _bad(where, f"it lacks one of the text fields {', '.join(fields)}")
+        raise _bad(where, f"it lacks one of the text fields {', '.join(fields)}", release)
     question_id: str = row["question_id"]
     if only is not None and question_id not in only:
         return None
@@ -196,15 +262,18 @@ def _problem(line: str, only: Collection[str] | None, where: str) -> Problem | N
         public = json.loads(row["public_test_cases"])
         metadata = json.loads(row["metadata"])
     except ValueError:
-        raise _bad(where, "its public_test_cases or metadata is not JSON") from None
-    tests = [*_tests(public, where), *_tests(_private_tests(row["private_test_cases"], where), where)]
+        raise _bad(where, "its public_test_cases or metadata is not JSON", release) from None
+    tests = [
+        *_tests(public, where, release),
+        *_tests(_private_tests(row["private_test_cases"], where, release), where, release),
+    ]
     fn_name = metadata.get("func_name") if isinstance(metadata, dict) else False
     if not tests or not (fn_name is None or isinstance(fn_name, str)):
-        raise _bad(where, "it has no tests, or metadata that is not an object with a text func_name")
+        raise _bad(where, "it has no tests, or metadata that is not an object with a text func_name", release)
     return Problem(question_id, tests, fn_name)
 
 
-def _private_tests(text: str, where: str) -> Any:
+def _private_tests(text: str, where: str, release: str) -> Any:
     """CodeGenerationProblem's reading: JSON text, else base64(zlib(pickle(JSON text)))."""
     try:
         return json.loads(text)
@@ -213,23 +282,25 @@ def _private_tests(text: str, where: str) -> Any:
     try:
         pickled = zlib.decompress(base64.b64decode(text.encode("utf-8")))
     except (binascii.Error, zlib.error, ValueError) as error:
-        raise _bad(where, f"its private_test_cases is neither JSON nor base64 zlib data ({error})") from None
+        raise _bad(where, f"its private_test_cases is neither JSON nor base64 zlib data ({error})", release) from None
     try:
         loaded = _PlainData(io.BytesIO(pickled)).load()
     except _Global as refused:
         raise HarnessError(
             f"LiveCodeBench problems: {where}: its private tests are a pickle that needs the global {refused}, "
             f"which was not loaded: code_generation_lite's are a pickled string, so this file is not a genuine "
-            f"copy; download it again with `{DOWNLOAD}` and pass DIR as {setting('livecodebench')}"
+            f"copy; download it again with `{download_command(release)}` and pass DIR as {setting('livecodebench')}"
         ) from None
     except Exception as error:  # a damaged pickle fails in many ways (EOFError, KeyError, ValueError...)
-        raise _bad(where, f"its private_test_cases is not a readable pickle ({type(error).__name__})") from None
+        raise _bad(
+            where, f"its private_test_cases is not a readable pickle ({type(error).__name__})", release
+        ) from None
     if not isinstance(loaded, str | bytes):
-        raise _bad(where, f"its private_test_cases is a pickled {type(loaded).__name__}, not text")
+        raise _bad(where, f"its private_test_cases is a pickled {type(loaded).__name__}, not text", release)
     try:
         return json.loads(loaded)
     except ValueError:
-        raise _bad(where, "its private_test_cases is a pickled text that is not JSON") from None
+        raise _bad(where, "its private_test_cases is a pickled text that is not JSON", release) from None
 
 
 class _Global(pickle.UnpicklingError):
@@ -245,10 +316,10 @@ class _PlainData(pickle.Unpickler):
         raise _Global(f"{module}.{name}")
 
 
-def _tests(cases: Any, where: str) -> list[tuple[str, str]]:
+def _tests(cases: Any, where: str, release: str) -> list[tuple[str, str]]:
     """LCB's `Test(**case)`: exactly input, output and testtype, the two first as text."""
     if not isinstance(cases, list):
-        raise _bad(where, "its test cases are not a list")
+        raise _bad(where, "its test cases are not a list", release)
     tests = []
     for case in cases:
         if not (
@@ -258,7 +329,7 @@ def _tests(cases: Any, where: str) -> list[tuple[str, str]]:
             and isinstance(case["output"], str)
             and case["testtype"] in ("stdin", "functional")
         ):
-            raise _bad(where, "a test case is not {input, output, testtype} with text input and output")
+            raise _bad(where, "a test case is not {input, output, testtype} with text input and output", release)
         tests.append((case["input"], case["output"]))
     return tests
 

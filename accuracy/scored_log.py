@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from accuracy.exact_match import ExactMatchSample, score_outputs
+from accuracy.exact_match import ExactMatchSample, grading_rules, score_outputs
 from accuracy.log import read_accuracy_log
 from accuracy.scoring import SampleScore, ScoringPool, check_indices, evaluate
 from accuracy.targets import LENGTH_KEYS, SCORE_KEYS
@@ -62,9 +63,12 @@ def score_log(
     skip_code: bool = False,
     progress: bool = True,
 ) -> AccuracyReport:
-    """Score `log_path` against `dataset`'s references, by ROUGE or by exact match as `targets` say, and write
-    the report files to `out_dir`. Exact match grades LiveCodeBench samples with the problems in
-    `livecodebench`, or leaves them out with `skip_code` (the report then fails: it does not cover the set)."""
+    """Score `log_path` against `dataset`'s references, by ROUGE or by exact match as `targets` say (exact match
+    by the reference rules their `grading` names), and write the report files to `out_dir`. Exact match grades
+    LiveCodeBench samples with the problems in `livecodebench`, or leaves them out with `skip_code` (the report
+    then fails: it does not cover the set)."""
+    if targets.scoring == "exact_match":
+        grading_rules(targets.grading)  # an unknown grading is one error before the log is read
     if dataset.references is None:
         raise HarnessError(
             f"dataset {dataset.path} has no reference outputs (an 'output', 'response' or 'ground_truth' "
@@ -78,6 +82,7 @@ def score_log(
             dataset,
             tokenizer,
             livecodebench=livecodebench,
+            grading=targets.grading,
             skip_code=skip_code,
             workers=workers,
             progress=progress,
@@ -116,14 +121,31 @@ def _read(log_path: Path, dataset: Dataset, tokenizer_dir: str | Path, dtype: st
 
 
 def reference_line(metrics: dict[str, Any]) -> str:
-    """The dict line the reference evaluator prints, with plain Python numbers."""
-    return repr({key: (float(v) if isinstance(v, float) else int(v)) for key, v in metrics.items()})
+    """The dict line the reference evaluator prints, with plain Python numbers: the scalar metrics only (a
+    breakdown, such as gpt-oss-120b's `per_dataset`, goes to accuracy.json and the console)."""
+    return repr(
+        {
+            key: (float(v) if isinstance(v, float) else int(v))
+            for key, v in metrics.items()
+            if isinstance(v, int | float | np.integer | np.floating)
+        }
+    )
+
+
+def _bounds(row: dict[str, Any], number: str) -> str:
+    """A checked row's bounds: "in [low, high]", "<= high" where there is no floor (gpt-oss-120b's output
+    length), ">= low" for a score."""
+    if "max" not in row:
+        return ">= " + number.format(row["min"])
+    if row["min"] is None:
+        return "<= " + number.format(row["max"])
+    return f"in [{number.format(row['min'])}, {number.format(row['max'])}]"
 
 
 def write_report(report: AccuracyReport, samples: Sequence[SampleScore | ExactMatchSample], out_dir: Path) -> None:
     verdicts = [
         f"{row['metric']}: {row['value']} "
-        + (f"in [{row['min']:.4f}, {row['max']:.4f}]" if "max" in row else f">= {row['min']:.4f}")
+        + _bounds(row, "{:.4f}")
         + (f" (the target's share for {row['scaled_to']} samples)" if "scaled_to" in row else "")
         + f" {'PASS' if row['passed'] else 'FAIL'}"
         for row in report.checks
@@ -160,7 +182,7 @@ def print_report(report: AccuracyReport, console: Console) -> None:
         if row is None:
             table.add_row(key, f"{metrics[key]}", "", "")
             continue
-        bound = f"{row['min']:,.2f} - {row['max']:,.2f}" if "max" in row else f">= {row['min']:.4f}"
+        bound = _bounds(row, "{:,.2f}") if "max" in row else _bounds(row, "{:.4f}")
         table.add_row(key, f"{row['value']}", bound, "[green]PASS" if row["passed"] else "[red]FAIL")
     if "gen_num" in metrics:
         table.caption = (
@@ -170,3 +192,25 @@ def print_report(report: AccuracyReport, console: Console) -> None:
         skipped = f", {metrics['skipped']} LiveCodeBench samples not graded" if metrics.get("skipped") else ""
         table.caption = f"{metrics['num-samples']} samples graded{skipped}"
     console.print(table)
+    if "per_dataset" in metrics:
+        console.print(_breakdown(metrics))
+
+
+def _breakdown(metrics: dict[str, Any]) -> Table:
+    """gpt-oss-120b's final score by data set, as eval_mlperf_accuracy.py prints its "Per-Dataset Breakdown"."""
+    table = Table(title="exact_match by data set (each weighed by its repeats)", title_justify="left")
+    for column in ("data set", "correct", "total", "repeats", "score", "accuracy"):
+        table.add_column(column, justify="left" if column == "data set" else "right")
+    for name, part in metrics["per_dataset"].items():
+        table.add_row(
+            name,
+            str(part["correct"]),
+            str(part["total"]),
+            str(part["repeats"]),
+            f"{part['component_score']:.2f} / {part['max_component_score']:.2f}",
+            f"{part['accuracy']:.2f}%",
+        )
+    table.caption = (
+        f"final score {metrics['final_score']:.2f} / {metrics['max_score']:.2f} = {metrics['exact_match']:.3f}%"
+    )
+    return table

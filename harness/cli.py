@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+AUDITS = sorted({test.name for benchmark in BENCHMARKS.values() for test in benchmark.compliance})
+"""Every audit some benchmark has: what --compliance takes (one the benchmark lacks is an error naming its own)."""
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     """What to run, where its results go, and how its replicas are laid out."""
     run = p.add_argument_group("run")
@@ -83,10 +87,12 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--compliance",
-        choices=["TEST06"],
-        help="run the benchmark's official audit instead of a plain run: its audit.config is written to the run "
-        "directory and applied, the outputs are verified as compliance/TEST06/run_verification.py does, and the "
-        "exit code is the audit's verdict",
+        choices=AUDITS,
+        help="run one of the benchmark's official audits instead of a plain run (TEST06: output consistency; "
+        "TEST07: accuracy in a performance run, scored against the --dataset's answers; TEST09: output length): "
+        "its audit.config is written to the run directory and applied, the outputs are verified as the audit's "
+        "compliance/TESTxx/run_verification.py does (its verify file beside the logs), and the exit code is the "
+        "audit's verdict. Which audits a benchmark has: python -m mlperf_llm_sut.benchmarks",
     )
     run.add_argument("--output-dir", default="results", help="where run directories go (default: ./results)")
     run.add_argument(

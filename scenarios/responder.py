@@ -39,8 +39,11 @@ class SampleRecord:
 class LoadGenResponder:
     """The `ResultSink` every replica reports to."""
 
-    def __init__(self, *, keep_tokens: bool = False) -> None:
+    def __init__(self, *, keep_tokens: bool = False, first_token_in_completion: bool = True) -> None:
         self.keep_tokens = keep_tokens
+        self.first_token_in_completion = first_token_in_completion
+        """False: a sample whose first token went to FirstTokenComplete is completed with the tokens after it
+        only, and LoadGen counts those (gpt-oss-120b's reference); True: with all of them (the others')."""
         self._lock = threading.Lock()
         self._records: dict[int, SampleRecord] = {}
         self._open: set[int] = set()
@@ -84,7 +87,6 @@ class LoadGenResponder:
                 if not self._close(request.response_id):
                     continue
                 data = np.asarray(tokens, dtype=TOKEN_DTYPE)
-                arrays.append(data)
                 record = self._records[request.response_id]
                 record.completed_at = now
                 record.n_tokens = len(data)
@@ -92,6 +94,9 @@ class LoadGenResponder:
                     record.tokens = data.tolist()
                 self.completed_count += 1
                 self.output_tokens += len(data)
+                if record.first_token_at is not None and not self.first_token_in_completion:
+                    data = data[1:]
+                arrays.append(data)
                 responses.append(lg.QuerySampleResponse(request.response_id, data.ctypes.data, data.nbytes, len(data)))
         if responses:
             # LoadGen copies what it logs during this call, so `arrays` may go afterwards.

@@ -6,7 +6,11 @@
   columns), built by scripts/synthetic_cnndm.py;
 - deepseek-r1: deepseek-synthetic-100.jsonl, 100 rows in the schema of MLCommons' deepseek-r1 file
   (text_input, ground_truth, dataset, question), and livecodebench-synthetic.jsonl, the LiveCodeBench
-  problems its code questions are graded against, built by scripts/synthetic_deepseek.py.
+  problems its code questions are graded against, built by scripts/synthetic_deepseek.py;
+- gpt-oss-120b: gpt-oss-synthetic-60.jsonl, 60 rows in the schema of MLCommons' gpt-oss-120b files (the prompt
+  in OpenAI's harmony chat format, text_input and its input_tokens; ground_truth, dataset), with reasoning
+  effort high, and livecodebench-v6-synthetic.jsonl, the problems of its code questions, built by
+  scripts/synthetic_gpt_oss.py.
 
 All with seed 0, made into prompts by the benchmark's own `PromptFormat` (the harness's raw-rows
 code path) with the embedded tiny model's tokenizer. Deterministic: the same tokenizer gives the same
@@ -27,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import synthetic_cnndm
 import synthetic_deepseek
+import synthetic_gpt_oss
 import synthetic_openorca
 
 from mlperf_llm_sut.benchmarks import DEFAULT_BENCHMARK, get_benchmark
@@ -39,6 +44,12 @@ SAMPLES: dict[str, tuple[Callable[..., Iterator[dict[str, str]]], int]] = {
     "llama2-70b": (synthetic_openorca.rows, 600),
     "llama3.1-8b": (synthetic_cnndm.rows, 300),
     "deepseek-r1": (synthetic_deepseek.rows, 100),
+    "gpt-oss-120b": (synthetic_gpt_oss.rows, 60),
+}
+# The families whose sample has code questions: the writer of the LiveCodeBench problems they name.
+PROBLEMS: dict[str, Callable[[Path, int], None]] = {
+    "deepseek-r1": synthetic_deepseek.write_problems,
+    "gpt-oss-120b": synthetic_gpt_oss.write_problems,
 }
 
 
@@ -58,7 +69,7 @@ def main() -> None:
     print(f"wrote {len(rows)} synthetic rows to {out}")
     if benchmark.demo_problems:
         problems = out.parent / benchmark.demo_problems
-        synthetic_deepseek.write_problems(problems, seed=SAMPLE_SEED)
+        PROBLEMS[benchmark.family](problems, SAMPLE_SEED)
         print(f"wrote the LiveCodeBench problems of its code questions to {problems}")
 
 

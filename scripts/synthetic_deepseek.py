@@ -37,7 +37,24 @@ from typing import Final
 
 from accuracy.answers import GPQA_OPTIONS, MMLU_PRO_OPTIONS, kind_of
 
-__all__ = ["SOURCES", "correct_output", "problems", "rows", "write_problems", "wrong_output"]
+# The question makers and answer writers that scripts/synthetic_gpt_oss.py shares (`multiple_choice`, `Task`,
+# `code_prompt`, `task_of`, `wrong_program`) are public too: that sample is built from the same questions.
+__all__ = [
+    "AIME_TEMPLATES",
+    "GPQA_TEMPLATES",
+    "SOURCES",
+    "TASKS",
+    "Task",
+    "code_prompt",
+    "correct_output",
+    "multiple_choice",
+    "problems",
+    "rows",
+    "task_of",
+    "write_problems",
+    "wrong_output",
+    "wrong_program",
+]
 
 SOURCES: Final = ("math500", "aime", "gpqa", "mmlu_pro", "livecodebench")
 """The mix: row i is from SOURCES[i % 5], so that any five consecutive rows hold every kind of grading."""
@@ -230,7 +247,7 @@ def _options(rng: random.Random, answer: int, count: int) -> list[int]:
     return options
 
 
-def _multiple_choice(rng: random.Random, templates: Mapping[str, Choice], letters: str) -> tuple[str, str, str]:
+def multiple_choice(rng: random.Random, templates: Mapping[str, Choice], letters: str) -> tuple[str, str, str]:
     """The question with its options, the prompt (ending with the request for the letter), and the letter."""
     question, answer, unit = templates[rng.choice(sorted(templates))](rng)
     options = _options(rng, answer, len(letters))
@@ -250,7 +267,7 @@ def _multiple_choice(rng: random.Random, templates: Mapping[str, Choice], letter
 
 
 @dataclass(frozen=True)
-class _Task:
+class Task:
     """One synthetic LiveCodeBench problem: its statement (with its sample, the public test), how to make
     more tests (the private ones), and a program that solves it."""
 
@@ -321,7 +338,7 @@ def _running_case(rng: random.Random) -> tuple[str, str]:
 
 
 _TASKS: Final = (
-    _Task(
+    Task(
         "synthetic_sum",
         "Sum of Numbers",
         "Given N and then N integers, print their sum.\n\nSample Input\n3\n1 2 3\n\nSample Output\n6",
@@ -330,7 +347,7 @@ _TASKS: Final = (
         "import sys\n\ndata = sys.stdin.read().split()\nn = int(data[0])\nprint(sum(int(x) for x in data[1 : n + 1]))",
         pickled=True,
     ),
-    _Task(
+    Task(
         "synthetic_reverse",
         "Reverse",
         "Given a string S of lowercase letters, print S reversed.\n\nSample Input\nlamp\n\nSample Output\npmal",
@@ -338,7 +355,7 @@ _TASKS: Final = (
         _reverse_case,
         "s = input().strip()\nprint(s[::-1])",
     ),
-    _Task(
+    Task(
         "synthetic_spread",
         "Spread",
         "Given N and then N integers, print the largest minus the smallest.\n\nSample Input\n3\n4 9 2\n\n"
@@ -348,7 +365,7 @@ _TASKS: Final = (
         "n = int(input())\nvalues = list(map(int, input().split()))\nprint(max(values) - min(values))",
         pickled=True,
     ),
-    _Task(
+    Task(
         "synthetic_triple",
         "Triple",
         "Given an integer N, print Yes if N is a multiple of 3 and No otherwise.\n\nSample Input\n12\n\n"
@@ -357,7 +374,7 @@ _TASKS: Final = (
         _triple_case,
         "n = int(input())\nprint('Yes' if n % 3 == 0 else 'No')",
     ),
-    _Task(
+    Task(
         "synthetic_pair",
         "Find the Pair",
         "Given nums and target, return the indices [i, j], i < j, of the only two numbers that add up to target."
@@ -371,7 +388,7 @@ _TASKS: Final = (
         "class Solution:\n    def findPair(self, nums: List[int], target: int) -> List[int]:\n        ",
         pickled=True,
     ),
-    _Task(
+    Task(
         "synthetic_vowels",
         "Count Vowels",
         'Return the number of vowels (a, e, i, o, u) in the lowercase string s.\n\nExample: s = "lantern" gives 2.',
@@ -381,7 +398,7 @@ _TASKS: Final = (
         "countVowels",
         "class Solution:\n    def countVowels(self, s: str) -> int:\n        ",
     ),
-    _Task(
+    Task(
         "synthetic_mirror",
         "Mirror List",
         "Return true if the list nums reads the same from both ends, false otherwise.\n\nExample: nums = [1, 2, 1]"
@@ -393,7 +410,7 @@ _TASKS: Final = (
         "class Solution:\n    def isMirror(self, nums: List[int]) -> bool:\n        ",
         pickled=True,
     ),
-    _Task(
+    Task(
         "synthetic_running",
         "Running Sum",
         "Return the running sums of nums: element i is nums[0] + ... + nums[i].\n\nExample: nums = [1, 2, 3] "
@@ -454,7 +471,7 @@ def write_problems(path: Path, seed: int = 0) -> None:
     path.write_bytes(text.encode("utf-8"))
 
 
-def _code_prompt(task: _Task) -> str:
+def code_prompt(task: Task) -> str:
     if task.func_name is None:
         return (
             f"Write a Python program that solves this problem.\n\n{task.content}\n\nRead the input from stdin and "
@@ -490,12 +507,12 @@ def rows(count: int, *, seed: int, prefix: str = "synthetic") -> Iterator[dict[s
             prompt = f"{question}\n{MATH_INSTRUCTION}"
             dataset = f"aime{rng.randint(1983, 2024)}"
         elif source == "gpqa":
-            question, prompt, truth = _multiple_choice(rng, GPQA_TEMPLATES, GPQA_OPTIONS)
+            question, prompt, truth = multiple_choice(rng, GPQA_TEMPLATES, GPQA_OPTIONS)
         elif source == "mmlu_pro":
-            question, prompt, truth = _multiple_choice(rng, MMLU_PRO_TEMPLATES, MMLU_PRO_OPTIONS)
+            question, prompt, truth = multiple_choice(rng, MMLU_PRO_TEMPLATES, MMLU_PRO_OPTIONS)
         else:
             task = TASKS[order[(i // len(SOURCES)) % len(order)]]
-            question, prompt, truth = task.content, _code_prompt(task), task.question_id
+            question, prompt, truth = task.content, code_prompt(task), task.question_id
         yield {
             "id": f"{prefix}.{source}.{i}",
             "text_input": prompt,
@@ -526,7 +543,9 @@ def _math_forms(truth: str) -> tuple[list[str], str]:
     return [truth, f"x = {value}"], str(value + 1)
 
 
-def _task(row: Mapping[str, str], problems_by_id: Mapping[str, object] | None) -> _Task:
+def task_of(row: Mapping[str, str], problems_by_id: Mapping[str, object] | None) -> Task:
+    """The problem a code row names by its ground truth (its question id); a KeyError where `problems_by_id`
+    is given and lacks it, or where no problem of this generator has that id."""
     question_id = row["ground_truth"]
     if problems_by_id is not None and question_id not in problems_by_id:
         raise KeyError(f"livecodebench question {question_id!r} is not among the given problems")
@@ -556,7 +575,7 @@ def correct_output(row: Mapping[str, str], problems_by_id: Mapping[str, object] 
     if kind == "math500":
         right, _ = _math_forms(truth)
         return _answer("Let me simplify carefully.", f"The final answer is $\\boxed{{{form.choice(right)}}}$.")
-    task = _task(row, problems_by_id)
+    task = task_of(row, problems_by_id)
     return _answer("I work out the algorithm, then write it as the problem asks.", f"```python\n{task.solution}\n```")
 
 
@@ -573,9 +592,11 @@ def wrong_output(row: Mapping[str, str], problems_by_id: Mapping[str, object] | 
     if kind == "math500":
         _, wrong = _math_forms(truth)
         return _answer("A quick guess.", f"The final answer is $\\boxed{{{wrong}}}$.")
-    task = _task(row, problems_by_id)
+    return _answer("I am not sure.", f"```python\n{wrong_program(task_of(row, problems_by_id))}\n```")
+
+
+def wrong_program(task: Task) -> str:
+    """A program that runs and fails every test of `task`."""
     if task.func_name is None:
-        code = "print('no answer')"  # never an expected output: those are numbers, words of letters, Yes or No
-    else:
-        code = f"class Solution:\n    def {task.func_name}(self, *args):\n        return None"  # no output is null
-    return _answer("I am not sure.", f"```python\n{code}\n```")
+        return "print('no answer')"  # never an expected output: those are numbers, words of letters, Yes or No
+    return f"class Solution:\n    def {task.func_name}(self, *args):\n        return None"  # no output is null

@@ -83,6 +83,7 @@ def local_engines(config: EnginesConfig, sink: ResultSink, log_path: Path | None
         route_vllm_logs(log_path)
     on_cpu = running_on_cpu()
     config.engine.to_engine_args(on_cpu=on_cpu)  # bad engine arguments fail here, before any process starts
+    config.generation.check_engine(on_cpu=on_cpu)
     layout = config.layout
     placements = plan_layout(
         layout.replicas,
@@ -108,6 +109,7 @@ def ray_engines(
     try:
         on_gpus = cluster.gpus > 0
         engine.to_engine_args(on_cpu=not on_gpus)
+        config.generation.check_engine(on_cpu=not on_gpus)
         if on_gpus and engine.tensor_parallel_size > 1:
             # The actor holds its replica's GPUs, and its tensor-parallel ranks are its own processes; vLLM's
             # Ray executor would instead look for one placement bundle per rank.

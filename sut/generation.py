@@ -45,6 +45,19 @@ class GenerationConfig:
             if bad:
                 raise HarnessError(f"{message}.")
 
+    def check_engine(self, *, on_cpu: bool) -> None:
+        """What the engine's platform cannot do, as one clear error before an engine starts and fails on it."""
+        from mlperf_llm_sut.common.errors import HarnessError, setting
+
+        if on_cpu and self.seed is not None and self.temperature > 0:
+            # vLLM's seeded sampling keeps a torch generator per request and advances it by offsets, which the
+            # CPU generator refuses ("CPU Generator does not use offset") on the first sampled token.
+            raise HarnessError(
+                f"{setting('seed')} {self.seed} with {setting('temperature')} {self.temperature:g}: vLLM on CPU "
+                f"cannot sample from per-request seeds. Leave out {setting('seed')} on CPU, or decode greedily "
+                f"({setting('temperature')} 0)."
+            )
+
     def sampling_params(self, *, stream: bool, max_new_tokens: int | None = None) -> Any:
         """vLLM `SamplingParams`; token ids only, no detokenization on the hot path.
 

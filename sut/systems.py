@@ -52,13 +52,16 @@ class SystemUnderTest:
         scenario: str = "Offline",
         *,
         keep_tokens: bool = False,
+        first_token_in_completion: bool = True,
     ) -> None:
-        """`keep_tokens`: keep every answer's token ids in `accounts().records` (what an accuracy run scores)."""
+        """`keep_tokens`: keep every answer's token ids in `accounts().records` (what an accuracy run scores).
+        `first_token_in_completion`: whether a streamed answer's completion repeats its first token (the
+        benchmark's convention: `Benchmark.first_token_in_completion`)."""
         if scenario not in DRIVERS:
             raise HarnessError(f"scenario {scenario!r}: a system under test drives one of {', '.join(SCENARIOS)}.")
         self.scenario = scenario
         self.library = library
-        self.responder = LoadGenResponder(keep_tokens=keep_tokens)
+        self.responder = LoadGenResponder(keep_tokens=keep_tokens, first_token_in_completion=first_token_in_completion)
         self.replicas = replicas(self.responder)
         self.driver = DRIVERS[scenario](library, self.replicas, self.responder)
         self._handle: Any = None
@@ -144,9 +147,16 @@ class LocalVLLM(SystemUnderTest):
         *,
         log_path: Path | None = None,
         keep_tokens: bool = False,
+        first_token_in_completion: bool = True,
     ) -> None:
         """`log_path`: the file the engines' output goes to (None: this process's standard output)."""
-        super().__init__(lambda sink: local_engines(config, sink, log_path), library, scenario, keep_tokens=keep_tokens)
+        super().__init__(
+            lambda sink: local_engines(config, sink, log_path),
+            library,
+            scenario,
+            keep_tokens=keep_tokens,
+            first_token_in_completion=first_token_in_completion,
+        )
 
 
 class RayActors(SystemUnderTest):
@@ -162,6 +172,7 @@ class RayActors(SystemUnderTest):
         address: str = "auto",
         log_path: Path | None = None,
         keep_tokens: bool = False,
+        first_token_in_completion: bool = True,
     ) -> None:
         """`address`: the cluster to join; `auto` joins this node's, or starts a local one on 127.0.0.1."""
         super().__init__(
@@ -169,6 +180,7 @@ class RayActors(SystemUnderTest):
             library,
             scenario,
             keep_tokens=keep_tokens,
+            first_token_in_completion=first_token_in_completion,
         )
 
 
@@ -177,6 +189,18 @@ class RemoteServers(SystemUnderTest):
     HTTP from one event loop per endpoint (`python -m harness --sut remote`)."""
 
     def __init__(
-        self, config: ServersConfig, library: SampleLibrary, scenario: str = "Offline", *, keep_tokens: bool = False
+        self,
+        config: ServersConfig,
+        library: SampleLibrary,
+        scenario: str = "Offline",
+        *,
+        keep_tokens: bool = False,
+        first_token_in_completion: bool = True,
     ) -> None:
-        super().__init__(lambda sink: remote_servers(config, sink), library, scenario, keep_tokens=keep_tokens)
+        super().__init__(
+            lambda sink: remote_servers(config, sink),
+            library,
+            scenario,
+            keep_tokens=keep_tokens,
+            first_token_in_completion=first_token_in_completion,
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -112,6 +113,20 @@ def run_cli(*args: str, timeout: float = 600) -> tuple[int, str, str]:
         stdin=subprocess.DEVNULL,
     )
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def dry_run_tree(runs: Path, tree: Path, system_file: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m harness.submission` over every run in `runs`, as Acme's `cpu` system, building the tree at
+    `tree` however non-compliant the runs are (a dry run: it exits 1)."""
+    options = ["--submitter", "Acme", "--system", str(system_file), "--system-name", "cpu", "--allow-noncompliant"]
+    command = [sys.executable, "-m", "harness.submission", *map(str, sorted(runs.iterdir())), "--output", str(tree)]
+    return subprocess.run(
+        [*command, *options],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 def read_samples(run_dir: Path) -> list[dict]:

@@ -231,9 +231,7 @@ def test_deepseek_r1_runs_from_accuracy_to_a_dry_run_tree_on_the_real_engine(tmp
     (from the library, in this process), an accuracy run through the command line that scores itself by exact
     match (code answers in the sandbox) as `python -m accuracy` scores its log, then the tree; and TEST06 in
     Server and Interactive, whose answers stream."""
-    import subprocess
-
-    from tests.conftest import run_cli
+    from tests.conftest import dry_run_tree, run_cli
 
     runs, streamed = tmp_path / "runs", tmp_path / "streamed"
     performance = run(build_config(benchmark="deepseek-r1", output_dir=runs), console=Console(file=io.StringIO()))
@@ -259,23 +257,7 @@ def test_deepseek_r1_runs_from_accuracy_to_a_dry_run_tree_on_the_real_engine(tmp
     assert accuracy_main([*arguments, "--targets", str(embedded.ROOT / BENCHMARK.demo_targets)]) == 0
     assert json.loads((again / "accuracy.json").read_text())["metrics"] == scored["metrics"]
 
-    options = ["--submitter", "Acme", "--system", str(system_file), "--system-name", "cpu", "--allow-noncompliant"]
-    tree = tmp_path / "tree"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.submission",
-            *map(str, sorted(runs.iterdir())),
-            "--output",
-            str(tree),
-            *options,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    proc = dry_run_tree(runs, tree := tmp_path / "tree", system_file)
     assert proc.returncode == 1 and "DRY RUN" in proc.stdout, proc.stderr
     out = tree / "closed" / "Acme" / "results" / "cpu" / "deepseek-r1" / "Offline"
     accuracy_txt = (out / "accuracy" / "accuracy.txt").read_text()

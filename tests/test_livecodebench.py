@@ -17,7 +17,17 @@ from typing import Any
 
 import pytest
 
-from accuracy.livecodebench import Problem, Verdict, grade, grade_many, load_problems
+from accuracy.livecodebench import (
+    RELEASE_FILES,
+    Problem,
+    Verdict,
+    check_problems_files,
+    download_command,
+    grade,
+    grade_many,
+    load_problems,
+    problems_files,
+)
 from mlperf_llm_sut.common.errors import HarnessError
 
 SUM = "n = int(input())\nprint(sum(map(int, input().split())))\n"
@@ -108,6 +118,68 @@ def test_load_of_another_format_says_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "test.jsonl").write_text("question_id,input\n")
     with pytest.raises(HarnessError, match="not a JSON object"):
         load_problems(tmp_path)
+
+
+def write_release_v6(folder: Path) -> Path:
+    """A release_v6-like copy: test.jsonl (the release_v1 sample) and test2.jsonl ... test6.jsonl, one new problem
+    each, the last one functional."""
+    (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sample_rows()))
+    for number in range(2, 7):
+        added = row(f"v{number}_a", [("1\n", "1\n")], [("2\n", "2\n")])
+        if number == 6:
+            added = row("3500", [("3", "[3, 3]")], [("0", "[0, 0]")], func_name="pair")
+        (folder / f"test{number}.jsonl").write_text(json.dumps(added) + "\n")
+    return folder
+
+
+def test_the_releases_files_are_code_generation_lites() -> None:
+    assert RELEASE_FILES["release_v1"] == ("test.jsonl",)
+    assert RELEASE_FILES["release_v6"] == tuple(["test.jsonl"] + [f"test{n}.jsonl" for n in range(2, 7)])
+    assert download_command("release_v6").startswith(
+        "huggingface-cli download livecodebench/code_generation_lite test.jsonl test2.jsonl test3.jsonl "
+        "test4.jsonl test5.jsonl test6.jsonl"
+    )
+
+
+def test_release_v6_reads_all_six_files_in_order(tmp_path: Path) -> None:
+    write_release_v6(tmp_path)
+    problems = load_problems(tmp_path, release="release_v6")
+    assert list(problems) == [*(r["question_id"] for r in sample_rows()), "v2_a", "v3_a", "v4_a", "v5_a", "3500"]
+    assert problems["3500"] == Problem("3500", [("3", "[3, 3]"), ("0", "[0, 0]")], "pair")
+    assert list(load_problems(tmp_path, release="release_v6", only={"v4_a", "2800"})) == ["2800", "v4_a"]
+    assert list(load_problems(tmp_path)) == [r["question_id"] for r in sample_rows()]  # release_v1: test.jsonl only
+    assert check_problems_files(tmp_path, "release_v6") == [tmp_path / name for name in RELEASE_FILES["release_v6"]]
+
+
+def test_release_v6_from_one_file_holding_it(tmp_path: Path) -> None:
+    write_release_v6(tmp_path)
+    whole = tmp_path / "all.jsonl"
+    whole.write_text("".join((tmp_path / name).read_text() for name in RELEASE_FILES["release_v6"]))
+    assert problems_files(whole, "release_v6") == [whole]
+    assert load_problems(whole, release="release_v6") == load_problems(tmp_path, release="release_v6")
+
+
+def test_release_v6_without_some_of_its_files_names_them(tmp_path: Path) -> None:
+    write_release_v6(tmp_path)
+    (tmp_path / "test5.jsonl").unlink()
+    with pytest.raises(HarnessError, match=r"test5.jsonl does not exist; .* against release_v6 .*download them"):
+        load_problems(tmp_path, release="release_v6")
+    (tmp_path / "test2.jsonl").unlink()
+    with pytest.raises(HarnessError, match=r"lacks test2.jsonl, test5.jsonl;") as raised:
+        check_problems_files(tmp_path, "release_v6")
+    assert "livecodebench" in str(raised.value).rsplit("pass", 1)[1]
+    with pytest.raises(HarnessError, match="release 'release_v9' is not one of code_generation_lite's"):
+        load_problems(tmp_path, release="release_v9")
+
+
+def test_release_v6_files_are_each_checked_and_never_share_a_question(tmp_path: Path) -> None:
+    write_release_v6(tmp_path)
+    (tmp_path / "test4.jsonl").write_text('{"question_id": "x"}\n')
+    with pytest.raises(HarnessError, match=r"test4.jsonl line 1 is not from code_generation_lite's test.jsonl, "):
+        check_problems_files(tmp_path, "release_v6")
+    (tmp_path / "test4.jsonl").write_text(json.dumps(sample_rows()[1]) + "\n")
+    with pytest.raises(HarnessError, match=r"test4.jsonl line 1 .*question 'abc300_b' appears twice"):
+        load_problems(tmp_path, release="release_v6")
 
 
 class Touch:

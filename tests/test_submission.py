@@ -54,7 +54,7 @@ def test_demo_runs_are_refused_for_closed_with_one_line_per_problem(runs, tmp_pa
     assert any(
         "Interactive accuracy run" in line and "below llama2-70b-99.9's accuracy targets" in line for line in lines
     )
-    assert any("the whole data set of 24576" in line for line in lines)
+    assert any("the whole accuracy data set of 24576" in line for line in lines)
     assert lines[-1].endswith("(--allow-noncompliant builds the tree anyway, as a dry run)")
     assert not (tmp_path / "tree").exists()
 

@@ -234,7 +234,12 @@ def build_config(
     if dataset is None:
         dataset = embedded.ROOT / chosen.demo_dataset
     generation_config = _generation_config(
-        {**chosen.generation, **(chosen.demo_generation if demo else {})}, generation
+        {
+            **chosen.generation,
+            **(chosen.accuracy_generation if mode == "accuracy" else {}),
+            **(chosen.demo_generation if demo else {}),
+        },
+        generation,
     )
     # The demo's own LoadGen settings (`embedded.DEMO_LOADGEN`) fill in, setting by setting, only what the user
     # leaves unset here and in their user.conf: `harness.single.settings.build_settings` knows both.

@@ -5,7 +5,6 @@ through `read_run_record` and nothing else."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import platform
 from collections.abc import Callable, Sequence
@@ -17,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from accuracy.compliance import Test06Result
+from accuracy.compliance import AuditVerdict, describe, verify_file
 from accuracy.scored_log import AccuracyReport
 from harness.single.config import RunConfig
 from harness.single.results import RunResult
@@ -173,17 +172,28 @@ class ReplicaRow:
 
 @dataclass(kw_only=True)
 class AuditRecord:
-    """A compliance test's verdict (TEST06: `accuracy.compliance.Test06Result`)."""
+    """A compliance test's verdict (`accuracy.compliance.AuditVerdict`: TEST06, TEST07, TEST09), as run.json
+    has it: the test, pass or fail, what failed, and the test's own checks beside them."""
 
     test: str
     passed: bool
     failures: list[str] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict, metadata={FLATTEN: True})
+    """TEST06: first_token_pass, eos_pass, length_pass, samples; TEST07: score, threshold, samples, skipped; TEST09:
+    samples, mean/min/max/std_output_tokens, min/max_threshold, min/max_check_pass."""
 
     @classmethod
-    def of_test06(cls, verdict: Test06Result) -> AuditRecord:
-        checks = {key: value for key, value in dataclasses.asdict(verdict).items() if key != "failures"}
-        return cls(test="TEST06", passed=verdict.passed, failures=list(verdict.failures), checks=checks)
+    def of(cls, verdict: AuditVerdict) -> AuditRecord:
+        return cls(test=verdict.name, passed=verdict.passed, failures=list(verdict.failures), checks=verdict.checks())
+
+    @property
+    def verify_file(self) -> str:
+        """The file the audit wrote into the run directory (and the submission tree copies)."""
+        return verify_file(self.test)
+
+    def describe(self) -> str:
+        """The checks in one line, then what failed."""
+        return "; ".join([describe(self.test, self.checks), *self.failures])
 
 
 @dataclass(kw_only=True)

@@ -38,7 +38,7 @@ class RunResult:
     accuracy_passed: bool | None = None
     """Accuracy mode: whether the scores met their targets (None when not scored)."""
     compliance_passed: bool | None = None
-    """A compliance run (TEST06): whether the audit's checks passed."""
+    """A compliance run (TEST06, TEST07, TEST09): whether the audit's checks passed."""
     interrupted: str | None = None
     """Set when a stop signal ended the run early: such a run never passes."""
 

@@ -21,7 +21,18 @@ from typing import Any, TypeVar
 import mlperf_loadgen as lg
 from rich.console import Console
 
-from accuracy.compliance import Test06Result, verify_test06, write_verification
+from accuracy.compliance import (
+    AUDITS,
+    TEST07_THRESHOLD_KEY,
+    TEST09_HIGH_KEY,
+    TEST09_LOW_KEY,
+    AuditVerdict,
+    Test07Result,
+    audit_value,
+    score_test07,
+    verify_test06,
+    verify_test09,
+)
 from accuracy.exact_match import check_code_grading
 from accuracy.scored_log import AccuracyReport, score_log
 from accuracy.scoring import check_punkt
@@ -42,9 +53,9 @@ from harness.single.record import (
 )
 from harness.single.results import DetailLog, RunResult, effective_settings, read_detail_log, summarize
 from harness.single.settings import CALIBRATION, BuiltSettings, build_settings, describe, log_settings
-from mlperf_llm_sut.benchmarks import Targets, get_benchmark
+from mlperf_llm_sut.benchmarks import Benchmark, Targets, get_benchmark
 from mlperf_llm_sut.common.dataset import Dataset, load_dataset
-from mlperf_llm_sut.common.errors import HarnessError, InternalError
+from mlperf_llm_sut.common.errors import HarnessError, InternalError, setting
 from mlperf_llm_sut.common.stopping import Interrupted, Interruption, StopSignals, console_fd
 from scenarios.base import ScenarioDriver
 from scenarios.qsl import SampleLibrary
@@ -197,22 +208,65 @@ def _prepare(config: RunConfig, console: Console) -> tuple[Dataset, Targets | No
         expected_sha256=config.dataset.sha256,
     )
     check_vocabulary(dataset, config.engine.model)
+    benchmark = get_benchmark(config.loadgen.benchmark)
+    if config.loadgen.compliance is not None:
+        check_audit_inputs(config, benchmark, dataset)
     targets = None
     if config.loadgen.mode == "accuracy":
         if dataset.references is None:
             console.print(f"[yellow]warning:[/] {dataset.path} has no reference outputs: accuracy will not be scored")
         else:
-            targets = resolve_targets(config.accuracy_targets)
+            targets = resolve_targets(config.accuracy_targets, grading=benchmark.accuracy.grading)
             if targets.scoring == "exact_match":
-                check_code_grading(dataset, config.livecodebench, config.skip_code)
+                check_code_grading(dataset, config.livecodebench, config.skip_code, grading=targets.grading)
             else:
                 check_punkt()
     built, warnings = build_settings(config.loadgen, len(dataset))
+    warnings += _context_warnings(dataset, config)
     if config.layout.step_delays:
         built.non_compliant.append(f"replicas slowed on purpose: step delays {config.layout.step_delays}")
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     return dataset, targets, built
+
+
+def _context_warnings(dataset: Dataset, config: RunConfig) -> list[str]:
+    """Prompts whose answers a local engine's context would cut before `max_new_tokens` (gpt-oss-120b's accuracy
+    runs ask for 32,768): vLLM ends them at max_model_len without an error, so the run would not say."""
+    limit = config.engine.max_model_len
+    if limit is None or config.sut == "remote":
+        return []
+    wanted = config.generation.max_new_tokens
+    lengths = [len(prompt) for prompt in dataset.prompts]
+    short = sum(1 for length in lengths if length + wanted > limit)
+    if not short:
+        return []
+    return [
+        f"max_model_len {limit} leaves {short} of {len(lengths)} prompts less room than max_new_tokens {wanted}: "
+        f"their answers stop at the context's end, where the reference's go on. Raise max_model_len to "
+        f"{max(lengths) + wanted} (the longest prompt, {max(lengths)} tokens, plus max_new_tokens), or leave it to "
+        "the model's own."
+    ]
+
+
+def check_audit_inputs(config: RunConfig, benchmark: Benchmark, dataset: Dataset) -> None:
+    """What an audit needs of the data set, checked before the run: TEST07 scores the run's outputs against
+    the data set's answers (and grades LiveCodeBench answers by running them, where it asks such questions)."""
+    audit = benchmark.compliance_test(str(config.loadgen.compliance))
+    if audit.name not in AUDITS:
+        raise HarnessError(f"{setting('compliance')} {audit.name}: {_NOT_BUILT_IN}")
+    if audit.name != "TEST07":
+        return
+    exact_match = benchmark.accuracy.scoring == "exact_match"
+    if dataset.references is None or (exact_match and dataset.sources is None):
+        # Exact match also needs each row's source data set: it says how the answer is read and judged.
+        missing = "answers (a 'ground_truth' column)" if dataset.references is None else "sources (a 'dataset' column)"
+        raise HarnessError(
+            f"{setting('compliance')} TEST07 scores the run's outputs against the data set's answers, but "
+            f"{dataset.path} has no {missing}: pass {benchmark.name}'s TEST07 data set with {setting('dataset')}."
+        )
+    if exact_match:
+        check_code_grading(dataset, config.livecodebench, config.skip_code, grading=benchmark.accuracy.grading)
 
 
 class _Run:
@@ -276,6 +330,7 @@ class _Run:
             self.library,
             self.built.rules.loadgen_scenario,
             keep_tokens=config.keeps_tokens,
+            first_token_in_completion=self.built.benchmark.first_token_in_completion,
         )
         what = (
             f"connecting to {config.layout.replicas} endpoint(s)"
@@ -415,7 +470,7 @@ class _Run:
             replica_failures=(group.replica_failures() if group else {}) or accounts.replica_failures,
             result=result,
             accuracy=accuracy,
-            compliance=AuditRecord.of_test06(compliance) if compliance else None,
+            compliance=AuditRecord.of(compliance) if compliance else None,
             calibration=self.calibration,
         )
         record.write(self.run_dir)
@@ -479,11 +534,20 @@ class _Run:
             problems.append(f"{accounts.unanswered} samples were never answered")
         return problems
 
-    def _check_rules(self, detail: DetailLog) -> tuple[dict[str, Any], Test06Result | None]:
-        """The rules are judged on a test that ran to its end; an interrupted one is INVALID anyway."""
+    def _check_rules(self, detail: DetailLog) -> tuple[dict[str, Any], AuditVerdict | None]:
+        """The rules are judged on a test that ran to its end; an interrupted one is INVALID anyway. TEST07
+        scores the outputs, which a stop signal cuts short: the run is then unjudged, and interrupted."""
         if self.interruption is not None or self.loadgen is None:
             return effective_settings(detail), None
-        return check_rules(self.config, self.built, detail, self.run_dir)
+        audit = self.built.audit
+        if audit is None:
+            return check_rules(self.config, self.built, detail, self.run_dir)
+        try:
+            with self.stop.interruptible("scoring"), self.console.status(f"verifying {audit.name}"):
+                return check_rules(self.config, self.built, detail, self.run_dir, self.dataset)
+        except Interrupted as stop:
+            self.interruption = stop.interruption
+            return effective_settings(detail), None
 
     def _score(self, accounts: Accounts) -> AccuracyReport | None:
         """Accuracy of a whole accuracy run; a stop signal here leaves the run unscored, and interrupted."""
@@ -592,22 +656,62 @@ def calibrate_offline(
 
 
 def check_rules(
-    config: RunConfig, built: BuiltSettings, detail: DetailLog, run_dir: Path
-) -> tuple[dict[str, Any], Test06Result | None]:
+    config: RunConfig, built: BuiltSettings, detail: DetailLog, run_dir: Path, dataset: Dataset | None = None
+) -> tuple[dict[str, Any], AuditVerdict | None]:
     """The settings LoadGen used, with each benchmark rule they break added to the non-compliance reasons;
-    a compliance run is judged by its audit instead, whose verdict this returns (and writes)."""
+    a compliance run is judged by its audit instead, whose verdict this returns (and writes into `run_dir`,
+    as the audit's run_verification.py would). TEST07 scores the outputs against `dataset`."""
     effective = effective_settings(detail)
     if built.audit is None:
         built.non_compliant += built.benchmark.check_effective(config.loadgen.scenario, config.loadgen.mode, effective)
         return effective, None
-    verdict = verify_test06(
-        run_dir / "mlperf_log_accuracy.json",
-        first_token_reported=built.rules.streams,
-        eos_token_id=built.audit.eos_token_id,
-        dtype=built.benchmark.token_dtype,
-    )
-    write_verification(verdict, run_dir)
+    verdict = verify_audit(config, built, run_dir, dataset)
+    verdict.write(run_dir)
+    if isinstance(verdict, Test07Result) and verdict.skipped:
+        built.non_compliant.append(
+            f"TEST07's score leaves out {verdict.skipped} LiveCodeBench samples (code grading skipped): the "
+            "audit scores them all (pass their problems with --livecodebench)"
+        )
     return effective, verdict
+
+
+def verify_audit(config: RunConfig, built: BuiltSettings, run_dir: Path, dataset: Dataset | None) -> AuditVerdict:
+    """The audit's own checks on the run's accuracy log; thresholds as its run_verification.py reads them
+    from the audit.config the run applied."""
+    audit, log = built.audit, run_dir / "mlperf_log_accuracy.json"
+    assert audit is not None
+    if audit.name == "TEST06":
+        if audit.eos_token_id is None:
+            raise HarnessError(
+                f"{built.benchmark.name}'s TEST06 names no EOS token: its registry entry needs "
+                "test06(eos_token_id=...)."
+            )
+        return verify_test06(
+            log,
+            first_token_reported=built.rules.streams,
+            eos_token_id=audit.eos_token_id,
+            dtype=built.benchmark.token_dtype,
+        )
+    if audit.name == "TEST07":
+        if dataset is None:
+            raise HarnessError("TEST07 scores the run's outputs against its data set: pass `dataset` to check_rules.")
+        return score_test07(
+            log,
+            dataset,
+            config.engine.tokenizer or config.engine.model,
+            built.benchmark.accuracy,
+            threshold=audit_value(audit, TEST07_THRESHOLD_KEY),
+            dtype=built.benchmark.token_dtype,
+            workers=config.scoring_workers,
+            livecodebench=config.livecodebench,
+            skip_code=config.skip_code,
+        )
+    if audit.name == "TEST09":
+        return verify_test09(log, low=audit_value(audit, TEST09_LOW_KEY), high=audit_value(audit, TEST09_HIGH_KEY))
+    raise HarnessError(f"{setting('compliance')} {audit.name}: {_NOT_BUILT_IN}")
+
+
+_NOT_BUILT_IN = f"this harness verifies only {', '.join(AUDITS)}; run that audit with the official compliance scripts."
 
 
 def write_audit_config(built: BuiltSettings, run_dir: Path, console: Console) -> Path:
@@ -623,7 +727,8 @@ def write_audit_config(built: BuiltSettings, run_dir: Path, console: Console) ->
     if stray.is_file() and built.audit is None:
         console.print(
             f"[yellow]warning:[/] {stray.resolve()} is not applied (LoadGen would apply an audit.config in the "
-            "working directory over every setting); for an official audit use --compliance TEST06."
+            "working directory over every setting); for an official audit use --compliance "
+            f"{' or '.join(test.name for test in built.benchmark.compliance) or '(none for this benchmark)'}."
         )
     return path
 

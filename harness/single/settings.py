@@ -184,12 +184,25 @@ def build_settings(config: LoadGenConfig, dataset_size: int) -> tuple[BuiltSetti
     if performance != requested:
         settings.performance_sample_count_override = performance
         sources["performance_sample_count_override"] = DATA_SET
-        non_compliant.append(
-            f"performance sample count {performance} (the benchmark asks for {requested}; "
-            f"the data set has {dataset_size} samples)"
-        )
+        if config.mode != "accuracy":  # an accuracy run is held to its sample count instead (check_effective)
+            non_compliant.append(
+                f"performance sample count {performance} (the benchmark asks for {requested}; "
+                f"the data set has {dataset_size} samples)"
+            )
     elif sources["performance_sample_count_override"] == LOADGEN_DEFAULT:
         sources["performance_sample_count_override"] = DATA_SET  # LoadGen takes the QSL's count: ours
+    wanted = benchmark.accuracy_sample_count
+    if config.mode == "accuracy" and wanted is not None and total > wanted:
+        # LoadGen would score the first `wanted` rows of a bigger file: likely the performance data set.
+        non_compliant.append(
+            f"the data set has {total} samples, but {benchmark.name}'s accuracy data set has {wanted}: is it the "
+            "performance data set?"
+        )
+    if settings.accuracy_sample_count_override > total:
+        # LoadGen would ask for samples past the end of the data set (gpt-oss-120b's 4,395 of a smaller file);
+        # the run's check of LoadGen's effective count then says it is short.
+        settings.accuracy_sample_count_override = total
+        sources["accuracy_sample_count_override"] = DATA_SET
     non_compliant += benchmark.check_requested(config.scenario, describe(settings))
     built = BuiltSettings(
         settings, benchmark, asked.rules, total, performance, audit, non_compliant, asked.calibrate, sources

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.single.record import AuditRecord, LoadGenRecord, ReplicaRow
+from harness.single.record import LoadGenRecord, ReplicaRow
 from harness.single.runner import RunReport
 
 MAX_REASONS = 3
@@ -57,7 +57,7 @@ def print_summary(report: RunReport, console: Console) -> None:
         verdict = "[green]PASS" if accuracy.passed else "[red]FAIL"
         table.add_row("accuracy", f"{verdict}[/] vs {accuracy.targets['name']}: {scores}")
     if compliance:
-        table.add_row(compliance.test, _compliance(compliance))
+        table.add_row(compliance.test, compliance.describe())
     table.add_row("data set", f"{record.dataset.path} ({record.dataset.sample_count} samples)")
     if record.loadgen.effective:
         table.add_row("LoadGen used", _effective(record.loadgen.effective, record.loadgen))
@@ -170,19 +170,6 @@ def _effective(effective: dict[str, Any], loadgen: LoadGenRecord) -> str:
             said(f"accuracy log sampling {effective['accuracy_log_sampling_target']}", "accuracy_log_sampling_target")
         )
     return ", ".join(parts)
-
-
-def _compliance(compliance: AuditRecord) -> str:
-    """TEST06's checks."""
-    checks = compliance.checks
-    first = checks["first_token_pass"]
-    said = [
-        f"first token {'skipped (Offline)' if first is None else ('pass' if first else 'FAIL')}",
-        f"EOS {'pass' if checks['eos_pass'] else 'FAIL'}",
-        f"sample length {'pass' if checks['length_pass'] else 'FAIL'}",
-    ]
-    text = f"{', '.join(said)} ({checks['samples']} samples logged)"
-    return "; ".join([text, *compliance.failures])
 
 
 def _pair(values: dict[str, float] | None) -> str:

@@ -1,7 +1,7 @@
 """`python -m harness.submission RUN_DIR... --output DIR --submitter NAME`: the round's submission tree.
 
 Runs are grouped by benchmark and scenario; each group needs one performance run, one
-accuracy run and the benchmark's compliance runs (TEST06). Every run is checked against
+accuracy run and the benchmark's compliance runs (TEST06, or TEST07 and TEST09). Every run is checked against
 the benchmark's rules first; a tree with a problem is refused, one line per
 problem, unless `--allow-noncompliant` builds it anyway as a dry run, marked as such in
 every README. The layout is the current round's (mlcommons/inference tools/submission/
@@ -13,6 +13,9 @@ submission_structure.md and the checker's path templates in submission_checker/c
         performance/run_1/   mlperf_log_{detail,summary}.txt, mlperf_log_accuracy.json
         accuracy/            accuracy.txt, mlperf_log_accuracy.json (truncated), mlperf_log_{detail,summary}.txt
         TEST06/              verify_accuracy.txt, accuracy/mlperf_log_accuracy.json
+        TEST07/              verify_accuracy.txt, accuracy/mlperf_log_accuracy.json,
+                             performance/run_1/mlperf_log_{detail,summary}.txt
+        TEST09/              verify_output_len.txt, and the rest as TEST07
         measurements.json, user.conf, README.md
 """
 
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from accuracy.compliance import VERIFY_FILE
+from accuracy.compliance import verdict_class
 from accuracy.scored_log import ACCURACY_TXT
 from harness.single.record import RunRecord, console_warning, read_run_record
 from harness.single.results import RunResult
@@ -43,8 +46,15 @@ LOG_FILES = ("mlperf_log_detail.txt", "mlperf_log_summary.txt")
 ACCURACY_LOG = "mlperf_log_accuracy.json"
 TREE_FILES = {"performance": (*LOG_FILES, ACCURACY_LOG), "accuracy": (*LOG_FILES, ACCURACY_LOG, ACCURACY_TXT)}
 """What the tree copies of each kind of run."""
-AUDIT_FILES = (VERIFY_FILE, ACCURACY_LOG)
-"""What it copies of a compliance run."""
+
+
+def audit_files(test: str) -> tuple[str, ...]:
+    """What the tree copies of a compliance run: what the audit's run_verification.py copies (its verify file,
+    the accuracy log, and for TEST07 and TEST09 the performance logs)."""
+    audit = verdict_class(test)
+    return (audit.verify_file, ACCURACY_LOG, *(LOG_FILES if audit.keeps_performance_logs else ()))
+
+
 # tools/submission/truncate_accuracy_log.py: MAX_ACCURACY_LOG_SIZE and VIEWABLE_SIZE.
 MAX_ACCURACY_LOG_SIZE = 10 * 1024
 VIEWABLE_SIZE = 4096
@@ -112,7 +122,7 @@ def missing_runs(result_set: ResultSet, division: str) -> list[str]:
             problems.append(f"{label}: {len(found)} {kind} runs ({', '.join(str(r.path) for r in found)}); pass one")
         else:
             path = found[0].path
-            for name in TREE_FILES.get(kind, AUDIT_FILES):
+            for name in TREE_FILES[kind] if kind in TREE_FILES else audit_files(kind):
                 if not (path / name).is_file():
                     problems.append(f"{label} {kind} run: {name} is missing from {path}; the tree needs it")
     return problems
@@ -277,9 +287,12 @@ def write_result_set(result_set: ResultSet, base: Path, system: str, dry_run: li
     for test in result_set.benchmark.compliance:
         if test.name not in result_set.runs:  # the open division needs none
             continue
-        audit = result_set.runs[test.name][0]
-        _copy_logs(audit.path, out / test.name, (VERIFY_FILE,))
+        # Where the audit's run_verification.py puts them, and the checker's TESTxx_ACC_PATH looks.
+        audit, kept = result_set.runs[test.name][0], verdict_class(test.name)
+        _copy_logs(audit.path, out / test.name, (kept.verify_file,))
         _copy_logs(audit.path, out / test.name / "accuracy", (ACCURACY_LOG,))
+        if kept.keeps_performance_logs:
+            _copy_logs(audit.path, out / test.name / "performance" / "run_1", LOG_FILES)
     (out / "measurements.json").write_text(
         json.dumps(measurements(performance.record, result_set.benchmark), indent=4) + "\n"
     )
@@ -366,7 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Assemble run directories into the current MLPerf round's submission tree, after checking "
         "each run against its benchmark's rules.",
     )
-    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="performance, accuracy and TEST06 runs")
+    p.add_argument(
+        "runs", nargs="+", type=Path, metavar="RUN_DIR", help="performance, accuracy and compliance (TESTxx) runs"
+    )
     p.add_argument("--output", required=True, type=Path, help="a new directory for the tree")
     p.add_argument("--submitter", required=True, help="the submitting organization, as it names its folder")
     p.add_argument(

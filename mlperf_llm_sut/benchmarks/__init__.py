@@ -48,6 +48,12 @@ class Targets:
     tolerance: float = 0.1
     samples: int | None = None
     """How many samples the `gen_len` target covers; a run over fewer is held to its share of it."""
+    lengths_floor: bool = True
+    """Whether output lengths are also held above `1 - tolerance` of theirs (gpt-oss-120b's have a ceiling
+    only)."""
+    grading: str = ""
+    """Whose answer-grading rules an exact-match score follows ("deepseek-r1", "gpt-oss-120b": their
+    eval_accuracy.py differ); empty for ROUGE."""
 
     @property
     def scoring(self) -> str:
@@ -66,8 +72,10 @@ class Targets:
             if key == "gen_len" and self.samples and metrics.get("gen_num") not in (None, self.samples):
                 target = target * metrics["gen_num"] / self.samples
                 row["scaled_to"] = metrics["gen_num"]
-            low, high = target * (1 - self.tolerance), target * (1 + self.tolerance)
-            rows.append({**row, "min": low, "max": high, "passed": low <= metrics[key] <= high})
+            low = target * (1 - self.tolerance) if self.lengths_floor else None
+            high = target * (1 + self.tolerance)
+            passed = (low is None or low <= metrics[key]) and metrics[key] <= high
+            rows.append({**row, "min": low, "max": high, "passed": passed})
         return rows
 
     def describe(self) -> dict[str, Any]:
@@ -78,6 +86,8 @@ class Targets:
             "lengths": dict(self.lengths),
             "tolerance": self.tolerance,
             "samples": self.samples,
+            "lengths_floor": self.lengths_floor,
+            "grading": self.grading,
         }
 
 
@@ -107,8 +117,14 @@ class ComplianceTest:
 
     name: str
     audit_settings: Mapping[str, str]
-    """key -> value lines of the official audit.config, all for model `*` and scenario `*`."""
-    eos_token_id: int
+    """key -> value lines of the official audit.config, all for model `*` and scenario `*` (the lines that
+    only the audit's run_verification.py reads, such as TEST07's threshold, included)."""
+    eos_token_id: int | None = None
+    """TEST06: the token an answer ends with."""
+    accuracy_threshold: float | None = None
+    """TEST07: the score the performance run's outputs must reach."""
+    output_tokens: tuple[float, float] | None = None
+    """TEST09: the bounds of the mean output length, in tokens."""
 
 
 def test06(eos_token_id: int) -> ComplianceTest:
@@ -125,6 +141,45 @@ def test06(eos_token_id: int) -> ComplianceTest:
             "sample_concatenate_permutation": "0",
         },
         eos_token_id=eos_token_id,
+    )
+
+
+def test07(*, samples: int, accuracy_threshold: float) -> ComplianceTest:
+    """TEST07, accuracy checked inside a performance run (compliance/TEST07/<model>/audit.config): every
+    sample of the compliance data set issued once and logged, then scored against `accuracy_threshold`."""
+    return ComplianceTest(
+        "TEST07",
+        audit_settings={
+            "mode": "2",
+            "accuracy_log_rng_seed": "720381539243781796",
+            "accuracy_log_sampling_target": str(samples),
+            "min_query_count": str(samples),
+            "min_duration": "0",
+            "performance_issue_unique": "1",
+            "sample_concatenate_permutation": "0",
+            "test07_accuracy_threshold": repr(accuracy_threshold),
+        },
+        accuracy_threshold=accuracy_threshold,
+    )
+
+
+def test09(*, samples: int, sampling_target: int, low: float, high: float) -> ComplianceTest:
+    """TEST09, output length checked inside a performance run (compliance/TEST09/<model>/audit.config):
+    every sample of the performance data set issued once and logged, their mean length within [low, high]."""
+    return ComplianceTest(
+        "TEST09",
+        audit_settings={
+            "mode": "2",
+            "accuracy_log_rng_seed": "720381539243781796",
+            "accuracy_log_sampling_target": str(sampling_target),
+            "min_query_count": str(samples),
+            "min_duration": "0",
+            "performance_issue_unique": "1",
+            "sample_concatenate_permutation": "0",
+            "test09_min_output_tokens": repr(low),
+            "test09_max_output_tokens": repr(high),
+        },
+        output_tokens=(low, high),
     )
 
 
@@ -151,6 +206,15 @@ class Benchmark:
     against (a test.jsonl in mlperf_llm_sut/common/embedded/), for a benchmark that has such questions."""
     generation: Mapping[str, Any] = field(default_factory=dict)
     """The reference's generation settings (`sut.generation.GenerationConfig` fields)."""
+    accuracy_generation: Mapping[str, Any] = field(default_factory=dict)
+    """What an accuracy run uses over `generation`, where the reference's accuracy runs differ."""
+    accuracy_sample_count: int | None = None
+    """The samples of an accuracy run where its data set is not the performance one (LoadGen's
+    accuracy_sample_count_override); None: the whole `dataset_size`."""
+    first_token_in_completion: bool = True
+    """Whether a streamed answer's completion (QuerySamplesComplete) repeats the first token that
+    FirstTokenComplete reported (the llama and deepseek-r1 references, which TEST06 checks), or holds only
+    the tokens after it (gpt-oss-120b's reference, language/gpt-oss-120b/mlperf/server_sut.py)."""
     demo_generation: Mapping[str, Any] = field(default_factory=dict)
     """What the embedded tiny model's demo runs use over `generation` (the demo is never compliant)."""
     seeds: Mapping[str, int] = field(default_factory=lambda: SEEDS)
@@ -206,10 +270,11 @@ class Benchmark:
             need(name, effective.get(name) == seed, str(seed))
         if mode == "accuracy":
             count = effective.get("accuracy_sample_count")
-            if count is not None and count != self.dataset_size:
+            wanted = self.accuracy_sample_count or self.dataset_size
+            if count is not None and count != wanted:
                 problems.append(
-                    f"the accuracy run covers {count} samples; {self.name} needs the whole data set of "
-                    f"{self.dataset_size}"
+                    f"the accuracy run covers {count} samples; {self.name} needs the whole accuracy data set of "
+                    f"{wanted}"
                 )
             return problems
         need(

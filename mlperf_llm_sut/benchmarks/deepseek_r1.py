@@ -141,6 +141,7 @@ BENCHMARKS = [
             FACTOR,
             {"tokens_per_sample": TOKENS_PER_SAMPLE},
             TOKENS_TOLERANCE,
+            grading="deepseek-r1",
         ),
         prompt_format=REASONING_MIX,
         demo_dataset="deepseek-synthetic-100.jsonl",

@@ -40,6 +40,12 @@ SAVED_DATASET_MARKERS = ("dataset_info.json", "dataset_dict.json")
 SOURCE_COLUMN = "dataset"
 """Where a data set that mixes several says which one each row is from (deepseek-r1's: aime, gpqa, ...)."""
 DEFAULT_SPLIT = "validation"
+TOKEN_COLUMNS = ("tok_input", "input_tokens")
+"""Where a processed file has its prompts' token ids: `tok_input` in every reference, gpt-oss-120b's files
+from v4.0 on `input_tokens` (language/gpt-oss-120b/utils/tokenization.py reads either)."""
+REFERENCE_COLUMNS = ("output", "ground_truth")
+"""Where a processed file has its reference answers: the llama files' `output`, the reasoning mixes'
+`ground_truth`."""
 """The split MLPerf's LLM data sets are drawn from (CNN-DailyMail's validation split, for llama3.1-8b)."""
 
 
@@ -150,10 +156,12 @@ def load_dataset(
             frame, file_format = _from_disk(path), "hf-disk"
         else:
             frame, file_format = _read_frame(path, trusted=trust_pickle or bool(expected_sha256))
-    if "tok_input" in frame.columns:
+    token_column = next((c for c in TOKEN_COLUMNS if c in frame.columns), None)
+    if token_column is not None:
         schema = "processed"
-        prompts = [_token_ids(value, path, row) for row, value in enumerate(frame["tok_input"])]
-        references = _texts(frame["output"]) if "output" in frame.columns else None
+        prompts = [_token_ids(value, path, row, token_column) for row, value in enumerate(frame[token_column])]
+        reference_column = next((c for c in REFERENCE_COLUMNS if c in frame.columns), None)
+        references = _texts(frame[reference_column]) if reference_column else None
     elif prompt_format is not None and set(prompt_format.prompt_columns) <= set(frame.columns):
         schema = "raw"
         if tokenizer_dir is None:
@@ -172,8 +180,9 @@ def load_dataset(
             else "raw rows, which load only with their benchmark's prompt format"
         )
         raise HarnessError(
-            f"dataset {path} has columns {sorted(map(str, frame.columns))}, but needs either 'tok_input' (the "
-            f"benchmark's processed schema) or {raw}. Is it the data set of the {setting('benchmark')} you chose?"
+            f"dataset {path} has columns {sorted(map(str, frame.columns))}, but needs either 'tok_input' or "
+            f"'input_tokens' (the benchmark's processed schema) or {raw}. Is it the data set of the "
+            f"{setting('benchmark')} you chose?"
         )
     if not prompts:
         raise HarnessError(f"dataset {path} has no rows.")
@@ -261,14 +270,14 @@ def _one_split(loaded: Any, split: str, where: str) -> pd.DataFrame:
     return loaded.to_pandas()
 
 
-def _token_ids(value: Any, path: Path, row: int) -> list[int]:
+def _token_ids(value: Any, path: Path, row: int, column: str) -> list[int]:
     try:
         ids = np.asarray(value)
     except (TypeError, ValueError):
         ids = np.asarray([])
     if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0:
         raise HarnessError(
-            f"dataset {path} row {row}: tok_input must be a non-empty list of "
+            f"dataset {path} row {row}: {column} must be a non-empty list of "
             f"non-negative token ids, got {str(value)[:60]!r}."
         )
     prompt: list[int] = ids.astype(np.int64).tolist()
@@ -316,11 +325,16 @@ def convert(src: Path, dst: Path, *, trust_pickle: bool, raw_formats: Collection
     of one of `raw_formats` (the benchmarks' prompt formats)."""
     frame, _ = _read_frame(src, trusted=trust_pickle)
     raw = {f.prompt_columns for f in raw_formats}
-    if "tok_input" not in frame.columns and not any(set(columns) <= set(frame.columns) for columns in raw):
+    processed = any(column in frame.columns for column in TOKEN_COLUMNS)
+    if not processed and not any(set(columns) <= set(frame.columns) for columns in raw):
         known = " or ".join(f"'{c[0]}'" for c in sorted(raw))
         raise HarnessError(
             f"dataset {src} has "
-            + (f"neither 'tok_input' (a processed data set) nor {known} (raw rows)" if raw else "no 'tok_input'")
+            + (
+                f"neither 'tok_input' nor 'input_tokens' (a processed data set) nor {known} (raw rows)"
+                if raw
+                else "no 'tok_input' or 'input_tokens'"
+            )
             + ": it is not a benchmark's data set."
         )
     rows = frame.to_dict(orient="records")
