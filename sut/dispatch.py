@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.telemetry.series import Sampler
 from scenarios.requests import GenerationRequest, ResultSink
 from sut.replica import Member, Replica, ReplicaStats
 
@@ -274,6 +275,9 @@ class Dispatcher:
     def engine_args(self) -> dict[str, Any]:
         """Every member's engine is built from one configuration."""
         return self.members[0].engine_args()
+
+    def samplers(self) -> list[Sampler]:
+        return [sampler for replica in self.members for sampler in replica.samplers()]
 
     # -- what the runner reports ------------------------------------------------------------------
     def replica_stats(self) -> list[ReplicaStats]:

@@ -26,6 +26,9 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
 from mlperf_llm_sut.common.errors import HarnessError, setting
+from mlperf_llm_sut.telemetry import metrics
+from mlperf_llm_sut.telemetry.hardware import ProcessSampler
+from mlperf_llm_sut.telemetry.series import Reading, Sampler
 from scenarios.requests import GenerationRequest, ResultSink
 from sut import engine_worker
 from sut.engine_logs import memory_hint
@@ -33,6 +36,7 @@ from sut.engine_worker import WorkerSpec
 from sut.replica import GiveBack, ReplicaStats
 from sut.worker_protocol import (
     Died,
+    EngineMetrics,
     FromWorker,
     Ready,
     StartFailed,
@@ -53,6 +57,9 @@ SUBMIT_SLICE = 4096
 
 class WorkerLink(Protocol):
     """How the harness reaches one engine worker, and learns that it is gone."""
+
+    on_this_host: bool
+    """Whether the worker is a process of this host, which the harness can read (CPU, memory) by its pid."""
 
     def launch(self, spec: WorkerSpec) -> None:
         """Start the worker; returns at once (the engine comes up in `wait_ready`)."""
@@ -79,6 +86,8 @@ class WorkerLink(Protocol):
 class ProcessLink:
     """A worker process on this host, over a pipe: a vLLM engine's on a CPU host forked from
     `worker_forkserver`, others spawned fresh (on GPUs, see `sut.worker_imports`)."""
+
+    on_this_host = True
 
     def __init__(self) -> None:
         self._process: BaseProcess | None = None
@@ -178,6 +187,8 @@ class EngineReplica:
         self._stopping = False
         self._stats = ReplicaStats(name=spec.name, devices=list(spec.placement.devices))
         self.pid: int | None = None
+        self.engine_metrics: EngineMetrics | None = None
+        """The latest of what its engine's stat logger saw (None until its engine first steps)."""
 
     def engine_args(self) -> dict[str, Any]:
         """The `vllm.EngineArgs` this replica's engine is built with."""
@@ -299,6 +310,14 @@ class EngineReplica:
     def stats(self) -> ReplicaStats:
         return self._stats
 
+    def samplers(self) -> list[Sampler]:
+        samplers: list[Sampler] = [EngineSampler(self)]
+        if self._link.on_this_host and self.pid is not None:
+            # vLLM's engine core, and tensor-parallel ranks, run in the worker's child processes.
+            worker = f"{self.name} worker"
+            samplers.append(ProcessSampler({worker: self.pid}, with_children=[worker]))
+        return samplers
+
     # -- the receiving thread -------------------------------------------------------------------------
     def _receive(self) -> None:
         while True:
@@ -311,6 +330,8 @@ class EngineReplica:
                 self._on_withdrawn(message)
             elif isinstance(message, Warmed):
                 self._warmed.set()
+            elif isinstance(message, EngineMetrics):
+                self.engine_metrics = message
             elif isinstance(message, Died):
                 self._on_death(message.reason)
                 return
@@ -396,3 +417,36 @@ class EngineReplica:
     def _kill(self) -> None:
         """End the worker and every engine process under it."""
         self._link.kill()
+
+
+class EngineSampler:
+    """A replica's engine metrics as telemetry: the latest its worker sent (a few times a second while it works),
+    read at each tick of the run's sampling."""
+
+    def __init__(self, replica: EngineReplica) -> None:
+        self.name = replica.name
+        self._replica = replica
+
+    def sample(self, now: float) -> list[Reading]:
+        latest = self._replica.engine_metrics
+        if latest is None:
+            return []
+        return [
+            Reading(now, self.name, metric, float(value))
+            for metric, value in (
+                (metrics.RUNNING, latest.running),
+                (metrics.WAITING, latest.waiting),
+                (metrics.KV_CACHE_USAGE, latest.kv_cache_usage),
+                (metrics.PREEMPTIONS, latest.preemptions),
+                (metrics.PREFIX_CACHE_QUERIES, latest.prefix_cache_queries),
+                (metrics.PREFIX_CACHE_HITS, latest.prefix_cache_hits),
+                (metrics.PROMPT_TOKENS, latest.prompt_tokens),
+                (metrics.GENERATION_TOKENS, latest.generation_tokens),
+            )
+        ]
+
+    def warnings(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        pass

@@ -37,6 +37,7 @@ from sut.generation import GenerationConfig
 from sut.layout import Placement
 from sut.worker_protocol import (
     Died,
+    EngineMetrics,
     FromWorker,
     Ready,
     StartFailed,
@@ -51,6 +52,9 @@ from sut.worker_protocol import (
 )
 
 WATCH_INTERVAL = 0.5
+METRICS_INTERVAL = 0.25
+"""How often, at most, a working engine tells the harness what its stat logger saw: a small message, a few times
+a second, finer than any telemetry interval a run asks for."""
 STALL_SECONDS = 300.0
 """How long one engine step may take by default: a long prefill on a slow device, never a healthy step's time."""
 START_SECONDS = 3600.0
@@ -174,10 +178,10 @@ def serve(conn: Mailbox, spec: WorkerSpec, *, end: Callable[[], None]) -> None:
     if spec.placement.cpus:
         os.sched_setaffinity(0, spec.placement.cpus)
     _size_threads_to_cores()
-    waiting = EngineQueue()
+    waiting, tally = EngineQueue(), EngineTally()
     try:
-        engine = spec.engine_factory(spec) if spec.engine_factory else build_engine(spec, waiting)
-        worker = _Worker(conn, engine, spec, end, waiting)
+        engine = spec.engine_factory(spec) if spec.engine_factory else build_engine(spec, waiting, tally)
+        worker = _Worker(conn, engine, spec, end, waiting, tally)
     except BaseException as exc:
         conn.send(StartFailed(engine_failure_reason(spec.log_path, exc)))
         return
@@ -246,7 +250,49 @@ class EngineQueue:
         self.after_step = max(0, self.after_step - (count - newest))
 
 
-def build_engine(spec: WorkerSpec, waiting: EngineQueue) -> Engine:
+class EngineTally:
+    """What vLLM's stat logger says of the engine, kept for the harness's telemetry (`EngineMetrics`): the
+    scheduler's state after the latest step, and counters summed over the steps. vLLM hands each step's prefix
+    cache lookups, preemptions and tokens as that step's own (it resets them after each report)."""
+
+    def __init__(self) -> None:
+        self.recorded = False
+        """Whether the stat logger has said anything (a stand-in engine has none: nothing to send)."""
+        self.running = self.waiting = 0
+        self.kv_cache_usage = 0.0
+        self.preemptions = self.prefix_cache_queries = self.prefix_cache_hits = 0
+        self.prompt_tokens = self.generation_tokens = 0
+
+    def record(self, scheduler_stats: Any, iteration_stats: Any) -> None:
+        # vLLM's stats are "not a stable interface": a field a version lacks reads as nothing.
+        if scheduler_stats is not None:
+            self.running = int(getattr(scheduler_stats, "num_running_reqs", 0))
+            self.waiting = int(getattr(scheduler_stats, "num_waiting_reqs", 0))
+            self.kv_cache_usage = float(getattr(scheduler_stats, "kv_cache_usage", 0.0))
+            prefix = getattr(scheduler_stats, "prefix_cache_stats", None)
+            if prefix is not None:
+                self.prefix_cache_queries += int(getattr(prefix, "queries", 0))
+                self.prefix_cache_hits += int(getattr(prefix, "hits", 0))
+        if iteration_stats is not None:
+            self.preemptions += int(getattr(iteration_stats, "num_preempted_reqs", 0))
+            self.prompt_tokens += int(getattr(iteration_stats, "num_prompt_tokens", 0))
+            self.generation_tokens += int(getattr(iteration_stats, "num_generation_tokens", 0))
+        self.recorded = True
+
+    def snapshot(self) -> EngineMetrics:
+        return EngineMetrics(
+            running=self.running,
+            waiting=self.waiting,
+            kv_cache_usage=self.kv_cache_usage,
+            preemptions=self.preemptions,
+            prefix_cache_queries=self.prefix_cache_queries,
+            prefix_cache_hits=self.prefix_cache_hits,
+            prompt_tokens=self.prompt_tokens,
+            generation_tokens=self.generation_tokens,
+        )
+
+
+def build_engine(spec: WorkerSpec, waiting: EngineQueue, tally: EngineTally | None = None) -> Engine:
     from vllm import LLMEngine
     from vllm.platforms import current_platform
     from vllm.v1.metrics.loggers import StatLoggerBase
@@ -260,6 +306,8 @@ def build_engine(spec: WorkerSpec, waiting: EngineQueue) -> Engine:
         def record(self, scheduler_stats: Any, iteration_stats: Any, *args: Any, **kwargs: Any) -> None:
             if scheduler_stats is not None:
                 waiting.report(int(getattr(scheduler_stats, "num_waiting_reqs", 0)))
+            if tally is not None:
+                tally.record(scheduler_stats, iteration_stats)
 
         def log_engine_initialized(self) -> None:
             pass
@@ -272,11 +320,19 @@ def build_engine(spec: WorkerSpec, waiting: EngineQueue) -> Engine:
 
 class _Worker:
     def __init__(
-        self, conn: Mailbox, engine: Engine, spec: WorkerSpec, end: Callable[[], None], waiting: EngineQueue
+        self,
+        conn: Mailbox,
+        engine: Engine,
+        spec: WorkerSpec,
+        end: Callable[[], None],
+        waiting: EngineQueue,
+        tally: EngineTally | None = None,
     ) -> None:
         self._conn = conn
         self._engine = engine
         self._waiting = waiting
+        self._tally = tally or EngineTally()
+        self._metrics_sent = 0.0
         self._spec = spec
         self._end = end
         self._inbox: queue.SimpleQueue[ToWorker] = queue.SimpleQueue()
@@ -380,6 +436,16 @@ class _Worker:
                 live.clear()
         if first or done or failed:
             self._send(Step.pack(first, done, failed))
+        self._send_metrics(final=not live)
+
+    def _send_metrics(self, *, final: bool) -> None:
+        """What the stat logger saw, every `METRICS_INTERVAL` while the engine works, and once as it falls idle
+        (so the harness does not keep a busy engine's last figures while it waits)."""
+        now = time.monotonic()
+        if self._tally.recorded and (final or now - self._metrics_sent >= METRICS_INTERVAL):
+            self._send(self._tally.snapshot())
+            self._metrics_sent = now
+            self._tally.recorded = not final  # idle: nothing new until the next step
 
     def _warm_up(self, warm: WarmUp) -> None:
         """Untimed generation before any real request; runs to completion here."""

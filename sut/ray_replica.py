@@ -276,6 +276,8 @@ def _check_reachable(address: str) -> None:
 class RayLink:
     """One replica's actor, in its own placement group, as an `EngineReplica`'s `WorkerLink`."""
 
+    on_this_host = False  # the actor may be on any node; Ray accounts for its processes
+
     def __init__(self, cluster: RayCluster, bundle: dict[str, float]) -> None:
         self._cluster = cluster
         self._bundle = bundle

@@ -51,6 +51,8 @@ import httpx
 import uvloop
 
 from mlperf_llm_sut.common.errors import HarnessError, setting
+from mlperf_llm_sut.telemetry.prometheus import PrometheusSampler
+from mlperf_llm_sut.telemetry.series import Sampler
 from scenarios.requests import GenerationRequest, ResultSink
 from sut.apis import EndpointProblem, StreamAPI, StreamError, error_message
 from sut.http_stream import BadResponse, ConnectFailed, ConnectionBroke, Pool, Response, Target
@@ -502,24 +504,36 @@ class RemoteReplica:
             task.cancel()
 
     # -- start and stop -------------------------------------------------------------------------------
-    async def _open(self) -> None:
-        s = self.settings
-        verify = s.tls_verify()
-        token = s.bearer_token()
+    def _credentials(self) -> tuple[ssl.SSLContext, str | None, dict[str, Any]]:
+        """The TLS context, the bearer token, and the settings every httpx client of this endpoint is made with."""
+        verify = self.settings.tls_verify()
+        token = self.settings.bearer_token()
         # user:password in the URL is Basic auth, which httpx would send instead of the bearer token.
         parts = httpx.URL(self.endpoint)
         basic = httpx.BasicAuth(parts.username, parts.password) if parts.username and not token else None
         # One TLS context for every connection: each new one reads the CA store again.
         tls = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
-        self._client = httpx.AsyncClient(
-            base_url=redact_url(self.endpoint),
-            auth=basic,
-            headers={"Authorization": f"Bearer {token}"} if token else None,
-            verify=tls,
+        options: dict[str, Any] = {
+            "base_url": redact_url(self.endpoint),
+            "auth": basic,
+            "headers": {"Authorization": f"Bearer {token}"} if token else None,
+            "verify": tls,
             # The harness measures the server, so it connects to it directly, as the generation pool does.
-            trust_env=False,
-            timeout=httpx.Timeout(s.connect_timeout * 3),
-        )
+            "trust_env": False,
+        }
+        return tls, token, options
+
+    def samplers(self) -> list[Sampler]:
+        """The server's own metrics, from its Prometheus `/metrics` at the endpoint's root (vLLM's, TGI's,
+        Triton's), read with the run's TLS settings and credentials."""
+        _, _, options = self._credentials()
+        metrics_url = httpx.URL(redact_url(self.endpoint)).copy_with(path="/metrics", query=None)
+        return [PrometheusSampler(self.name, str(metrics_url), httpx.Client(**options))]
+
+    async def _open(self) -> None:
+        s = self.settings
+        tls, token, options = self._credentials()
+        self._client = httpx.AsyncClient(**options, timeout=httpx.Timeout(s.connect_timeout * 3))
         self._pool = Pool(Target.of(self.endpoint, tls=tls, token=token), s.connect_timeout)
         self._free = s.max_in_flight
         try:

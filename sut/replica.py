@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mlperf_llm_sut.telemetry.series import Sampler
 from scenarios.requests import GenerationRequest
 
 
@@ -66,6 +67,10 @@ class Replica(Protocol):
     def engine_args(self) -> dict[str, Any]:
         """The `vllm.EngineArgs` fields its engine is built with, where this process builds it; {} for a
         server, whose engine is its own business."""
+
+    def samplers(self) -> list[Sampler]:
+        """Its telemetry: what its engine's stat logger or its server's `/metrics` says, and its worker process's
+        CPU and memory (sampled while the run goes; valid once it has started)."""
 
 
 GiveBack = Callable[[list[GenerationRequest]], None]

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from mlperf_llm_sut.telemetry.series import Sampler
 from scenarios.requests import GenerationRequest
 from sut.replica import Replica, ReplicaStats
 
@@ -43,6 +44,9 @@ class Solo:
 
     def engine_args(self) -> dict[str, Any]:
         return self.replica.engine_args()
+
+    def samplers(self) -> list[Sampler]:
+        return self.replica.samplers()
 
     def assignments(self) -> dict[int, str]:
         with self._lock:

@@ -8,7 +8,8 @@ batch will do:
 * worker -> harness (`FromWorker`): `Ready` or `StartFailed` once; then one
   `Step` per engine step that produced something: the first tokens of streams
   that started in it (Server only) and the finished samples with all their token
-  ids; `Withdrawn` for each `Withdraw`; `Warmed`; `Died` if the engine fails.
+  ids; `Withdrawn` for each `Withdraw`; `Warmed`; `Died` if the engine fails;
+  `EngineMetrics` now and then while it works (what vLLM's stat logger saw).
 
 Token ids travel as raw int32 bytes, so a message costs one pickle of a few
 byte strings however many tokens it holds.
@@ -152,13 +153,29 @@ class Warmed:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineMetrics:
+    """The engine's scheduler after its latest step, and its counters since it started, as vLLM's stat logger
+    reports them (`SchedulerStats`, `IterationStats`)."""
+
+    running: int = 0
+    waiting: int = 0
+    kv_cache_usage: float = 0.0
+    """The fraction (0-1) of KV cache blocks in use."""
+    preemptions: int = 0
+    prefix_cache_queries: int = 0
+    prefix_cache_hits: int = 0
+    prompt_tokens: int = 0
+    generation_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Died:
     reason: str
 
 
 ToWorker: TypeAlias = Submit | WarmUp | Withdraw | Stop
 """What the harness sends an engine worker."""
-FromWorker: TypeAlias = Ready | StartFailed | Step | Withdrawn | Warmed | Died
+FromWorker: TypeAlias = Ready | StartFailed | Step | Withdrawn | Warmed | Died | EngineMetrics
 """What an engine worker sends the harness."""
 
 

@@ -3,7 +3,8 @@
 A real vLLM server cannot be told to fail the next request with a 503, to cut a
 stream after three tokens or to stop listening for a moment; this one can. It
 speaks the OpenAI completions protocol (as vLLM's server does), the KServe v2
-generate extension and text-generation-inference's `generate(_stream)`, and
+generate extension and text-generation-inference's `generate(_stream)`, serves a
+Prometheus `/metrics` page in vLLM's, TGI's or Triton's shape (or fails it: see `metrics`), and
 answers every prompt with a deterministic text that tests can predict with
 `expected_token_ids` / `expected_text`.
 
@@ -105,6 +106,109 @@ def _drop_stream_cuts(record: logging.LogRecord) -> bool:
 _TGI_GENERATION = ("/generate", "/generate_stream")
 _TGI_ERROR_TYPES = {422: "validation", 424: "generation", 429: "overloaded"}
 
+# /metrics pages in each server's shape, with known values (what `tests/test_telemetry_prometheus.py` expects).
+VLLM_METRICS_PAGE = """\
+# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="tiny"} 2.0
+vllm:num_requests_running{engine="1",model_name="tiny"} 3.0
+# HELP vllm:num_requests_waiting Number of requests waiting to be processed.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="tiny"} 1.0
+vllm:num_requests_waiting{engine="1",model_name="tiny"} 0.0
+# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{engine="0",model_name="tiny"} 0.5
+vllm:kv_cache_usage_perc{engine="1",model_name="tiny"} 0.25
+# HELP vllm:num_preemptions_total Cumulative number of preemption from the engine.
+# TYPE vllm:num_preemptions_total counter
+vllm:num_preemptions_total{engine="0",model_name="tiny"} 1.0
+vllm:num_preemptions_total{engine="1",model_name="tiny"} 2.0
+# HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of number of queried tokens.
+# TYPE vllm:prefix_cache_queries_total counter
+vllm:prefix_cache_queries_total{engine="0",model_name="tiny"} 100.0
+vllm:prefix_cache_queries_total{engine="1",model_name="tiny"} 50.0
+# HELP vllm:prefix_cache_hits_total Prefix cache hits, in terms of number of cached tokens.
+# TYPE vllm:prefix_cache_hits_total counter
+vllm:prefix_cache_hits_total{engine="0",model_name="tiny"} 40.0
+vllm:prefix_cache_hits_total{engine="1",model_name="tiny"} 10.0
+# HELP vllm:prompt_tokens_total Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens_total counter
+vllm:prompt_tokens_total{engine="0",model_name="tiny"} 1000.0
+vllm:prompt_tokens_total{engine="1",model_name="tiny"} 500.0
+# HELP vllm:prompt_tokens_created Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens_created gauge
+vllm:prompt_tokens_created{engine="0",model_name="tiny"} 1.7e+09
+vllm:prompt_tokens_created{engine="1",model_name="tiny"} 1.7e+09
+# HELP vllm:generation_tokens_total Number of generation tokens processed.
+# TYPE vllm:generation_tokens_total counter
+vllm:generation_tokens_total{engine="0",model_name="tiny"} 300.0
+vllm:generation_tokens_total{engine="1",model_name="tiny"} 200.0
+# HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.
+# TYPE vllm:time_to_first_token_seconds histogram
+vllm:time_to_first_token_seconds_bucket{engine="0",le="0.1",model_name="tiny"} 3.0
+vllm:time_to_first_token_seconds_bucket{engine="0",le="+Inf",model_name="tiny"} 4.0
+vllm:time_to_first_token_seconds_count{engine="0",model_name="tiny"} 4.0
+vllm:time_to_first_token_seconds_sum{engine="0",model_name="tiny"} 0.5
+"""
+"""Two engines of one server: running 5, waiting 1, KV usage 0.375 (their mean), preemptions 3, prefix-cache
+queries 150 and hits 50, prompt tokens 1500, generation tokens 500."""
+
+TGI_METRICS_PAGE = """\
+# TYPE tgi_queue_size gauge
+tgi_queue_size 3
+# TYPE tgi_batch_current_size gauge
+tgi_batch_current_size 7
+# TYPE tgi_batch_current_max_tokens gauge
+tgi_batch_current_max_tokens 16000
+# TYPE tgi_request_count counter
+tgi_request_count 12
+# TYPE tgi_request_input_length histogram
+tgi_request_input_length_bucket{le="100"} 2
+tgi_request_input_length_bucket{le="1000"} 12
+tgi_request_input_length_bucket{le="+Inf"} 12
+tgi_request_input_length_sum 2345
+tgi_request_input_length_count 12
+# TYPE tgi_request_generated_tokens histogram
+tgi_request_generated_tokens_bucket{le="100"} 9
+tgi_request_generated_tokens_bucket{le="+Inf"} 9
+tgi_request_generated_tokens_sum 678
+tgi_request_generated_tokens_count 9
+"""
+"""TGI's shape (metrics-exporter-prometheus: TYPE lines, no labels, token histograms): running 7, waiting 3,
+prompt tokens 2345, generation tokens 678."""
+
+TRITON_METRICS_PAGE = """\
+# HELP nv_inference_pending_request_count Instantaneous number of pending requests awaiting execution per-model.
+# TYPE nv_inference_pending_request_count gauge
+nv_inference_pending_request_count{model="tensorrt_llm",version="1"} 0
+nv_inference_pending_request_count{model="ensemble",version="1"} 0
+# HELP nv_trt_llm_request_metrics TRT LLM request metrics
+# TYPE nv_trt_llm_request_metrics gauge
+nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="waiting",version="1"} 2
+nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="context",version="1"} 1
+nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="scheduled",version="1"} 4
+nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="max",version="1"} 512
+nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="active",version="1"} 6
+# HELP nv_trt_llm_kv_cache_block_metrics TRT LLM KV cache block metrics
+# TYPE nv_trt_llm_kv_cache_block_metrics gauge
+nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction",model="tensorrt_llm",version="1"} 0.25
+nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="tokens_per",model="tensorrt_llm",version="1"} 64
+nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="used",model="tensorrt_llm",version="1"} 1000
+nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="free",model="tensorrt_llm",version="1"} 3000
+nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",model="tensorrt_llm",version="1"} 4000
+# HELP nv_trt_llm_inflight_batcher_metrics TRT LLM inflight_batcher-specific metrics
+# TYPE nv_trt_llm_inflight_batcher_metrics gauge
+nv_trt_llm_inflight_batcher_metrics{inflight_batcher_specific_metric="paused_requests",model="tensorrt_llm",version="1"} 1
+nv_trt_llm_inflight_batcher_metrics{inflight_batcher_specific_metric="total_context_tokens",model="tensorrt_llm",version="1"} 90
+"""  # noqa: E501 - as Triton writes it
+"""Triton with the TensorRT-LLM backend (the shape of its README's "Triton Metrics"): running 4 (scheduled),
+waiting 2, KV usage 0.25 (1000 of 4000 blocks)."""
+
+METRICS_PAGES = {"vllm": VLLM_METRICS_PAGE, "tgi": TGI_METRICS_PAGE, "triton": TRITON_METRICS_PAGE}
+GARBAGE_PAGE = "<html><body><h1>Welcome</h1><p>Nothing to see here.</p></body></html>\n"
+METRICS_MODES = ("missing", "refusing", "garbage", "slow", *METRICS_PAGES)
+
 
 def _is_generation(method: str, path: str) -> bool:
     """Whether a request is one that faults apply to and counters count."""
@@ -140,6 +244,16 @@ class _Faults:
     delay_count: int | None = None
     delay_after: int = 0
     usage_delta: int = 0
+
+
+@dataclass(frozen=True)
+class _MetricsMode:
+    """How /metrics answers (`FaultServer.metrics`); "missing" is what it did before it had modes: a 404."""
+
+    mode: str = "missing"
+    page: str | None = None
+    delay: float = 0.0
+    require_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,6 +320,8 @@ class FaultServer:
         self._clients: set[tuple[str, int]] = set()
         self._arrivals: list[float] = []
         self._outputs: dict[tuple[int, int], tuple[list[int], list[str]]] = {}
+        self._metrics = _MetricsMode()
+        self._metrics_headers: list[dict[str, str]] = []
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         routes = [
@@ -219,6 +335,7 @@ class FaultServer:
             Route("/info", self._tgi_info),
             Route("/generate", self._tgi_generate, methods=["POST"]),
             Route("/generate_stream", self._tgi_generate_stream, methods=["POST"]),
+            Route("/metrics", self._metrics_page),
         ]
         self._app = _Gate(Starlette(routes=routes), self)
         logging.getLogger("uvicorn.error").addFilter(_drop_stream_cuts)
@@ -320,10 +437,22 @@ class FaultServer:
         with self._lock:
             self._faults.usage_delta = delta
 
+    def metrics(self, mode: str, *, page: str | None = None, delay: float = 0.0, require_key: bool = False) -> None:
+        """How /metrics answers from now on: "missing" (404: no such route, as before any call), "refusing" (401),
+        "garbage" (200 and an HTML page), "vllm", "tgi" or "triton" (200 and `METRICS_PAGES`' page of that
+        server), or "slow" (the vLLM page, after `delay` seconds). `page`: this text instead of the mode's page.
+        `require_key`: with an `api_key`, a request without its bearer token gets 401, as a guarded server's."""
+        if mode not in METRICS_MODES:
+            raise ValueError(f"metrics mode {mode!r} is not one of {METRICS_MODES}")
+        with self._lock:
+            self._metrics = _MetricsMode(mode, page, delay, require_key)
+
     def reset(self) -> None:
         """Clear all faults and counters (requests in flight still count as in flight)."""
         with self._lock:
             self._faults = _Faults()
+            self._metrics = _MetricsMode()
+            self._metrics_headers.clear()
             self._requests = self._max_concurrent = 0
             self._clients.clear()
             self._arrivals.clear()
@@ -371,6 +500,12 @@ class FaultServer:
         """Distinct client (host, port) pairs that sent completion/generate requests: TCP connections used."""
         with self._lock:
             return len(self._clients)
+
+    @property
+    def metrics_requests(self) -> list[dict[str, str]]:
+        """The headers (names in lower case) of each /metrics request, in order."""
+        with self._lock:
+            return [dict(headers) for headers in self._metrics_headers]
 
     def received_after(self, t: float) -> int:
         """Completion/generate requests received after `time.monotonic()` was `t`."""
@@ -441,6 +576,25 @@ class FaultServer:
         return _error(path, plan.fail_status, f"injected failure ({plan.fail_status})", headers)
 
     # -- OpenAI routes --------------------------------------------------------------
+
+    async def _metrics_page(self, request: Request) -> Response:
+        with self._lock:
+            self._metrics_headers.append(dict(request.headers))
+            setting = self._metrics
+        key = self.api_key
+        if setting.mode == "missing":
+            return Response("Not Found", status_code=404, media_type="text/plain")
+        if setting.mode == "refusing" or (
+            setting.require_key and key is not None and request.headers.get("authorization") != f"Bearer {key}"
+        ):
+            return Response("Unauthorized", status_code=401, media_type="text/plain")
+        if setting.mode == "slow":
+            await asyncio.sleep(setting.delay)
+        page = setting.page
+        if page is None:
+            page = GARBAGE_PAGE if setting.mode == "garbage" else METRICS_PAGES.get(setting.mode, VLLM_METRICS_PAGE)
+        media_type = "text/html" if setting.mode == "garbage" else "text/plain; version=0.0.4; charset=utf-8"
+        return Response(page, media_type=media_type)
 
     async def _health(self, request: Request) -> Response:
         return Response(status_code=200)

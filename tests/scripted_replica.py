@@ -91,6 +91,9 @@ class ScriptedReplica:
     def engine_args(self) -> dict[str, Any]:
         return {}
 
+    def samplers(self) -> list:
+        return []
+
     def _serve(self) -> None:
         while (request := self._inbox.get()) is not None:
             tokens = tokens_for(request.sample_index)

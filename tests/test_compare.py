@@ -9,8 +9,11 @@ import shutil
 import pytest
 from rich.console import Console
 
+from harness.research.regression import compare_dirs
 from harness.single.config import build_config
 from harness.single.runner import run
+from mlperf_llm_sut.common.typed_json import to_json
+from mlperf_llm_sut.telemetry.summary import ReplicaTelemetry, Telemetry
 from tests.conftest import run_cli
 from tests.scripted_replica import ScriptedReplica
 
@@ -65,6 +68,56 @@ def test_a_run_that_became_invalid_or_slower_to_first_token_is_a_regression(base
     code, out, _ = run_cli("compare", str(baseline), str(candidate))
     assert code == 1
     assert "2 regressions" in out
+
+
+def _sampled(baseline, path, joules_per_output_token, preemptions, usage):
+    """A copy of `baseline` whose run.json has the telemetry of two replicas."""
+    shutil.copytree(baseline, path)
+    record = json.loads((path / "run.json").read_text())
+    record["telemetry"] = to_json(
+        Telemetry(
+            interval=1.0,
+            window_seconds=60.0,
+            replicas={
+                "replica-0": ReplicaTelemetry(kv_cache_usage_mean=usage, preemptions=preemptions),
+                "replica-1": ReplicaTelemetry(kv_cache_usage_mean=usage, preemptions=preemptions),
+            },
+            energy_joules=1000.0,
+            joules_per_output_token=joules_per_output_token,
+            tokens_per_second_per_watt=1 / joules_per_output_token,
+        )
+    )
+    (path / "run.json").write_text(json.dumps(record))
+    return path
+
+
+def test_telemetry_of_both_runs_is_shown_with_its_change_and_not_gated(baseline, tmp_path):
+    before = _sampled(baseline, tmp_path / "before", 0.5, 10, 0.4)
+    after = _sampled(baseline, tmp_path / "after", 0.75, 30, 0.6)
+    [pair] = compare_dirs(before, after, {"*": 0.02})
+    changes = {change.figure: change for change in pair.changes}
+    assert (changes["joules_per_output_token"].baseline, changes["joules_per_output_token"].candidate) == (0.5, 0.75)
+    assert changes["joules_per_output_token"].change == pytest.approx(0.5)
+    assert (changes["preemptions"].baseline, changes["preemptions"].candidate) == (20, 60)  # summed over replicas
+    assert changes["preemptions"].change == pytest.approx(2.0)
+    assert changes["kv_cache_usage_mean"].change == pytest.approx(0.5)
+    assert not pair.regressions  # shown, not gated
+    code, out, _ = run_cli("compare", str(before), str(after))
+    assert code == 0, out
+    assert "joules_per_output_token" in out and "+50.0%" in out and "+200.0%" in out
+
+
+def test_telemetry_is_left_out_where_one_run_has_none(baseline, tmp_path):
+    sampled = _sampled(baseline, tmp_path / "sampled", 0.5, 10, 0.4)
+    old, _ = _candidate(baseline, tmp_path)  # as a run recorded before telemetry
+    record = json.loads((old / "run.json").read_text())
+    record.pop("telemetry", None)
+    (old / "run.json").write_text(json.dumps(record))
+    for first, second in ((sampled, old), (old, sampled)):
+        [pair] = compare_dirs(first, second, {"*": 0.02})
+        figures = {change.figure for change in pair.changes}
+        assert "tokens_per_second" in figures
+        assert not figures & {"joules_per_output_token", "preemptions", "kv_cache_usage_mean"}
 
 
 @pytest.mark.parametrize(

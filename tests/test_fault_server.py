@@ -315,3 +315,40 @@ def test_responses_are_not_held_back_by_nagle(server: FaultServer) -> None:
         for _ in range(20):
             assert client.get(f"{server.url}/v1/models").status_code == 200
         assert time.monotonic() - began < 0.4
+
+
+def test_metrics_modes(tokenizer: PreTrainedTokenizerBase) -> None:
+    """/metrics is missing until a mode is set (as before it had modes), serves each server's page or fails as
+    told, counts no generation request, and records each request's headers."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.fault_server import GARBAGE_PAGE, METRICS_PAGES
+
+    with FaultServer(tokenizer, api_key="k") as server, httpx.Client(timeout=TIMEOUT) as client:
+        url = f"{server.url}/metrics"
+        assert client.get(url).status_code == 404
+        for mode, page in METRICS_PAGES.items():
+            server.metrics(mode)
+            response = client.get(url)
+            assert (response.status_code, response.text) == (200, page)
+            assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+            assert list(text_string_to_metric_families(response.text))  # a valid Prometheus page
+        server.metrics("garbage")
+        assert client.get(url).text == GARBAGE_PAGE
+        server.metrics("refusing")
+        assert client.get(url, headers={"Authorization": "Bearer k"}).status_code == 401
+        server.metrics("tgi", page="custom 1\n")
+        assert client.get(url).text == "custom 1\n"
+        server.metrics("vllm", require_key=True)
+        assert client.get(url).status_code == 401
+        assert client.get(url, headers={"Authorization": "Bearer k"}).text == METRICS_PAGES["vllm"]
+        server.metrics("slow", delay=0.3)
+        began = time.monotonic()
+        assert client.get(url).text == METRICS_PAGES["vllm"]
+        assert time.monotonic() - began >= 0.3
+        with pytest.raises(ValueError):
+            server.metrics("sideways")
+        assert [headers.get("authorization") for headers in server.metrics_requests][-3:-1] == [None, "Bearer k"]
+        assert server.requests == 0
+        server.reset()
+        assert client.get(url).status_code == 404 and len(server.metrics_requests) == 1

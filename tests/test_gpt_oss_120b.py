@@ -221,3 +221,13 @@ def test_harmony_text_rows_are_encoded_as_they_are_into_the_files_tokens(tmp_pat
     raw = load_dataset(text_only, prompt_format=BENCHMARK.prompt_format, tokenizer_dir=embedded.MODEL_DIR)
     assert raw.schema == "raw" and raw.prompts == [row["input_tokens"] for row in rows]
     assert raw.references == [row["ground_truth"] for row in rows] and raw.sources == [row["dataset"] for row in rows]
+
+
+def test_seeded_sampling_on_cpu_is_refused_before_an_engine_starts():
+    """vLLM's CPU sampler has no per-request generators: a seed with sampling would fail on the first token."""
+    from sut.generation import GenerationConfig
+
+    with pytest.raises(HarnessError, match=r"seed 0 with temperature 1: vLLM on CPU cannot sample from per-request"):
+        GenerationConfig(temperature=1.0, seed=0).check_engine(on_cpu=True)
+    GenerationConfig(temperature=1.0, seed=0).check_engine(on_cpu=False)
+    GenerationConfig(temperature=0.0, seed=42).check_engine(on_cpu=True)  # greedy: the seed is never used

@@ -13,7 +13,15 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("mlperf_llm_sut.common", "mlperf_llm_sut.benchmarks", "accuracy", "scenarios", "sut", "harness")
+LAYERS = (
+    "mlperf_llm_sut.common",
+    "mlperf_llm_sut.telemetry",
+    "mlperf_llm_sut.benchmarks",
+    "accuracy",
+    "scenarios",
+    "sut",
+    "harness",
+)
 """The project's packages from the ground up: each may import itself and those before it, never one after."""
 ROOMS = ("harness.single", "harness.research", "harness.submission")
 """harness/'s rooms: the single run, and the two built on it, which never import each other; the command line

@@ -19,9 +19,12 @@ from harness.research.report import build_report
 from harness.research.sweep import load_plan, run_sweep
 from harness.single.config import build_config
 from harness.single.runner import RunReport, run
+from harness.single.sampling import SERIES_FILE
 from mlperf_llm_sut.common import embedded
 from mlperf_llm_sut.common.dataset import load_dataset
 from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.telemetry import metrics
+from mlperf_llm_sut.telemetry.loop import read_jsonl
 from tests.conftest import read_samples
 from tests.fault_server import FaultServer, expected_token_ids, prompt_ids_for_text
 
@@ -99,6 +102,43 @@ def test_http_500s_before_the_first_token_are_retried_and_the_run_stays_valid(se
     assert errors(report) == {"http_500": 5}
     assert report.record.replicas[0].details["retries"] == 5
     assert_outputs_are_the_servers(report, tokenizer, prompts)
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("missing", "the server has no /metrics (HTTP 404)"),
+        ("refusing", "401"),
+        ("garbage", "replica-0"),
+        ("slow", "replica-0"),
+    ],
+)
+def test_a_server_whose_metrics_are_missing_refused_slow_or_garbage_is_a_warning_not_a_failed_run(
+    server, tmp_path, mode, said
+):
+    server.metrics(mode, delay=3.0)
+    report = remote_run(tmp_path, [server], total_sample_count=40, telemetry_interval=0.2)
+
+    assert report.result.valid, report.result.invalid_reasons
+    assert_each_sample_answered_once(report)
+    telemetry = report.record.telemetry
+    assert telemetry is not None
+    (warning,) = [line for line in telemetry.warnings if "metrics" in line]
+    assert said in warning and "replica-0" in warning
+    series = read_jsonl(report.run_dir / SERIES_FILE)
+    assert {reading.source for reading in series} == {"harness"}  # nothing read of the server, nothing made up
+
+
+def test_a_servers_metrics_are_read_into_the_runs_telemetry(server, tmp_path):
+    server.metrics("tgi")
+    report = remote_run(tmp_path, [server], total_sample_count=40, telemetry_interval=0.2)
+
+    telemetry = report.record.telemetry
+    assert telemetry is not None and not telemetry.warnings
+    read = {reading.metric for reading in read_jsonl(report.run_dir / SERIES_FILE) if reading.source == "replica-0"}
+    # TGI's page (tests/fault_server.py METRICS_PAGES): its queue, batch and token counters, under our names.
+    assert read == {metrics.RUNNING, metrics.WAITING, metrics.PROMPT_TOKENS, metrics.GENERATION_TOKENS}
+    assert server.metrics_requests
 
 
 def test_429s_are_retried_after_the_servers_retry_after(server, tmp_path):

@@ -147,6 +147,17 @@ def test_remote_server_run_is_valid_and_reports_each_first_token_as_the_outputs_
     assert all(row["first_token"] == row["output_token_ids"][0] for row in rows)
     assert {row["replica"] for row in rows} == {"replica-0", "replica-1"}
     assert all(r.ttft_ms is not None for r in report.record.replicas)
+    # Each server's own /metrics, read through the test with the run's token: its running batch, KV cache and
+    # token counters, aligned with the test window.
+    telemetry = report.record.telemetry
+    assert telemetry is not None and not telemetry.warnings, telemetry
+    for name in ("replica-0", "replica-1"):
+        server = telemetry.replicas[name]
+        assert server.running_mean is not None and server.kv_cache_usage_peak is not None
+        assert server.generation_tokens and server.prompt_tokens
+    assert sum(telemetry.replicas[name].generation_tokens or 0 for name in ("replica-0", "replica-1")) >= (
+        0.9 * report.record.samples.output_tokens
+    )
     # The token reached the servers (they refuse requests without it) and nothing written holds it.
     for path in report.run_dir.rglob("*"):
         if path.is_file():

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import csv
 import inspect
+import io
 import json
+import shutil
 import typing
 from pathlib import Path
 from types import NoneType
 
 import pytest
+from rich.console import Console
 
 from harness.research.plans import MULTI_PLAN, RUN_SETTINGS, SET_FOR_EACH_RUN, SWEEP_PLAN
 from harness.research.report import build_report
 from harness.research.sweep import load_plan, run_sweep
 from harness.single.config import build_config
+from harness.single.runner import run
+from harness.single.sampling import SERIES_FILE
 from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.common.typed_json import to_json
+from mlperf_llm_sut.telemetry import metrics
+from mlperf_llm_sut.telemetry.loop import write_jsonl
+from mlperf_llm_sut.telemetry.series import Reading
+from mlperf_llm_sut.telemetry.summary import GpuTelemetry, ReplicaTelemetry, Telemetry
 from tests.conftest import ROOT
+from tests.scripted_replica import ScriptedReplica
 
 EXAMPLE = ROOT / "examples" / "sweep-embedded.yaml"
 
@@ -138,9 +149,11 @@ def test_a_sweep_runs_every_point_and_a_second_sweep_runs_only_what_did_not_fini
     # One report of the whole sweep: each row says what differs, and the plots are in the one HTML file.
     report = build_report([tmp_path / "small"], tmp_path / "report")
     assert sorted({row.configuration for row in report.rows}) == ["engine.max_num_seqs=64", "engine.max_num_seqs=8"]
-    assert {plot.name for plot in report.plots} == {"tokens_vs_accuracy.png", "latency_vs_qps.png"}
+    # The engine runs sampled telemetry: a plot of each run's series beside the sweep's own plots.
+    named = {plot.name for plot in report.plots if not plot.name.startswith("telemetry-")}
+    assert named - {"energy_per_token.png"} == {"tokens_vs_accuracy.png", "latency_vs_qps.png"}
     page = (tmp_path / "report" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 and "http" not in page
+    assert page.count("data:image/png;base64,") == len(report.plots) and "http" not in page
     with (tmp_path / "report" / "results.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 6
 
@@ -216,3 +229,107 @@ def test_target_qps_search_in_a_plan_searches_the_server_runs_only(tmp_path):
         ("Server", "performance", True),
         ("Offline", "accuracy", False),
     ]
+
+
+@pytest.fixture(scope="module")
+def scripted_run(tmp_path_factory):
+    """A real Offline run (LoadGen, runner, responder) with a scripted replica: no engine."""
+    config = build_config(
+        scenario="Offline",
+        output_dir=tmp_path_factory.mktemp("runs"),
+        warmup_samples=0,
+        min_duration_ms=0,
+        min_query_count=50,
+        total_sample_count=50,
+    )
+    return run(config, console=Console(file=io.StringIO()), replica_factory=ScriptedReplica.factory()).run_dir
+
+
+def _with_telemetry(run_dir: Path, path: Path) -> Path:
+    """A copy of `run_dir` that sampled two replicas and a GPU: run.json's `telemetry` and a telemetry.jsonl."""
+    shutil.copytree(run_dir, path)
+    record = json.loads((path / "run.json").read_text())
+    record["telemetry"] = to_json(
+        Telemetry(
+            interval=1.0,
+            window_seconds=20.0,
+            replicas={
+                "replica-0": ReplicaTelemetry(kv_cache_usage_mean=0.5, preemptions=3, prefix_cache_hit_rate=0.25),
+                "replica-1": ReplicaTelemetry(kv_cache_usage_mean=0.7, preemptions=4, prefix_cache_hit_rate=0.75),
+            },
+            gpus={"gpu:0": GpuTelemetry(energy_joules=600.0)},
+            energy_joules=600.0,
+            joules_per_output_token=0.6,
+            tokens_per_second_per_watt=1 / 0.6,
+            window_start=105.0,
+            window_end=125.0,
+        )
+    )
+    (path / "run.json").write_text(json.dumps(record))
+    readings = [
+        Reading(100.0 + t, replica, metric, value)
+        for t in range(30)
+        for k, replica in enumerate(("replica-0", "replica-1"))
+        for metric, value in (
+            (metrics.KV_CACHE_USAGE, min(t / 30 + k * 0.1, 1.0)),
+            (metrics.RUNNING, float(t % 8 + k)),
+            (metrics.WAITING, float(t % 3)),
+            (metrics.PREEMPTIONS, float(t // 5)),
+        )
+    ] + [Reading(100.0 + t, "gpu:0", metrics.GPU_POWER, 300.0) for t in range(30)]
+    write_jsonl(readings, path / SERIES_FILE)
+    return path
+
+
+def test_a_report_shows_the_telemetry_of_runs_that_sampled_it_and_blanks_for_those_that_did_not(scripted_run, tmp_path):
+    _with_telemetry(scripted_run, tmp_path / "runs" / "sampled")
+    old = tmp_path / "runs" / "old"  # as a run recorded before telemetry
+    shutil.copytree(scripted_run, old)
+    record = json.loads((old / "run.json").read_text())
+    record.pop("telemetry", None)
+    (old / "run.json").write_text(json.dumps(record))
+    (old / SERIES_FILE).unlink(missing_ok=True)
+
+    report = build_report([tmp_path / "runs"], tmp_path / "report")
+    rows = {Path(row.run_dir).name: row for row in report.rows}
+    assert rows["sampled"].joules_per_output_token == 0.6
+    assert rows["sampled"].tokens_per_second_per_watt == pytest.approx(1 / 0.6)
+    assert rows["sampled"].preemptions == 7  # summed over the replicas
+    assert rows["sampled"].kv_cache_usage_mean == pytest.approx(0.6)
+    assert rows["sampled"].prefix_cache_hit_rate == pytest.approx(0.5)
+    assert rows["old"].tokens_per_second == rows["sampled"].tokens_per_second
+    assert (rows["old"].joules_per_output_token, rows["old"].preemptions, rows["old"].kv_cache_usage_mean) == (
+        None,
+        None,
+        None,
+    )
+
+    names = {plot.name for plot in report.plots}
+    assert {"energy_per_token.png", "telemetry-002.png"} <= names  # rows in order: old, sampled
+    assert not any(name.startswith("telemetry-001") for name in names)
+    for plot in report.plots:
+        assert plot.is_file() and plot.stat().st_size > 1000
+    with (tmp_path / "report" / "results.csv").open() as f:
+        csv_rows = {Path(row["run_dir"]).name: row for row in csv.DictReader(f)}
+    assert csv_rows["sampled"]["joules_per_output_token"] == "0.6"
+    assert csv_rows["sampled"]["preemptions"] == "7"
+    assert csv_rows["old"]["joules_per_output_token"] == csv_rows["old"]["preemptions"] == ""
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "| J/token | tokens/s/W | preemptions | KV cache mean | prefix hit rate |" in markdown
+    assert "| 0.6 | 1.667 | 7 | 60% | 50% |" in markdown
+    assert "![telemetry-002](telemetry-002.png)" in markdown and "![energy_per_token](energy_per_token.png)" in markdown
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(report.plots)
+
+
+def test_a_report_of_runs_without_telemetry_has_no_telemetry_plot(scripted_run, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(scripted_run, old)
+    record = json.loads((old / "run.json").read_text())
+    record.pop("telemetry", None)
+    (old / "run.json").write_text(json.dumps(record))
+    (old / SERIES_FILE).unlink(missing_ok=True)
+    report = build_report([old], tmp_path / "report")
+    assert [row.joules_per_output_token for row in report.rows] == [None]
+    assert not [plot for plot in report.plots if plot.name.startswith("telemetry-") or "energy" in plot.name]
+    assert (tmp_path / "report" / "report.html").is_file()

@@ -130,6 +130,7 @@ RUN_SETTINGS: Mapping[str, RunSetting] = {
     "remote": RunSetting(SETTINGS.or_null()),
     "endpoints_file": RunSetting(PATH.or_null()),
     "ray_address": RunSetting(TEXT.or_null()),
+    "telemetry_interval": RunSetting(NUMBER),
 }
 """Every run setting a plan may give, by `build_config`'s name for it."""
 SET_FOR_EACH_RUN: Mapping[str, str] = {

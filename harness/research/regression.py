@@ -4,8 +4,9 @@ Each pair of runs (a sweep's runs pair up by point, scenario and mode) is compar
 tokens/s and samples/s and the ROUGE scores should not fall, TTFT and TPOT p99 should not rise, a VALID
 run should stay VALID. A change beyond the allowed regression (`--max-regression 2%`, or per figure,
 `--max-regression tokens_per_second=5%`) is a regression, and the command exits 1, so CI can gate on it.
-Accuracy runs also get the per-sample comparison of `python -m accuracy compare` (the samples that
-dropped most).
+Where both runs sampled telemetry, their energy per output token, preemptions and mean KV cache usage are
+shown too, with their change, but not gated. Accuracy runs also get the per-sample comparison of
+`python -m accuracy compare` (the samples that dropped most).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.single.figures import compare_runs
+from harness.single.figures import TELEMETRY_FIGURES, compare_runs
 from harness.single.record import RUN_JSON, console_warning, read_run_record
 from mlperf_llm_sut.common.errors import HarnessError, report_failure
 from mlperf_llm_sut.common.files import read_each
@@ -139,12 +140,18 @@ def print_pair(comparison: PairComparison, console: Console) -> None:
     for change in comparison.changes:
         table.add_row(
             change.figure,
-            str(change.baseline),
-            str(change.candidate),
+            _show(change.figure, change.baseline),
+            _show(change.figure, change.candidate),
             "" if change.change is None else f"{change.change:+.1%}",
             "[bold red]REGRESSION" if change.regression else "",
         )
     console.print(table)
+
+
+def _show(figure: str, value: Any) -> str:
+    if figure in TELEMETRY_FIGURES and isinstance(value, float):
+        return f"{value:.0%}" if figure == "kv_cache_usage_mean" else f"{value:.4g}"
+    return str(value)
 
 
 def _compare_pair(label: str, baseline: Path, candidate: Path, limits: dict[str, float]) -> PairComparison:

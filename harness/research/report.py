@@ -7,7 +7,10 @@ it needs no network to view), with:
 * throughput against accuracy: each configuration's Offline tokens/s against each ROUGE score of its
   accuracy run, the accuracy targets drawn, the configurations that pass them filled, and the Pareto front;
 * TTFT and TPOT p99 against the offered QPS of Server and Interactive runs, with the benchmark's limits;
-* each replica's share of the samples and its tokens/s.
+* each replica's share of the samples and its tokens/s;
+* where runs sampled telemetry: per run, each replica's KV cache usage and running and waiting requests
+  over time (from the run's telemetry.jsonl, the test window shaded), and the energy per output token of
+  each configuration.
 
 A configuration is everything a run was configured with except what varies between the runs of one
 setting (scenario, mode, target QPS, LoadGen durations, output folder). Every row carries what differs
@@ -29,11 +32,14 @@ from typing import Any
 
 from rich.console import Console
 
+from harness.single.figures import telemetry_figures
 from harness.single.record import RunRecord, console_warning, read_run_record
 from mlperf_llm_sut.benchmarks import get_benchmark
 from mlperf_llm_sut.common.errors import HarnessError, report_failure
 from mlperf_llm_sut.common.files import read_each
 from mlperf_llm_sut.common.typed_json import to_json
+from mlperf_llm_sut.telemetry import metrics
+from mlperf_llm_sut.telemetry.loop import read_jsonl
 
 PER_RUN = (
     "loadgen.scenario",
@@ -76,6 +82,16 @@ class Row:
     accuracy_passed: bool | None = None
     accuracy_targets: dict[str, float] = field(default_factory=dict)
     replicas: list[dict[str, Any]] = field(default_factory=list)
+    joules_per_output_token: float | None = None
+    tokens_per_second_per_watt: float | None = None
+    preemptions: int | None = None
+    """Of all replicas, over the test window."""
+    kv_cache_usage_mean: float | None = None
+    """0-1: the mean over the replicas of their mean usage over the test window."""
+    prefix_cache_hit_rate: float | None = None
+    """0-1: the mean over the replicas."""
+    window: tuple[float, float] | None = None
+    """The test window on the telemetry clock (records that kept it)."""
 
 
 @dataclass
@@ -89,10 +105,11 @@ def build_report(paths: Sequence[Path], output: Path, *, warn: Callable[[str], N
     """The report of every run under `paths`; a run whose run.json is damaged is left out, with a `warn`ing
     (on stderr by default)."""
     run_dirs = find_runs(paths)
+    warn = warn or console_warning(Console(stderr=True))
     records = read_each(
         run_dirs,
         lambda run_dir: (run_dir, read_run_record(run_dir)),
-        warn or console_warning(Console(stderr=True)),
+        warn,
         left_out="Left out of the report.",
     )
     flats = [_flatten(to_json(record.config)) for _, record in records]
@@ -106,9 +123,15 @@ def build_report(paths: Sequence[Path], output: Path, *, warn: Callable[[str], N
         ) from None
     plots = [
         plot
-        for plot in (_accuracy_plot(rows, output), _latency_plot(rows, output), _replica_plot(rows, output))
+        for plot in (
+            _accuracy_plot(rows, output),
+            _latency_plot(rows, output),
+            _replica_plot(rows, output),
+            _energy_plot(rows, output),
+        )
         if plot
     ]
+    plots += _telemetry_plots(rows, output, warn)
     report = Report(output, rows, plots)
     (output / "results.json").write_text(json.dumps([asdict(row) for row in rows], indent=2, default=str) + "\n")
     _write_csv(rows, output / "results.csv")
@@ -159,6 +182,8 @@ def _row(run_dir: Path, record: RunRecord, flat: dict[str, Any], base: dict[str,
     }
     accuracy = record.accuracy
     effective = record.loadgen.effective or {}
+    sampled = telemetry_figures(record.telemetry)
+    telemetry = record.telemetry
     return Row(
         run_dir=str(run_dir),
         benchmark=record.benchmark,
@@ -182,6 +207,16 @@ def _row(run_dir: Path, record: RunRecord, flat: dict[str, Any], base: dict[str,
         replicas=[
             {"name": r.name, "share": r.share, "tokens_per_second": r.tokens_per_second} for r in record.replicas
         ],
+        joules_per_output_token=sampled["joules_per_output_token"],
+        tokens_per_second_per_watt=sampled["tokens_per_second_per_watt"],
+        preemptions=sampled["preemptions"],
+        kv_cache_usage_mean=sampled["kv_cache_usage_mean"],
+        prefix_cache_hit_rate=sampled["prefix_cache_hit_rate"],
+        window=(
+            (telemetry.window_start, telemetry.window_end)
+            if telemetry and telemetry.window_start is not None and telemetry.window_end is not None
+            else None
+        ),
     )
 
 
@@ -319,6 +354,83 @@ def _replica_plot(rows: list[Row], output: Path) -> Path | None:
     return _save(plt, fig, output / "replicas.png")
 
 
+def _energy_plot(rows: list[Row], output: Path) -> Path | None:
+    """The energy per output token of each run that measured it, by configuration."""
+    measured = [r for r in rows if r.joules_per_output_token is not None]
+    if not measured:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(measured) + 2))
+    labels = [_short(f"{r.configuration} · {r.scenario} {r.mode}") for r in measured]
+    ax.barh(range(len(measured)), [r.joules_per_output_token for r in measured], color="tab:orange")
+    ax.set_yticks(range(len(measured)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("J per output token (all GPUs, test window)")
+    ax.set_title("energy per output token")
+    return _save(plt, fig, output / "energy_per_token.png")
+
+
+SERIES_FILE = "telemetry.jsonl"
+"""A run's time series (`harness.single.sampling.SERIES_FILE`)."""
+
+
+def _telemetry_plots(rows: list[Row], output: Path, warn: Callable[[str], None]) -> list[Path]:
+    """Per run with a telemetry.jsonl: each replica's KV cache usage, and its running and waiting requests,
+    over the time since the first reading, the test window shaded where the record kept it."""
+    plots = []
+    for number, row in enumerate(rows, 1):
+        path = Path(row.run_dir) / SERIES_FILE
+        if not path.is_file():
+            continue
+        try:
+            readings = read_jsonl(path)
+        except (OSError, ValueError) as exc:
+            warn(f"{path}: {exc}; no telemetry plot of this run.")
+            continue
+        wanted = (metrics.KV_CACHE_USAGE, metrics.RUNNING, metrics.WAITING)
+        series: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        for reading in readings:
+            if reading.metric in wanted and not reading.source.startswith("gpu:"):
+                series.setdefault(reading.source, {}).setdefault(reading.metric, []).append(
+                    (reading.time, reading.value)
+                )
+        if not series or not readings:
+            continue
+        start = min(reading.time for reading in readings)
+        plt = _pyplot()
+        fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for k, (source, by_metric) in enumerate(sorted(series.items())):
+            color = colors[k % len(colors)]
+            for ax, metric, scale, style, label in (
+                (axes[0], metrics.KV_CACHE_USAGE, 100.0, "-", source),
+                (axes[1], metrics.RUNNING, 1.0, "-", f"{source} running"),
+                (axes[1], metrics.WAITING, 1.0, "--", f"{source} waiting"),
+            ):
+                points = by_metric.get(metric)
+                if points:
+                    ax.plot(
+                        [t - start for t, _ in points],
+                        [v * scale for _, v in points],
+                        color=color,
+                        linestyle=style,
+                        linewidth=1,
+                        label=label,
+                    )
+        for ax in axes:
+            if row.window is not None:
+                ax.axvspan(row.window[0] - start, row.window[1] - start, color="gray", alpha=0.12, label="test")
+            if ax.has_data():
+                ax.legend(fontsize=7, loc="best")
+        axes[0].set_ylabel("KV cache usage (%)")
+        axes[0].set_ylim(0, 105)
+        axes[1].set_ylabel("requests")
+        axes[1].set_xlabel("seconds since the first reading")
+        fig.suptitle(_short(f"{Path(row.run_dir).name} · {row.configuration}", 90), fontsize=10)
+        plots.append(_save(plt, fig, output / f"telemetry-{number:03d}.png"))
+    return plots
+
+
 def _short(label: str, limit: int = 60) -> str:
     """A plot label that leaves room for the plot (the tables keep the whole configuration)."""
     return label if len(label) <= limit else label[: limit - 1] + "…"
@@ -341,11 +453,21 @@ COLUMNS = (
     ("tokens/s", "tokens_per_second"),
     ("TTFT p99 ms", "ttft_p99_ms"),
     ("TPOT p99 ms", "tpot_p99_ms"),
+    ("J/token", "joules_per_output_token"),
+    ("tokens/s/W", "tokens_per_second_per_watt"),
+    ("preemptions", "preemptions"),
+    ("KV cache mean", "kv_cache_usage_mean"),
+    ("prefix hit rate", "prefix_cache_hit_rate"),
 )
+SHARES = ("kv_cache_usage_mean", "prefix_cache_hit_rate")
+"""Columns of a share (0-1), shown as a percentage."""
 
 
 def _cells(row: Row) -> list[str]:
-    cells = [_format(getattr(row, name)) for _, name in COLUMNS]
+    cells = [
+        _format(value) if name not in SHARES or value is None else f"{value:.0%}"
+        for name, value in ((name, getattr(row, name)) for _, name in COLUMNS)
+    ]
     return [*cells, ", ".join(f"{k} {v}" for k, v in row.accuracy.items()) or "-"]
 
 
@@ -359,7 +481,9 @@ def _format(value: Any) -> str:
 
 def _write_csv(rows: list[Row], path: Path) -> None:
     names = [
-        name for name in Row.__dataclass_fields__ if name not in ("differs", "accuracy", "accuracy_targets", "replicas")
+        name
+        for name in Row.__dataclass_fields__
+        if name not in ("differs", "accuracy", "accuracy_targets", "replicas", "window")
     ]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)

@@ -28,6 +28,9 @@ from sut.remote_config import RemoteConfig, read_endpoints_file, redact_url
 SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
 SUTS = ("local", "remote", "ray")
+TELEMETRY_INTERVAL = 1.0
+"""Seconds between telemetry samples by default: often enough to see a KV cache fill up, cheap enough to stay
+under 1% of the harness's CPU (docs/telemetry.md has the measurements)."""
 AUTO = "auto"
 SEARCH = "search"
 """The Server target QPS that asks for the peak search (`harness.research.peak`), on the command line and in
@@ -72,6 +75,8 @@ class RunConfig:
     command: list[str] | None = None
     """The command line that made this configuration, when it came from one (for run.json and the
     submission README)."""
+    telemetry_interval: float = TELEMETRY_INTERVAL
+    """Seconds between telemetry samples (engine and server metrics, GPUs, processes); 0 samples nothing."""
 
     @property
     def keeps_tokens(self) -> bool:
@@ -202,6 +207,7 @@ def build_config(
     endpoints_file: str | Path | None = None,
     ray_address: str | None = None,
     command: list[str] | None = None,
+    telemetry_interval: float = TELEMETRY_INTERVAL,
 ) -> RunConfig:
     """Everything a run needs. Leaving out `model` selects the embedded tiny model,
     its bundled synthetic data set and short demo LoadGen settings (non-compliant).
@@ -269,6 +275,7 @@ def build_config(
             setting("min_query_count"): (min_query_count, 1),
             setting("total_sample_count"): (total_sample_count, 1),
             "scoring_workers": (scoring_workers, 1),
+            setting("telemetry_interval"): (telemetry_interval, 0),
         }
     )
     if dispatch not in POLICIES:
@@ -306,6 +313,7 @@ def build_config(
         livecodebench=_livecodebench(livecodebench, chosen, Path(dataset)),
         skip_code=skip_code,
         command=list(command) if command else None,
+        telemetry_interval=telemetry_interval,
     )
 
 
@@ -417,7 +425,7 @@ def _target_qps(target_qps: float | str | None, scenario: str) -> float | None:
     return qps
 
 
-def _check_ranges(values: dict[str, tuple[int | None, int]]) -> None:
+def _check_ranges(values: dict[str, tuple[float | None, int]]) -> None:
     """Each (value, lowest) pair: a value below its lowest is an error naming the option."""
     for name, (value, lowest) in values.items():
         if value is not None and value < lowest:

@@ -24,6 +24,7 @@ from mlperf_llm_sut.common.errors import HarnessError
 from mlperf_llm_sut.common.files import Shape, read_json, read_jsonl
 from mlperf_llm_sut.common.stopping import Interruption
 from mlperf_llm_sut.common.typed_json import FLATTEN, from_json, to_json
+from mlperf_llm_sut.telemetry.summary import Telemetry
 from scenarios.responder import SampleCounts, SampleRecord, latency_percentiles
 from sut.layout import format_cpus
 from sut.replica import Replica
@@ -249,6 +250,9 @@ class RunRecord:
     accuracy: AccuracyReport | None = None
     compliance: AuditRecord | None = None
     calibration: Calibration | None = None
+    telemetry: Telemetry | None = None
+    """What the engines, servers and hardware did during the test (`mlperf_llm_sut.telemetry.summary`); the time
+    series is in the run directory's telemetry.jsonl."""
 
     def write(self, run_dir: Path) -> None:
         """Whole or not at all: what watches for run.json (multi, a sweep, a person) never reads half of one."""

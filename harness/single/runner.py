@@ -52,11 +52,13 @@ from harness.single.record import (
     write_samples,
 )
 from harness.single.results import DetailLog, RunResult, effective_settings, read_detail_log, summarize
+from harness.single.sampling import RunSampling
 from harness.single.settings import CALIBRATION, BuiltSettings, build_settings, describe, log_settings
 from mlperf_llm_sut.benchmarks import Benchmark, Targets, get_benchmark
 from mlperf_llm_sut.common.dataset import Dataset, load_dataset
 from mlperf_llm_sut.common.errors import HarnessError, InternalError, setting
 from mlperf_llm_sut.common.stopping import Interrupted, Interruption, StopSignals, console_fd
+from mlperf_llm_sut.telemetry.summary import Telemetry, Window
 from scenarios.base import ScenarioDriver
 from scenarios.qsl import SampleLibrary
 from scenarios.requests import ResultSink
@@ -297,6 +299,7 @@ class _Run:
         self.calibration: Calibration | None = None
         self.audit_path = run_dir / "audit.config"
         self.loadgen: _LoadGenTest | None = None
+        self.sampling: RunSampling | None = None
         self.interruption: Interruption | None = None
         """The stop signal that cut the run short, and in which phase."""
 
@@ -340,6 +343,9 @@ class _Run:
         with self.console.status(f"{what} for {config.engine.model} (logs: {self.run_dir})"):
             self._until_stopped("start-up", system.start)
         self._done(f"{system.name} up in {time.perf_counter() - t0:.1f} s")
+        self.sampling = RunSampling.of(config, system.replicas)
+        if self.sampling is not None:
+            self.sampling.start()
 
     def warm_up(self) -> None:
         system, config = self.system, self.config
@@ -390,6 +396,8 @@ class _Run:
         test.finish()
 
     def stop_replicas(self) -> None:
+        if self.sampling is not None:
+            self.sampling.stop()
         if self.system is not None:
             self.stop.phase = "stopping the replicas"
             self.system.stop()
@@ -472,6 +480,7 @@ class _Run:
             accuracy=accuracy,
             compliance=AuditRecord.of(compliance) if compliance else None,
             calibration=self.calibration,
+            telemetry=self._telemetry(accounts),
         )
         record.write(self.run_dir)
         return RunReport(self.run_dir, result, record, interruption)
@@ -533,6 +542,13 @@ class _Run:
         if accounts.unanswered:
             problems.append(f"{accounts.unanswered} samples were never answered")
         return problems
+
+    def _telemetry(self, accounts: Accounts) -> Telemetry | None:
+        if self.sampling is None:
+            return None
+        test = self.loadgen
+        window = Window(test.started_monotonic, test.started_monotonic + test.wall_seconds) if test else None
+        return self.sampling.results(self.run_dir, window, accounts.output_tokens)
 
     def _check_rules(self, detail: DetailLog) -> tuple[dict[str, Any], AuditVerdict | None]:
         """The rules are judged on a test that ran to its end; an interrupted one is INVALID anyway. TEST07
@@ -596,6 +612,8 @@ class _LoadGenTest:
         self._thread = threading.Thread(target=self._test, args=(sut, qsl, audit_path), name="loadgen", daemon=True)
         self._t0, self._cpu0 = time.perf_counter(), time.process_time()
         self.started_unix = time.time()
+        self.started_monotonic = time.monotonic()
+        """On the clock telemetry is read on."""
         _loadgen_thread = self._thread
         self._thread.start()
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from harness.single.record import LoadGenRecord, ReplicaRow
 from harness.single.runner import RunReport
+from mlperf_llm_sut.telemetry.summary import explain
 
 MAX_REASONS = 3
 
@@ -78,6 +79,10 @@ def print_summary(report: RunReport, console: Console) -> None:
         table.add_row("[green]compliant", f"the {record.benchmark} rules hold for these settings")
     for reason in result.invalid_reasons:
         table.add_row("[red]why INVALID" if reason == result.invalid_reasons[0] else "", reason)
+    if record.telemetry is not None:
+        lines = [*explain(record.telemetry), *(f"[yellow]{w}[/]" for w in record.telemetry.warnings)]
+        for line in lines:
+            table.add_row("telemetry" if line == lines[0] else "", line)
     table.add_row("logs", str(report.run_dir))
     console.print(table)
     replicas = record.replicas
