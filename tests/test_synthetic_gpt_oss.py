@@ -226,3 +226,42 @@ def test_a_problem_missing_from_the_given_copy_is_an_error(rows):
     code_row = next(row for row in rows if row["dataset"] == "livecodebench_v6")
     with pytest.raises(KeyError, match=code_row["ground_truth"]):
         synthetic_gpt_oss.correct_output(code_row, {})
+
+
+@pytest.mark.parametrize("reasoning_effort", ["high", "low"])
+def test_every_prompt_is_what_openais_harmony_renderer_makes_of_the_conversation(reasoning_effort):
+    """The removed harmonize_inputs.py rendered each conversation with openai-harmony (a vLLM dependency, so here
+    too): every prompt of ours, encoded with gpt-oss's own o200k harmony encoding, is that rendering token for
+    token, system message, developer instructions, few-shot turns and all."""
+    harmony = pytest.importorskip("openai_harmony")
+    encoding = harmony.load_harmony_encoding(harmony.HarmonyEncodingName.HARMONY_GPT_OSS)
+    efforts = {"high": harmony.ReasoningEffort.HIGH, "low": harmony.ReasoningEffort.LOW}
+
+    def rendered(dataset: str, question: str) -> list[int]:
+        instructions, examples = synthetic_gpt_oss._PROMPTS[synthetic_gpt_oss._kind(dataset)]
+        system = (
+            harmony.SystemContent.new()
+            .with_reasoning_effort(efforts[reasoning_effort])
+            .with_conversation_start_date("2025-09-30")
+            .with_required_channels(["analysis", "commentary", "final"])
+        )
+        messages = [
+            harmony.Message.from_role_and_content(harmony.Role.SYSTEM, system),
+            harmony.Message.from_role_and_content(
+                harmony.Role.DEVELOPER, harmony.DeveloperContent.new().with_instructions(instructions)
+            ),
+        ]
+        for user, assistant in examples:
+            messages.append(harmony.Message.from_role_and_content(harmony.Role.USER, user))
+            messages.append(
+                harmony.Message.from_role_and_content(harmony.Role.ASSISTANT, assistant).with_channel("final")
+            )
+        messages.append(harmony.Message.from_role_and_content(harmony.Role.USER, question))
+        conversation = harmony.Conversation.from_messages(messages)
+        return list(encoding.render_conversation_for_completion(conversation, harmony.Role.ASSISTANT))
+
+    rows = list(synthetic_gpt_oss.rows(9, seed=0, reasoning_effort=reasoning_effort))
+    assert {row["dataset"] for row in rows} == {"aime25", "gpqa_diamond", "livecodebench_v6"}
+    for row in rows:
+        ours = encoding.encode(row["text_input"], allowed_special="all")
+        assert ours == rendered(row["dataset"], row["question"]), row["id"]
