@@ -7,9 +7,11 @@ when present. Run from the repository's root (the project need not be installed)
     python3 scripts/check_nvml.py
 
 It prints a table per phase (mean and peak power, utilization, memory), the energy counter's delta over the busy
-phase against the integral of the sampled power, and the loop's CPU cost per tick at 0.1 s and 1 s; it writes
-all of it as JSON to `$OUT/check_nvml.json` (`./check_nvml.json` without OUT). Exit status: 0 all went well,
-1 a check failed or a step broke (the JSON says which), 2 no GPU or no NVML here. About 40 s in all.
+phase against the integral of the sampled power, the loop's CPU cost per tick (and per tick per GPU) at 0.1 s
+and 1 s for the sampler's two ways of reading NVML (power and energy in one `nvmlDeviceGetFieldValues` call, and
+the older one call per figure), and each NVML query's own cost; it writes all of it as JSON to
+`$OUT/check_nvml.json` (`./check_nvml.json` without OUT). Exit status: 0 all went well, 1 a check failed or a step
+broke (the JSON says which), 2 no GPU or no NVML here. About 50 s in all.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from pathlib import Path
 from types import FrameType
@@ -32,15 +34,30 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mlperf_llm_sut.telemetry import metrics
-from mlperf_llm_sut.telemetry.hardware import NvmlError, NvmlSampler, ProcessSampler, Pynvml
+from mlperf_llm_sut.telemetry.hardware import (
+    FIELD_POWER_AVERAGE,
+    FIELD_TOTAL_ENERGY,
+    NvmlError,
+    NvmlSampler,
+    ProcessSampler,
+    Pynvml,
+)
 from mlperf_llm_sut.telemetry.loop import SamplingLoop
 from mlperf_llm_sut.telemetry.series import Reading, Sampler
 
 PHASES = (("idle", 3.0), ("busy", 8.0), ("idle after", 3.0))
 LOAD_INTERVAL = 0.1
-COST_RUNS = (("nvml", 0.1, 3.0), ("nvml", 1.0, 4.0), ("processes", 0.1, 2.0), ("nvml+processes", 1.0, 4.0))
-"""(samplers, interval, seconds) of the loops that measure the sampling's cost: NVML over every GPU, psutil over
-this process and its children."""
+COST_RUNS = (
+    ("nvml-single", 0.1, 3.0),
+    ("nvml", 0.1, 3.0),
+    ("nvml-single", 1.0, 4.0),
+    ("nvml", 1.0, 4.0),
+    ("processes", 0.1, 2.0),
+    ("nvml+processes", 1.0, 4.0),
+)
+"""(samplers, interval, seconds) of the loops that measure the sampling's cost: NVML over every GPU (`nvml`: the
+sampler as runs use it, power and energy in one field-values call; `nvml-single`: one call per figure, as before
+it), psutil over this process and its children."""
 CALL_REPEATS = 50
 """Times each NVML query is made to time it alone."""
 MATRIX = 8192
@@ -101,9 +118,10 @@ def _driver() -> str | None:
 def _samplers(kinds: str, gpus: list[int]) -> list[Sampler] | None:
     """Fresh samplers for one cost run (None: psutil is not installed, and the run needs it)."""
     samplers: list[Sampler] = []
-    if "nvml" in kinds:
-        samplers.append(NvmlSampler(gpus))
-    if "processes" in kinds:
+    names = kinds.split("+")
+    if "nvml" in names or "nvml-single" in names:
+        samplers.append(NvmlSampler(gpus, batched="nvml" in names))
+    if "processes" in names:
         process = _process_sampler()
         if process is None:
             return None
@@ -114,11 +132,14 @@ def _samplers(kinds: str, gpus: list[int]) -> list[Sampler] | None:
 def _call_costs(api: Pynvml, gpus: list[int]) -> dict[str, dict[str, float]]:
     """Each NVML query's cost alone on GPU 0: microseconds of this thread's CPU and of wall time, per call."""
     handle = api.handle(gpus[0])
-    queries = {
+    queries: dict[str, Callable[[object], object]] = {
         "utilization": api.utilization_percent,
         "memory": api.memory_used_bytes,
         "power": api.power_milliwatts,
         "total_energy": api.total_energy_millijoules,
+        "field_values(power, energy)": lambda device: api.field_values(
+            device, [FIELD_POWER_AVERAGE, FIELD_TOTAL_ENERGY]
+        ),
     }
     costs = {}
     for name, query in queries.items():
@@ -222,7 +243,7 @@ def _phase_figures(readings: Sequence[Reading], source: str, start: float, end: 
     return figures
 
 
-def _cost(samplers: list[Sampler], interval: float, seconds: float) -> dict[str, Any]:
+def _cost(kinds: str, samplers: list[Sampler], interval: float, seconds: float, gpus: int) -> dict[str, Any]:
     """The loop's CPU per tick, its first tick (opening NVML) taken apart: that is paid once per run."""
     opened = time.thread_time()
     for sampler in samplers:
@@ -233,14 +254,18 @@ def _cost(samplers: list[Sampler], interval: float, seconds: float) -> dict[str,
     time.sleep(seconds)
     loop.stop(timeout=5.0)
     per_tick = loop.cpu_seconds / loop.ticks if loop.ticks else None
+    per_gpu = per_tick / gpus if per_tick is not None and "nvml" in kinds and "processes" not in kinds else None
     return {
+        "kinds": kinds,
         "interval": interval,
         "seconds": seconds,
+        "gpus": gpus,
         "samplers": [sampler.name for sampler in samplers],
         "ticks": loop.ticks,
         "readings": len(loop.readings()),
         "cpu_seconds": loop.cpu_seconds,
         "cpu_ms_per_tick": None if per_tick is None else 1000.0 * per_tick,
+        "cpu_ms_per_tick_per_gpu": None if per_gpu is None else 1000.0 * per_gpu,
         "core_percent": None if per_tick is None else 100.0 * per_tick / interval,
         "first_tick_cpu_ms": 1000.0 * first_tick,
         "warnings": loop.warnings(),
@@ -312,19 +337,26 @@ def _report(result: dict[str, Any]) -> None:
         )
     if result.get("cost"):
         _table(
-            "sampling cost (the loop thread's CPU)",
-            ["interval s", "samplers", "ticks", "ms CPU / tick", "% of a core", "first tick ms"],
+            "sampling cost (the loop thread's CPU; nvml: power and energy in one field-values call, nvml-single: one "
+            "call per figure)",
+            ["interval s", "samplers", "ticks", "ms CPU / tick", "ms CPU / tick / GPU", "% of a core", "first tick ms"],
             [
                 [
                     _fmt(run["interval"], 1.0, 1),
-                    "+".join(run["samplers"]),
+                    run["kinds"],
                     str(run["ticks"]),
                     _fmt(run["cpu_ms_per_tick"], 1.0, 3),
+                    _fmt(run["cpu_ms_per_tick_per_gpu"], 1.0, 3),
                     _fmt(run["core_percent"], 1.0, 3),
                     _fmt(run["first_tick_cpu_ms"], 1.0, 1),
                 ]
                 for run in result["cost"]
             ],
+        )
+    for interval, paths in result.get("nvml_per_gpu", {}).items():
+        print(
+            f"NVML CPU per tick per GPU at {interval} s: one call per figure {_fmt(paths.get('nvml-single'), 1.0, 3)}"
+            f" ms, power and energy in one call {_fmt(paths.get('nvml'), 1.0, 3)} ms"
         )
     if result.get("nvml_call_costs"):
         _table(
@@ -446,10 +478,14 @@ def main() -> int:
         for kinds, interval, seconds in COST_RUNS:
             samplers = _samplers(kinds, gpus)
             if samplers is not None:
-                result["cost"].append(_cost(samplers, interval, seconds))
+                result["cost"].append(_cost(kinds, samplers, interval, seconds, len(gpus)))
+        per_gpu: dict[str, dict[str, float]] = {}
         for run in result["cost"]:
             result["warnings"].extend(run["warnings"])
-        default = next(run for run in result["cost"] if run["interval"] == 1.0 and "nvml" in run["samplers"])
+            if run["cpu_ms_per_tick_per_gpu"] is not None:
+                per_gpu.setdefault(f"{run['interval']:g}", {})[run["kinds"]] = run["cpu_ms_per_tick_per_gpu"]
+        result["nvml_per_gpu"] = per_gpu
+        default = next(run for run in result["cost"] if run["interval"] == 1.0 and run["kinds"] == "nvml")
         _check(
             result,
             default["core_percent"] is not None and default["core_percent"] < 1.0,

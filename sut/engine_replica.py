@@ -421,7 +421,8 @@ class EngineReplica:
 
 class EngineSampler:
     """A replica's engine metrics as telemetry: the latest its worker sent (a few times a second while it works),
-    read at each tick of the run's sampling."""
+    read at each tick of the run's sampling. A Ray actor's GPUs come with them, under `gpu:<index>@<replica>`:
+    GPU figures to the summary, and the replica's (its node's indices are not this host's)."""
 
     def __init__(self, replica: EngineReplica) -> None:
         self.name = replica.name
@@ -431,7 +432,7 @@ class EngineSampler:
         latest = self._replica.engine_metrics
         if latest is None:
             return []
-        return [
+        engine = [
             Reading(now, self.name, metric, float(value))
             for metric, value in (
                 (metrics.RUNNING, latest.running),
@@ -444,9 +445,12 @@ class EngineSampler:
                 (metrics.GENERATION_TOKENS, latest.generation_tokens),
             )
         ]
+        gpus = [Reading(now, f"{figure.gpu}@{self.name}", figure.metric, figure.value) for figure in latest.gpus]
+        return engine + gpus
 
     def warnings(self) -> list[str]:
-        return []
+        latest = self._replica.engine_metrics
+        return [] if latest is None else [f"{self.name}: {line}" for line in latest.gpu_warnings]
 
     def close(self) -> None:
         pass

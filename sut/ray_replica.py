@@ -22,6 +22,7 @@ starts a local one on 127.0.0.1, which ends with the last replica that uses it.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import logging
 import os
@@ -29,14 +30,17 @@ import queue
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlperf_llm_sut.common.errors import HarnessError, setting
+from mlperf_llm_sut.telemetry.hardware import NvmlApi, NvmlSampler
 from sut.engine_logs import redirect_output
 from sut.engine_worker import WorkerSpec, serve, take_all
 from sut.layout import Placement, plan_layout
-from sut.worker_protocol import FromWorker, Ready, StartFailed, ToWorker
+from sut.worker_protocol import EngineMetrics, FromWorker, GpuFigure, Ready, StartFailed, ToWorker
 
 AUTO = "auto"
 POLL_SECONDS = 1.0
@@ -49,6 +53,73 @@ JOIN_SECONDS = 10.0
 """How long joining a cluster whose head accepts connections may take."""
 HARD_EXIT_DELAY = 2.0
 """Seconds an actor whose engine hung gives its last message to reach the harness before it exits."""
+GPU_INTERVAL = 1.0
+"""Seconds between two samples of an actor's GPUs: the run's default telemetry interval."""
+
+
+class GpuRelay:
+    """The GPUs a Ray actor was given, read through NVML on a thread of their own, and sent to the harness with the
+    engine's figures (`EngineMetrics.gpus`): the harness's NVML sees only its own host's GPUs.
+
+    Each engine report going out takes the latest GPU figures with it; between reports (an idle engine reports
+    nothing) each new sample goes out with the engine's last figures again, so that an idle GPU's power and energy
+    are still seen. Nothing goes out before the engine's first report (an engine without vLLM's stat logger
+    never makes one). `visible`: `CUDA_VISIBLE_DEVICES` in the actor, as Ray set it."""
+
+    def __init__(
+        self,
+        visible: str,
+        send: Callable[[EngineMetrics], None],
+        *,
+        nvml: NvmlApi | None = None,
+        interval: float = GPU_INTERVAL,
+    ) -> None:
+        self._sampler = NvmlSampler.visible(visible.split(","), nvml=nvml)
+        self._send = send
+        self._interval = interval
+        self._lock = threading.Lock()
+        """Held while a message is made and sent: reports and samples go out in the order they were made."""
+        self._last: EngineMetrics | None = None
+        self._figures: tuple[GpuFigure, ...] = ()
+        self._warnings: tuple[str, ...] = ()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gpu-relay", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def forward(self, report: EngineMetrics) -> None:
+        """Send the engine's report with the GPUs' latest figures."""
+        with self._lock:
+            self._last = dataclasses.replace(report, gpus=self._figures, gpu_warnings=self._warnings)
+            self._send(self._last)
+
+    def stop(self) -> None:
+        """End the sampling (NVML is shut down on the way out); nothing is sent after this returns."""
+        self._stop.set()
+        with self._lock:
+            pass  # a sample going out now is sent before this returns; the thread sends none after the stop
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0 + self._interval)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                began = time.monotonic()
+                readings = self._sampler.sample(began)
+                figures = tuple(GpuFigure(reading.source, reading.metric, reading.value) for reading in readings)
+                warnings = tuple(self._sampler.warnings())
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    news = bool(figures) or warnings != self._warnings
+                    self._figures, self._warnings = figures, warnings
+                    if news and self._last is not None:
+                        self._last = dataclasses.replace(self._last, gpus=figures, gpu_warnings=warnings)
+                        self._send(self._last)
+                self._stop.wait(max(self._interval - (time.monotonic() - began), 0.0))
+        finally:
+            self._sampler.close()
 
 
 class EngineActor:
@@ -56,18 +127,26 @@ class EngineActor:
 
     Threaded (`max_concurrency`): `take` blocks while `put` and `join` still
     run. Calls may run out of order there, so the harness waits for each `put`
-    before the next."""
+    before the next. An actor on GPUs samples them (`GpuRelay`); `nvml` stands in for NVML (tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, nvml: NvmlApi | None = None, gpu_interval: float = GPU_INTERVAL) -> None:
         self._inbox: queue.SimpleQueue[ToWorker] = queue.SimpleQueue()
         self._outbox: queue.SimpleQueue[FromWorker | None] = queue.SimpleQueue()
         """What the worker sent; None once it has ended."""
         self._thread: threading.Thread | None = None
+        self._nvml = nvml
+        self._gpu_interval = gpu_interval
+        self._gpus: GpuRelay | None = None
 
     def start(self, spec: WorkerSpec) -> None:
         """Start the worker; `Ready` or `StartFailed` comes through `take`."""
         if spec.log_path is not None and spec.log_path.parent.is_dir():
             redirect_output(spec.log_path)  # the harness's own log, where this node shares its disk
+        # Ray sets CUDA_VISIBLE_DEVICES to the GPUs it reserved for the actor (empty without any).
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        if spec.placement.devices != ["cpu"] and visible.strip():
+            self._gpus = GpuRelay(visible, self._outbox.put, nvml=self._nvml, interval=self._gpu_interval)
+            self._gpus.start()
         self._thread = threading.Thread(target=self._serve, args=(spec,), name="engine-worker", daemon=True)
         self._thread.start()
 
@@ -87,7 +166,10 @@ class EngineActor:
 
     # -- the worker's mailbox ---------------------------------------------------------------------------
     def send(self, message: FromWorker) -> None:
-        self._outbox.put(message)
+        if isinstance(message, EngineMetrics) and self._gpus is not None:
+            self._gpus.forward(message)
+        else:
+            self._outbox.put(message)
 
     def recv(self) -> ToWorker:
         return self._inbox.get()
@@ -96,6 +178,8 @@ class EngineActor:
         try:
             serve(self, spec, end=self._end)
         finally:
+            if self._gpus is not None:
+                self._gpus.stop()  # before the end mark: nothing follows it
             self._outbox.put(None)
 
     def _end(self) -> None:

@@ -153,9 +153,22 @@ class Warmed:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuFigure:
+    """One figure of a GPU the engine runs on, read through NVML where the engine runs (a Ray actor's node, whose
+    GPUs the harness's own NVML cannot see)."""
+
+    gpu: str
+    """`gpu:<NVML's index on that node>`."""
+    metric: str
+    """One of `mlperf_llm_sut.telemetry.metrics`' GPU names."""
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
 class EngineMetrics:
     """The engine's scheduler after its latest step, and its counters since it started, as vLLM's stat logger
-    reports them (`SchedulerStats`, `IterationStats`)."""
+    reports them (`SchedulerStats`, `IterationStats`); for an engine in a Ray actor on GPUs, also its GPUs' latest
+    figures."""
 
     running: int = 0
     waiting: int = 0
@@ -166,6 +179,11 @@ class EngineMetrics:
     prefix_cache_hits: int = 0
     prompt_tokens: int = 0
     generation_tokens: int = 0
+    gpus: tuple[GpuFigure, ...] = ()
+    """The actor's GPUs as last sampled (energy: joules since its first sample); empty for a local worker, whose
+    GPUs the harness samples itself, and on CPUs."""
+    gpu_warnings: tuple[str, ...] = ()
+    """What kept the actor from reading its GPUs (no NVML on its node, a GPU it could not find), one line each."""
 
 
 @dataclass(frozen=True, slots=True)

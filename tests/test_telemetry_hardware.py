@@ -10,12 +10,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from mlperf_llm_sut.telemetry import metrics
 from mlperf_llm_sut.telemetry.hardware import (
+    FIELD_POWER_AVERAGE,
+    FIELD_TOTAL_ENERGY,
     NvmlError,
     NvmlFrame,
     NvmlNotSupported,
@@ -359,6 +362,30 @@ def test_pynvml_errors_become_the_samplers(code, error, monkeypatch):
     assert type(raised.value) is error
 
 
+class _FieldsPynvml(_FakePynvml):
+    """Answers `nvmlDeviceGetFieldValues` with pynvml's own structures: power as an unsigned int, energy as an
+    unsigned long long, a third field refused as unknown."""
+
+    def nvmlDeviceGetFieldValues(self, handle: object, fields: list[tuple[int, int]]) -> object:
+        import pynvml
+
+        answers = (pynvml.c_nvmlFieldValue_t * len(fields))()
+        for answer, (field, scope) in zip(answers, fields, strict=True):
+            answer.fieldId, answer.scopeId = field, scope
+        answers[0].valueType, answers[0].value.uiVal = pynvml.NVML_VALUE_TYPE_UNSIGNED_INT, 312_250
+        answers[1].valueType, answers[1].value.ullVal = pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG, 2**40 + 5
+        answers[2].nvmlReturn = pynvml.NVML_ERROR_INVALID_ARGUMENT
+        return answers
+
+
+def test_pynvml_field_values_are_read_from_their_union_members(monkeypatch):
+    api = Pynvml()
+    monkeypatch.setattr(api, "_module", _FieldsPynvml(0))
+    power, energy, unknown = api.field_values(object(), [FIELD_POWER_AVERAGE, FIELD_TOTAL_ENERGY, 999])
+    assert (power, energy) == (312_250, 2**40 + 5)
+    assert isinstance(unknown, NvmlNotSupported)
+
+
 def test_the_real_binding_without_a_driver_reads_nothing():
     if gpu_devices_available():
         pytest.skip("this host has NVIDIA GPUs")
@@ -485,13 +512,22 @@ def test_a_real_h200_recording_read_through_the_sampler_gives_its_energy_and_pow
 
     path = Path(__file__).parent / "recordings" / "h200_nvml.json"
     recording = json.loads(path.read_text())
-    now = [0.0]
-    sampler = NvmlSampler([0], nvml=RecordedNvml.load(path, clock=lambda: now[0]))
-    readings = []
-    for frame in recording["devices"]["0"]:
-        now[0] = frame["time"]
-        readings += sampler.sample(frame["time"])
-    assert sampler.warnings() == []
+    series = {}
+    for batched in (True, False):
+        clock = Clock()
+        clock.now = 0.0
+        nvml = RecordedNvml.load(path, clock=clock)
+        sampler = NvmlSampler([0], nvml=nvml, batched=batched)
+        series[batched] = []
+        for frame in recording["devices"]["0"]:
+            clock.now = frame["time"]
+            series[batched] += sampler.sample(frame["time"])
+        assert sampler.warnings() == []
+        # After init and the handle: three calls a tick with power and energy in one field-values call, four without.
+        ticks = len(recording["devices"]["0"])
+        assert len(nvml.calls) == 2 + (3 if batched else 4) * ticks
+    readings = series[True]
+    assert readings == series[False]
     busy = Window(*recording["phases"]["busy"])
     gpu = summarize(readings, busy, interval=0.1, output_tokens=None).gpus["gpu:0"]
     measured = recording["check_nvml"]["busy"]
@@ -501,3 +537,102 @@ def test_a_real_h200_recording_read_through_the_sampler_gives_its_energy_and_pow
     assert gpu.utilization_mean is not None and gpu.utilization_mean > 0.9
     idle = summarize(readings, Window(*recording["phases"]["idle"]), interval=0.1, output_tokens=None).gpus["gpu:0"]
     assert idle.power_mean_watts is not None and idle.power_mean_watts < gpu.power_mean_watts / 3
+
+
+# NVML's calls per tick: power and energy in one field-values call, what it does not give by its own call.
+
+
+def _calls_per_tick(nvml: RecordedNvml, sampler: NvmlSampler, clock: Clock) -> list[str]:
+    sampler.sample(clock.now)  # opens NVML, and settles which figure comes from which call
+    before = len(nvml.calls)
+    clock.now += 1.0
+    sampler.sample(clock.now)
+    return nvml.calls[before:]
+
+
+def test_nvml_reads_power_and_energy_in_one_call_per_gpu():
+    clock = Clock()
+    nvml = RecordedNvml({0: _frames(), 1: _frames()}, clock=clock)
+    calls = _calls_per_tick(nvml, NvmlSampler([0, 1], nvml=nvml), clock)
+    assert calls == ["utilization_percent", "memory_used_bytes", "field_values"] * 2
+
+
+def test_without_field_values_each_figure_is_read_by_its_own_call_and_reads_the_same():
+    """A driver without `nvmlDeviceGetFieldValues`, and `batched=False`: the four calls of each tick, the same
+    readings."""
+    readings = {}
+    for name, options, batched in (
+        ("batched", {}, True),
+        ("old driver", {"field_values": False}, True),
+        ("single", {}, False),
+    ):
+        clock = Clock()
+        nvml = RecordedNvml({0: _frames()}, clock=clock, **options)
+        sampler = NvmlSampler([0], nvml=nvml, batched=batched)
+        readings[name] = []
+        for at in (0.0, 1.0, 3.0):
+            clock.now = 100.0 + at
+            readings[name] += sampler.sample(clock.now)
+        assert sampler.warnings() == []
+        if name != "batched":
+            assert _calls_per_tick(nvml, sampler, clock) == [
+                "utilization_percent",
+                "memory_used_bytes",
+                "power_milliwatts",
+                "total_energy_millijoules",
+            ]
+    assert readings["batched"] == readings["old driver"] == readings["single"]
+    assert len(readings["batched"]) == 12
+
+
+def test_a_gpu_without_averaged_power_gives_its_instant_power_in_the_same_call():
+    """Before Ampere (and on a GA100) `nvmlDeviceGetPowerUsage` is the instant power: so is the field read."""
+    clock = Clock()
+    nvml = RecordedNvml({0: _frames()}, clock=clock, averaged_power=False)
+    sampler = NvmlSampler([0], nvml=nvml)
+    first = _by_metric(sampler.sample(clock.now))
+    assert first[metrics.GPU_POWER] == [100.0]  # the refused field's own call, once
+    assert nvml.calls.count("power_milliwatts") == 1
+    assert _calls_per_tick(nvml, sampler, clock) == ["utilization_percent", "memory_used_bytes", "field_values"]
+    assert sampler.warnings() == []
+
+
+def test_a_failing_field_call_skips_power_and_energy_of_that_tick_only():
+    class Flaky(RecordedNvml):
+        failures = 1
+
+        def field_values(self, handle: object, fields: Sequence[int]) -> list[int | NvmlError]:
+            if self.failures:
+                self.failures -= 1
+                raise NvmlError("nvmlDeviceGetFieldValues: GPU is lost")
+            return super().field_values(handle, fields)
+
+    clock = Clock()
+    sampler = NvmlSampler([0], nvml=Flaky({0: _frames()}, clock=clock))
+    assert set(_by_metric(sampler.sample(clock.now))) == {metrics.GPU_UTILIZATION, metrics.GPU_MEMORY_USED}
+    clock.now += 1.0
+    assert metrics.GPU_ENERGY in _by_metric(sampler.sample(clock.now))
+    assert sampler.warnings() == [
+        "gpu:0: NVML failed to read power and energy, readings skipped (nvmlDeviceGetFieldValues: GPU is lost)"
+    ]
+
+
+def test_cuda_visible_devices_are_found_in_nvml_by_ordinal_or_uuid():
+    uuids = {
+        0: "GPU-8932f937-d72c-4106-c12f-20bd9faed9f6",
+        1: "GPU-0e31e0c2-4a4a-7e3d-9f51-5f3bd5b3a0aa",
+        2: "GPU-0e31aaaa-0000-0000-0000-000000000000",
+    }
+    nvml = RecordedNvml({index: _frames() for index in uuids}, clock=Clock(), uuids=uuids)
+    # A full UUID, a unique start of one (as CUDA takes it), an ordinal, and the same GPU twice.
+    sampler = NvmlSampler.visible(["GPU-8932f937-d72c-4106-c12f-20bd9faed9f6", "GPU-0e31e0", "2", " 0"], nvml=nvml)
+    assert {reading.source for reading in sampler.sample(100.0)} == {"gpu:0", "gpu:1", "gpu:2"}
+    assert sampler.warnings() == []
+    wrong = NvmlSampler.visible(["GPU-0e31", "GPU-ffff", "MIG-4f2e", "cpu", ""], nvml=nvml)
+    assert wrong.sample(100.0) == []
+    assert wrong.warnings() == [
+        "GPU-0e31: no readings, more than one GPU has that UUID",
+        "GPU-ffff: no readings, no GPU has that UUID",
+        "MIG-4f2e: no readings of a MIG instance (NVML reports power and energy per GPU)",
+        "cpu: no readings, not a GPU ordinal or UUID",
+    ]

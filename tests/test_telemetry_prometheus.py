@@ -1,5 +1,6 @@
 """`mlperf_llm_sut.telemetry.prometheus`: a server's `/metrics` read under the canonical names, from recorded pages
-of vLLM (current and older names), TGI and Triton, from the fault server's faults, and from a real vLLM server."""
+of vLLM (current and older names), TGI, Triton and SGLang, from the fault server's faults, and from a real vLLM
+server."""
 
 from __future__ import annotations
 
@@ -160,6 +161,93 @@ nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="used",model="mistral",ver
 nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",model="mistral",version="1"} 400
 """
 
+# An SGLang server's page (`python -m sglang.launch_server --enable-metrics`, one tensor-parallel group), as its
+# `collector.py` writes it through prometheus_client's multiprocess collector (labels sorted, no `_created`
+# samples, a pid on gauges without a multiprocess mode), with the families around the ones read, which must not
+# be mistaken for them: the offline batch's running count, the grammar queue, the SWA pool's usage, the
+# per-report retraction gauge and the last prefill's hit rate. `@` stands for the scheduler's labels.
+SGLANG_PAGE = (
+    "# HELP sglang:num_running_reqs The number of running requests.\n"
+    "# TYPE sglang:num_running_reqs gauge\n"
+    "sglang:num_running_reqs{@} 37.0\n"
+    "# HELP sglang:num_running_reqs_offline_batch The number of r"
+    "unning low-priority offline batch requests(label is 'batch').\n"
+    "# TYPE sglang:num_running_reqs_offline_batch gauge\n"
+    "sglang:num_running_reqs_offline_batch{@} 5.0\n"
+    "# HELP sglang:num_used_tokens The number of used tokens.\n"
+    "# TYPE sglang:num_used_tokens gauge\n"
+    "sglang:num_used_tokens{@} 98304.0\n"
+    "# HELP sglang:token_usage The token usage.\n"
+    "# TYPE sglang:token_usage gauge\n"
+    "sglang:token_usage{@} 0.75\n"
+    "# HELP sglang:swa_token_usage The token usage for SWA layers.\n"
+    "# TYPE sglang:swa_token_usage gauge\n"
+    "sglang:swa_token_usage{@} 0.0\n"
+    "# HELP sglang:gen_throughput The generation throughput (token/s).\n"
+    "# TYPE sglang:gen_throughput gauge\n"
+    "sglang:gen_throughput{@} 1523.4\n"
+    "# HELP sglang:num_queue_reqs The number of requests in the waiting queue.\n"
+    "# TYPE sglang:num_queue_reqs gauge\n"
+    "sglang:num_queue_reqs{@} 12.0\n"
+    "# HELP sglang:num_grammar_queue_reqs The number of requests in the grammar waiting queue.\n"
+    "# TYPE sglang:num_grammar_queue_reqs gauge\n"
+    "sglang:num_grammar_queue_reqs{@} 2.0\n"
+    "# HELP sglang:cache_hit_rate The prefix cache hit rate.\n"
+    "# TYPE sglang:cache_hit_rate gauge\n"
+    "sglang:cache_hit_rate{@} 0.0\n"
+    "# HELP sglang:max_total_num_tokens Maximum total number of tokens in the KV cache pool.\n"
+    "# TYPE sglang:max_total_num_tokens gauge\n"
+    "sglang:max_total_num_tokens{@} 131072.0\n"
+    "# HELP sglang:num_retracted_reqs The number of retracted requests.\n"
+    "# TYPE sglang:num_retracted_reqs gauge\n"
+    'sglang:num_retracted_reqs{engine_type="unified",model_name="llam'
+    'a-2-70b",moe_ep_rank="0",pid="2817",pp_rank="0",tp_rank="0"} 1.0\n'
+    "# HELP sglang:num_retracted_requests_total Total number of retracted requests.\n"
+    "# TYPE sglang:num_retracted_requests_total counter\n"
+    "sglang:num_retracted_requests_total{@} 4.0\n"
+    "# HELP sglang:num_retracted_input_tokens_total Total number of retracted input tokens.\n"
+    "# TYPE sglang:num_retracted_input_tokens_total counter\n"
+    "sglang:num_retracted_input_tokens_total{@} 4096.0\n"
+    "# HELP sglang:realtime_tokens_total Total number of tokens processed (upd"
+    "ated on each log interval). mode: prefill_compute, prefill_cache, decode.\n"
+    "# TYPE sglang:realtime_tokens_total counter\n"
+    'sglang:realtime_tokens_total{engine_type="unified",mode="prefill_compute",'
+    'model_name="llama-2-70b",moe_ep_rank="0",pp_rank="0",tp_rank="0"} 290112.0\n'
+    'sglang:realtime_tokens_total{engine_type="unified",mode="prefill_cache",m'
+    'odel_name="llama-2-70b",moe_ep_rank="0",pp_rank="0",tp_rank="0"} 120320.0\n'
+    'sglang:realtime_tokens_total{engine_type="unified",mode="decode",mode'
+    'l_name="llama-2-70b",moe_ep_rank="0",pp_rank="0",tp_rank="0"} 95811.0\n'
+    "# HELP sglang:prompt_tokens_total Number of prefill tokens processed.\n"
+    "# TYPE sglang:prompt_tokens_total counter\n"
+    'sglang:prompt_tokens_total{model_name="llama-2-70b"} 401408.0\n'
+    "# HELP sglang:generation_tokens_total Number of generation tokens processed.\n"
+    "# TYPE sglang:generation_tokens_total counter\n"
+    'sglang:generation_tokens_total{model_name="llama-2-70b"} 91205.0\n'
+    "# HELP sglang:cached_tokens_total Number of cached prompt tokens.\n"
+    "# TYPE sglang:cached_tokens_total counter\n"
+    'sglang:cached_tokens_total{model_name="llama-2-70b"} 117760.0\n'
+    "# HELP sglang:num_requests_total Number of requests processed.\n"
+    "# TYPE sglang:num_requests_total counter\n"
+    'sglang:num_requests_total{model_name="llama-2-70b"} 784.0\n'
+    "# HELP sglang:time_to_first_token_seconds Histogram of time to first token in seconds.\n"
+    "# TYPE sglang:time_to_first_token_seconds histogram\n"
+    'sglang:time_to_first_token_seconds_sum{model_name="llama-2-70b"} 612.25\n'
+    'sglang:time_to_first_token_seconds_bucket{le="0.1",model_name="llama-2-70b"} 12.0\n'
+    'sglang:time_to_first_token_seconds_bucket{le="+Inf",model_name="llama-2-70b"} 821.0\n'
+    'sglang:time_to_first_token_seconds_count{model_name="llama-2-70b"} 821.0\n'
+).replace("@", 'engine_type="unified",model_name="llama-2-70b",moe_ep_rank="0",pp_rank="0",tp_rank="0"')
+
+SGLANG_FIGURES = {
+    metrics.RUNNING: 37.0,  # not the offline batch's
+    metrics.WAITING: 12.0,  # not the grammar queue's
+    metrics.KV_CACHE_USAGE: 0.75,
+    metrics.PREEMPTIONS: 4.0,  # the total, not the gauge of the last report
+    metrics.PREFIX_CACHE_QUERIES: 401408.0,
+    metrics.PREFIX_CACHE_HITS: 117760.0,
+    metrics.PROMPT_TOKENS: 401408.0,
+    metrics.GENERATION_TOKENS: 91205.0,
+}
+
 VLLM_FIGURES = {
     metrics.RUNNING: 5.0,
     metrics.WAITING: 1.0,
@@ -235,7 +323,31 @@ def test_triton_tensorrt_llm_pages() -> None:
     assert parse(only_fraction)[metrics.KV_CACHE_USAGE] == 0.25
 
 
-@pytest.mark.parametrize("page", [VLLM_032_PAGE, VLLM_METRICS_PAGE, VLLM_V0_PAGE, TGI_METRICS_PAGE, TRITON_OLD_PAGE])
+def test_an_sglang_page_reads_the_same_figures_under_sglangs_names() -> None:
+    assert parse(SGLANG_PAGE) == SGLANG_FIGURES
+
+
+def test_sglang_data_parallel_ranks_add_up_and_their_token_usage_is_averaged() -> None:
+    """Two data-parallel schedulers (`--dp-size 2`), each its own series under `dp_rank`."""
+    rank_0 = 'engine_type="unified",model_name="m",moe_ep_rank="0",pp_rank="0",tp_rank="0"'
+    page = "".join(
+        f'sglang:{name}{{dp_rank="{rank}",{rank_0}}} {value}\n'
+        for rank, running, queued, usage in ((0, 30.0, 2.0, 0.5), (1, 10.0, 0.0, 0.25))
+        for name, value in (("num_running_reqs", running), ("num_queue_reqs", queued), ("token_usage", usage))
+    )
+    assert parse(page) == {metrics.RUNNING: 40.0, metrics.WAITING: 2.0, metrics.KV_CACHE_USAGE: 0.375}
+
+
+def test_an_sglang_server_before_its_first_prefix_hit_has_lookups_and_no_hit_rate() -> None:
+    """SGLang creates its cached-tokens counter at the first hit: no hit count yet, rather than a zero one."""
+    before = "\n".join(line for line in SGLANG_PAGE.splitlines() if "cached_tokens" not in line)
+    figures = parse(before)
+    assert figures[metrics.PREFIX_CACHE_QUERIES] == 401408.0 and metrics.PREFIX_CACHE_HITS not in figures
+
+
+@pytest.mark.parametrize(
+    "page", [VLLM_032_PAGE, VLLM_METRICS_PAGE, VLLM_V0_PAGE, TGI_METRICS_PAGE, TRITON_OLD_PAGE, SGLANG_PAGE]
+)
 def test_the_line_filter_loses_nothing_the_rules_read(page: str, monkeypatch: pytest.MonkeyPatch) -> None:
     filtered = parse(page)
     monkeypatch.setattr(prometheus, "known_lines", lambda page: page)
@@ -300,7 +412,7 @@ def test_each_servers_page_is_read_with_its_time_and_source(
     [
         ("missing", "the server has no /metrics (HTTP 404)"),
         ("refusing", "the server refused the scrape (HTTP 401): check the token and TLS settings"),
-        ("garbage", "its answer holds no vLLM, TGI or TensorRT-LLM metric this harness reads"),
+        ("garbage", "its answer holds no vLLM, TGI, TensorRT-LLM or SGLang metric this harness reads"),
     ],
 )
 def test_a_failing_page_gives_no_readings_and_one_warning_however_often_it_fails(

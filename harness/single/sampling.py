@@ -29,18 +29,20 @@ class RunSampling:
     @classmethod
     def of(cls, config: RunConfig, group: ReplicaGroup) -> RunSampling | None:
         """The sampling `config` asks for (None: `telemetry_interval` 0 turns it off): the group's samplers,
-        NVML over the GPUs of local replicas (a Ray actor's GPUs are on its own node), and this process."""
+        NVML over the GPUs of local replicas (a Ray actor samples its GPUs on its own node and sends their figures
+        with its engine's: `EngineSampler`), and this process."""
         if config.telemetry_interval <= 0:
             return None
         # This host's own samplers first: a server slow to answer its /metrics holds up what comes after it in a
         # tick (until its scrape times out).
         samplers: list[Sampler] = [ProcessSampler({HARNESS: os.getpid()})]
         if config.sut == "local":
-            gpus = sorted(
-                {int(device) for member in group.members for device in member.stats().devices if device.isdigit()}
+            # Each local worker's CUDA_VISIBLE_DEVICES entries (ordinals or UUIDs); a Ray actor samples its own.
+            visible = dict.fromkeys(
+                device for member in group.members for device in member.stats().devices if device != "cpu"
             )
-            if gpus:
-                samplers.append(NvmlSampler(gpus))
+            if visible:
+                samplers.append(NvmlSampler.visible(list(visible)))
         return cls([*samplers, *group.samplers()], config.telemetry_interval)
 
     def start(self) -> None:

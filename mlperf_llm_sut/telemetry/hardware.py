@@ -62,6 +62,26 @@ class NvmlApi(Protocol):
         """`nvmlDeviceGetTotalEnergyConsumption()`: since the driver was loaded (Volta and later)."""
         ...
 
+    def field_values(self, handle: object, fields: Sequence[int]) -> list[int | NvmlError]:
+        """`nvmlDeviceGetFieldValues()`: several figures in one call, each field's value (an integer in NVML's
+        units) or the error NVML gave for that field alone; raises when the call as a whole fails
+        (`NvmlNotSupported`: a driver without it)."""
+        ...
+
+    def uuid(self, handle: object) -> str:
+        """`nvmlDeviceGetUUID()`: `GPU-` and 32 hex digits in dashed groups, as `CUDA_VISIBLE_DEVICES` may name it."""
+        ...
+
+
+FIELD_TOTAL_ENERGY = 83
+"""NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION (nvml.h): millijoules since the driver was loaded, as
+`nvmlDeviceGetTotalEnergyConsumption`."""
+FIELD_POWER_AVERAGE = 185
+"""NVML_FI_DEV_POWER_AVERAGE: milliwatts averaged over the last second, what `nvmlDeviceGetPowerUsage` returns on
+Ampere (except GA100) and later; not supported before."""
+FIELD_POWER_INSTANT = 186
+"""NVML_FI_DEV_POWER_INSTANT: milliwatts now, what `nvmlDeviceGetPowerUsage` returns on GA100 and earlier."""
+
 
 class Pynvml:
     """`NvmlApi` over `pynvml`, the module of NVIDIA's `nvidia-ml-py` distribution."""
@@ -81,6 +101,8 @@ class Pynvml:
             13,  # NVML_ERROR_FUNCTION_NOT_FOUND: a library older than the binding, without that query
         }
     )
+    _FIELD_UNKNOWN: ClassVar[int] = 2
+    """NVML_ERROR_INVALID_ARGUMENT, for one field of `nvmlDeviceGetFieldValues`: a driver older than that field."""
 
     def __init__(self) -> None:
         self._module: ModuleType | None = None
@@ -100,12 +122,7 @@ class Pynvml:
         try:
             return getattr(nvml, name)(*args)
         except nvml.NVMLError as error:
-            code = getattr(error, "value", None)
-            if code in self._UNAVAILABLE:
-                raise NvmlUnavailable(f"{name}: {error}") from error
-            if code in self._NOT_SUPPORTED:
-                raise NvmlNotSupported(f"{name}: {error}") from error
-            raise NvmlError(f"{name}: {error}") from error
+            raise self._error(name, getattr(error, "value", None), str(error)) from error
         except OSError as error:
             # ctypes' own failure to load libnvidia-ml.so, on bindings that do not wrap it in an NVMLError.
             raise NvmlUnavailable(f"{name}: {error}") from error
@@ -135,6 +152,38 @@ class Pynvml:
     def total_energy_millijoules(self, handle: object) -> int:
         return int(self._call("nvmlDeviceGetTotalEnergyConsumption", handle))
 
+    def field_values(self, handle: object, fields: Sequence[int]) -> list[int | NvmlError]:
+        # Scope 0: the GPU alone (power fields also have a module scope, GPU and Grace CPU together).
+        answers = self._call("nvmlDeviceGetFieldValues", handle, [(field, 0) for field in fields])
+        return [self._field(answer) for answer in answers]
+
+    def uuid(self, handle: object) -> str:
+        uuid = self._call("nvmlDeviceGetUUID", handle)
+        return uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+
+    def _error(self, name: str, code: object, text: str) -> NvmlError:
+        if code in self._UNAVAILABLE:
+            return NvmlUnavailable(f"{name}: {text}")
+        if code in self._NOT_SUPPORTED:
+            return NvmlNotSupported(f"{name}: {text}")
+        return NvmlError(f"{name}: {text}")
+
+    def _field(self, answer: Any) -> int | NvmlError:
+        """One `c_nvmlFieldValue_t`: its value, in the member of the union its `valueType` names."""
+        name = f"nvmlDeviceGetFieldValues(field {answer.fieldId})"
+        if answer.nvmlReturn == self._FIELD_UNKNOWN:
+            return NvmlNotSupported(f"{name}: not a field this driver knows")
+        if answer.nvmlReturn != 0:
+            return self._error(name, answer.nvmlReturn, f"NVML error {answer.nvmlReturn}")
+        member = _VALUE_MEMBERS.get(answer.valueType)
+        if member is None:
+            return NvmlError(f"{name}: a value of unknown type {answer.valueType}")
+        return int(getattr(answer.value, member))
+
+
+_VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
+"""`nvmlValueType_t` (NVML_VALUE_TYPE_DOUBLE ... _UNSIGNED_SHORT) -> the member of `c_nvmlValue_t` that holds it."""
+
 
 @dataclass(frozen=True)
 class NvmlFrame:
@@ -152,8 +201,10 @@ class RecordedNvml:
     """`NvmlApi` that replays recorded answers: for tests, and for looking at a GPU's recording without one.
 
     Each device answers with its last frame at or before the time since `init()` on `clock`; `available=False`
-    plays a host without NVML. `RecordedNvml.load` reads the JSON `{"devices": {"0": [frame, ...]}}`, each frame
-    an object of `NvmlFrame`'s fields."""
+    plays a host without NVML, `field_values=False` a driver without `nvmlDeviceGetFieldValues`, and
+    `averaged_power=False` a GPU before Ampere (or a GA100), whose power is instant and which has no averaged
+    power field. A device's UUID is `uuids[index]`, else one made of its index. `RecordedNvml.load` reads the
+    JSON `{"devices": {"0": [frame, ...]}}`, each frame an object of `NvmlFrame`'s fields."""
 
     def __init__(
         self,
@@ -161,6 +212,9 @@ class RecordedNvml:
         *,
         clock: Callable[[], float],
         available: bool = True,
+        field_values: bool = True,
+        averaged_power: bool = True,
+        uuids: Mapping[int, str] | None = None,
     ) -> None:
         for index, frames in devices.items():
             if not frames or list(frames) != sorted(frames, key=lambda frame: frame.time):
@@ -168,6 +222,14 @@ class RecordedNvml:
         self._devices = {index: list(frames) for index, frames in devices.items()}
         self._clock = clock
         self._available = available
+        self._field_values = field_values
+        self._fields = {
+            FIELD_TOTAL_ENERGY: "total_energy_millijoules",
+            FIELD_POWER_INSTANT: "power_milliwatts",
+            **({FIELD_POWER_AVERAGE: "power_milliwatts"} if averaged_power else {}),
+        }
+        self._uuids = {index: f"GPU-{index:08x}-0000-0000-0000-000000000000" for index in self._devices}
+        self._uuids.update(uuids or {})
         self._start: float | None = None
         self.calls: list[str] = []
         """The calls made, by name, in order (what a test checks that the sampler asked)."""
@@ -192,6 +254,11 @@ class RecordedNvml:
         if value is None:
             raise NvmlNotSupported(f"{name}: Not Supported")
         return value
+
+    def _field_value(self, frame: NvmlFrame, field: int) -> int | NvmlError:
+        name = self._fields.get(field)
+        value: int | None = None if name is None else getattr(frame, name)
+        return NvmlNotSupported(f"field {field}: Not Supported") if value is None else value
 
     def init(self) -> None:
         self.calls.append("init")
@@ -229,6 +296,19 @@ class RecordedNvml:
     def total_energy_millijoules(self, handle: object) -> int:
         return self._value(handle, "total_energy_millijoules")
 
+    def field_values(self, handle: object, fields: Sequence[int]) -> list[int | NvmlError]:
+        self.calls.append("field_values")
+        if not self._field_values:
+            raise NvmlNotSupported("nvmlDeviceGetFieldValues: Function Not Found")
+        frame = self._frame(handle)
+        return [self._field_value(frame, field) for field in fields]
+
+    def uuid(self, handle: object) -> str:
+        self.calls.append("uuid")
+        self._frame(handle)  # raises as NVML does when not initialized
+        assert isinstance(handle, int)
+        return self._uuids[handle]
+
 
 def gpu_devices_available(nvml: NvmlApi | None = None) -> list[int]:
     """The NVML indices of this host's GPUs; empty where there is no NVML (no driver, a CPU host)."""
@@ -248,18 +328,34 @@ def gpu_devices_available(nvml: NvmlApi | None = None) -> list[int]:
             pass
 
 
-class _Gpu:
-    """One GPU's state in the sampler: its handle, and where its energy starts."""
+_NEXT_POWER_FIELD = {FIELD_POWER_AVERAGE: FIELD_POWER_INSTANT, FIELD_POWER_INSTANT: None}
+"""Where a power field the GPU refuses leads: the averaged power (what `nvmlDeviceGetPowerUsage` returns from
+Ampere on), else the instant one (what it returns before), else the single call itself."""
 
-    def __init__(self, index: int, handle: object) -> None:
+
+class _Gpu:
+    """One GPU's state in the sampler: its handle, how its power and energy are read, and where its energy starts."""
+
+    def __init__(self, index: int, handle: object, *, batched: bool) -> None:
         self.source = f"gpu:{index}"
         self.handle = handle
+        self.power_field: int | None = FIELD_POWER_AVERAGE if batched else None
+        """The field power is read from in the batched call; None: its own call (`nvmlDeviceGetPowerUsage`)."""
+        self.energy_field = batched
+        """Whether the energy counter is read in the batched call (else in its own)."""
         self.energy_counter = True
         """False once the GPU said it has no total energy counter: energy is integrated from power then."""
         self.energy_base_mj: int | None = None
         self.integrated_joules = 0.0
         self.last_power: tuple[float, float] | None = None
         """(time, watts) of the last power reading, for the integration."""
+
+    def fields(self) -> list[int]:
+        """What the batched call asks for this tick."""
+        return [
+            *([self.power_field] if self.power_field is not None else []),
+            *([FIELD_TOTAL_ENERGY] if self.energy_field and self.energy_counter else []),
+        ]
 
 
 class NvmlSampler:
@@ -268,22 +364,40 @@ class NvmlSampler:
 
     Energy is NVML's total energy counter where the GPU has one (Volta and later), else power integrated over
     the sampling times (trapezoids; said once in `warnings()`): coarser, since power between two samples is
-    not seen. `devices` are NVML's indices, which follow PCI bus order and ignore `CUDA_VISIBLE_DEVICES`."""
+    not seen. `devices` are NVML's indices, which follow PCI bus order and ignore `CUDA_VISIBLE_DEVICES`
+    (`NvmlSampler.visible` takes that variable's entries instead).
+
+    Each tick costs three NVML calls per GPU: utilization, memory, and one `nvmlDeviceGetFieldValues` for power
+    and the energy counter together (NVML has no field for the other two). A figure the field call does not
+    give (an older driver, a GPU without that field) is read by its own call from then on, as with `batched=False`
+    (one call per figure: what `scripts/check_nvml.py` compares the cost against). Nothing costlier (process
+    lists, device names) is read per tick."""
 
     name = "nvml"
 
-    def __init__(self, devices: Sequence[int], *, nvml: NvmlApi | None = None) -> None:
+    def __init__(self, devices: Sequence[int], *, nvml: NvmlApi | None = None, batched: bool = True) -> None:
         if any(not isinstance(index, int) or isinstance(index, bool) or index < 0 for index in devices):
             raise ValueError(f"NvmlSampler: GPU indices are integers >= 0, not {list(devices)!r}")
-        self._devices = sorted(set(devices))
+        self._devices: Sequence[int | str] = sorted(set(devices))
         self._api = nvml if nvml is not None else Pynvml()
+        self._batched = batched
         self._gpus: list[_Gpu] | None = None
         """None until NVML is opened, at the first sample (so a sampler made and never run opens nothing)."""
         self._initialized = False
-        self._unavailable = False
         self._closed = False
         self._warnings: dict[str, None] = {}
         """Ordered and deduplicated: one line per kind of trouble, not one per tick."""
+
+    @classmethod
+    def visible(cls, entries: Sequence[str], *, nvml: NvmlApi | None = None, batched: bool = True) -> NvmlSampler:
+        """The GPUs `CUDA_VISIBLE_DEVICES` names by `entries` (its comma-separated items), found in NVML when it is
+        first opened. An ordinal is taken as NVML's index: CUDA's order is NVML's (PCI bus order) where
+        `CUDA_DEVICE_ORDER=PCI_BUS_ID` or the GPUs are all of one kind (CUDA puts the fastest first, ties in bus
+        order). A UUID (`GPU-...`, or a unique start of one, as CUDA takes it) is looked up among NVML's GPUs.
+        A MIG instance (`MIG-...`) is not sampled: NVML reports power and energy per GPU, not per instance."""
+        sampler = cls([], nvml=nvml, batched=batched)
+        sampler._devices = [entry.strip() for entry in entries if entry.strip()]
+        return sampler
 
     def _warn(self, line: str) -> None:
         self._warnings.setdefault(line, None)
@@ -295,16 +409,40 @@ class NvmlSampler:
         try:
             self._api.init()
         except NvmlError as error:
-            self._unavailable = True
             self._warn(f"nvml: no GPU readings, NVML is not available here ({error})")
             return self._gpus
         self._initialized = True
-        for index in self._devices:
+        for index in self._indices():
             try:
-                self._gpus.append(_Gpu(index, self._api.handle(index)))
+                self._gpus.append(_Gpu(index, self._api.handle(index), batched=self._batched))
             except NvmlError as error:
                 self._warn(f"gpu:{index}: no readings, NVML has no such GPU ({error})")
         return self._gpus
+
+    def _indices(self) -> list[int]:
+        """NVML's indices of the devices asked for (NVML is open)."""
+        indices: set[int] = set()
+        uuids: list[str] | None = None
+        for device in self._devices:
+            if isinstance(device, int) or device.isdigit():
+                indices.add(int(device))
+            elif device.upper().startswith("MIG-"):
+                self._warn(f"{device}: no readings of a MIG instance (NVML reports power and energy per GPU)")
+            elif device.upper().startswith("GPU-"):
+                try:
+                    if uuids is None:
+                        uuids = [self._api.uuid(self._api.handle(index)) for index in range(self._api.device_count())]
+                except NvmlError as error:
+                    self._warn(f"{device}: no readings, NVML could not list its GPUs' UUIDs ({error})")
+                    continue
+                found = [index for index, uuid in enumerate(uuids) if uuid.lower().startswith(device.lower())]
+                if len(found) == 1:
+                    indices.add(found[0])
+                else:
+                    self._warn(f"{device}: no readings, {'no' if not found else 'more than one'} GPU has that UUID")
+            else:
+                self._warn(f"{device}: no readings, not a GPU ordinal or UUID")
+        return sorted(indices)
 
     def sample(self, now: float) -> list[Reading]:
         if self._closed:
@@ -332,32 +470,75 @@ class NvmlSampler:
         memory = self._read(gpu, "memory used", api.memory_used_bytes)
         if memory is not None:
             readings.append(Reading(now, gpu.source, metrics.GPU_MEMORY_USED, float(memory)))
-        power_mw = self._read(gpu, "power", api.power_milliwatts)
+        power_mw, total_mj = self._power_and_energy(gpu)
         watts = None if power_mw is None else power_mw / 1000.0
         if watts is not None:
             readings.append(Reading(now, gpu.source, metrics.GPU_POWER, watts))
-        energy = self._energy(gpu, now, watts)
+        energy = self._energy(gpu, now, watts, total_mj)
         if energy is not None:
             readings.append(Reading(now, gpu.source, metrics.GPU_ENERGY, energy))
         return readings
 
-    def _energy(self, gpu: _Gpu, now: float, watts: float | None) -> float | None:
-        if gpu.energy_counter:
+    def _power_and_energy(self, gpu: _Gpu) -> tuple[int | None, int | None]:
+        """Power (mW) and the energy counter (mJ): None where not read. What the field call does not give is read
+        by its own call, this tick and after."""
+        answers: dict[int, int | NvmlError] = {}
+        fields = gpu.fields()
+        if fields:
             try:
-                total = self._api.total_energy_millijoules(gpu.handle)
+                answers = dict(zip(fields, self._api.field_values(gpu.handle, fields), strict=True))
             except NvmlNotSupported:
-                gpu.energy_counter = False
-                self._warn(
-                    f"{gpu.source}: no total energy counter (before Volta): energy is integrated from the sampled"
-                    " power, which misses what happens between samples"
-                )
+                gpu.power_field, gpu.energy_field = None, False  # a driver without the call: one call per figure
             except NvmlError as error:
-                self._warn(f"{gpu.source}: NVML failed to read energy, readings skipped ({error})")
+                self._warn(f"{gpu.source}: NVML failed to read power and energy, readings skipped ({error})")
+                return None, None
+        power = self._power(gpu, answers)
+        energy = self._energy_counter(gpu, answers)
+        return power, energy
+
+    def _power(self, gpu: _Gpu, answers: Mapping[int, int | NvmlError]) -> int | None:
+        field = gpu.power_field
+        answer = answers.get(field) if field is not None else None
+        if isinstance(answer, int):
+            return answer
+        if isinstance(answer, NvmlNotSupported) and field is not None:
+            gpu.power_field = _NEXT_POWER_FIELD[field]
+        elif isinstance(answer, NvmlError):
+            self._warn(f"{gpu.source}: NVML failed to read power, readings skipped ({answer})")
+            return None
+        return self._read(gpu, "power", self._api.power_milliwatts)
+
+    def _energy_counter(self, gpu: _Gpu, answers: Mapping[int, int | NvmlError]) -> int | None:
+        if not gpu.energy_counter:
+            return None
+        answer = answers.get(FIELD_TOTAL_ENERGY) if gpu.energy_field else None
+        if isinstance(answer, int):
+            return answer
+        if isinstance(answer, NvmlNotSupported):
+            gpu.energy_field = False
+        elif isinstance(answer, NvmlError):
+            self._warn(f"{gpu.source}: NVML failed to read energy, readings skipped ({answer})")
+            return None
+        try:
+            return self._api.total_energy_millijoules(gpu.handle)
+        except NvmlNotSupported:
+            gpu.energy_counter = False
+            self._warn(
+                f"{gpu.source}: no total energy counter (before Volta): energy is integrated from the sampled"
+                " power, which misses what happens between samples"
+            )
+        except NvmlError as error:
+            self._warn(f"{gpu.source}: NVML failed to read energy, readings skipped ({error})")
+        return None
+
+    def _energy(self, gpu: _Gpu, now: float, watts: float | None, total_mj: int | None) -> float | None:
+        """Joules since the first reading: the counter's, else the integral of the sampled power."""
+        if gpu.energy_counter:
+            if total_mj is None:
                 return None
-            else:
-                if gpu.energy_base_mj is None:
-                    gpu.energy_base_mj = total
-                return (total - gpu.energy_base_mj) / 1000.0
+            if gpu.energy_base_mj is None:
+                gpu.energy_base_mj = total_mj
+            return (total_mj - gpu.energy_base_mj) / 1000.0
         # The integration: a trapezoid between this power reading and the last one; no reading, no step.
         if watts is None:
             return None

@@ -7,23 +7,29 @@ header), keeps only the lines of the families it knows before parsing (the parse
 `mlperf_llm_sut.telemetry.metrics`' names.
 
 What maps, by server (every series of a family is summed: a vLLM server exposes one per `engine` and
-`model_name`, Triton one per `model` and `version`; a KV-cache fraction is averaged over them instead):
+`model_name`, Triton one per `model` and `version`, SGLang one per data-parallel rank; a KV-cache fraction is
+averaged over them instead):
 
 - `running_requests`: vLLM `vllm:num_requests_running`; TGI `tgi_batch_current_size`; TensorRT-LLM
-  `nv_trt_llm_request_metrics{request_type="scheduled"}`.
+  `nv_trt_llm_request_metrics{request_type="scheduled"}`; SGLang `sglang:num_running_reqs`.
 - `waiting_requests`: vLLM `vllm:num_requests_waiting`; TGI `tgi_queue_size`; TensorRT-LLM
-  `nv_trt_llm_request_metrics{request_type="waiting"}` (newer backends only).
+  `nv_trt_llm_request_metrics{request_type="waiting"}` (newer backends only); SGLang `sglang:num_queue_reqs`.
 - `kv_cache_usage`: vLLM `vllm:kv_cache_usage_perc`, else the older `vllm:gpu_cache_usage_perc`; TensorRT-LLM
-  `nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="used"}` over `{...="max"}`, else `{...="fraction"}`.
-- `preemptions_total`: vLLM `vllm:num_preemptions_total`.
+  `nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="used"}` over `{...="max"}`, else `{...="fraction"}`;
+  SGLang `sglang:token_usage`.
+- `preemptions_total`: vLLM `vllm:num_preemptions_total`; SGLang `sglang:num_retracted_requests_total`.
 - `prefix_cache_queries_total`, `prefix_cache_hits_total`: vLLM `vllm:prefix_cache_queries_total`,
-  `vllm:prefix_cache_hits_total`, else the older `vllm:gpu_prefix_cache_queries_total`, `..._hits_total`.
-- `prompt_tokens_total`: vLLM `vllm:prompt_tokens_total`; TGI `tgi_request_input_length_sum`.
-- `generation_tokens_total`: vLLM `vllm:generation_tokens_total`; TGI `tgi_request_generated_tokens_sum`.
+  `vllm:prefix_cache_hits_total`, else the older `vllm:gpu_prefix_cache_queries_total`, `..._hits_total`;
+  SGLang `sglang:prompt_tokens_total` and `sglang:cached_tokens_total`.
+- `prompt_tokens_total`: vLLM `vllm:prompt_tokens_total`; TGI `tgi_request_input_length_sum`; SGLang
+  `sglang:prompt_tokens_total`.
+- `generation_tokens_total`: vLLM `vllm:generation_tokens_total`; TGI `tgi_request_generated_tokens_sum`; SGLang
+  `sglang:generation_tokens_total`.
 
 Sources: vLLM `vllm/v1/metrics/loggers.py` (`PrometheusStatLogger`; the older names in its V0
 `vllm/engine/metrics.py` and the "Production Metrics" page of its docs); TGI `docs/source/reference/metrics.md`;
-the Triton TensorRT-LLM backend's `README.md`, "Triton Metrics".
+the Triton TensorRT-LLM backend's `README.md`, "Triton Metrics"; SGLang `python/sglang/srt/metrics/collector.py`
+(`SchedulerMetricsCollector`, `TokenizerMetricsCollector`) and `managers/scheduler_metrics_mixin.py`.
 
 Notes on the mapping:
 - vLLM's `*_perc` gauges are fractions (0-1) despite the name: "KV-cache usage. 1 means 100 percent usage."
@@ -40,6 +46,17 @@ Notes on the mapping:
   gauges, not cumulative, and `paused_requests` is a gauge, not a preemption count: none of them maps.
   `nv_inference_pending_request_count` counts requests in Triton's own scheduler, before they reach the
   backend's queue, so it is no waiting count of the engine's either.
+- SGLang (served with `--enable-metrics`): `token_usage` is the share of the KV pool's tokens held by requests
+  (tokens the radix cache keeps but could evict count as free, as vLLM's free cached blocks do). A retraction is
+  SGLang's preemption: a running request sent back to the queue when the pool runs out; the older
+  `sglang:num_retracted_reqs` gauge is the count since the last stats report, not a total, and is not read. The
+  token counters are per finished request (the tokenizer manager's, like TGI's): `prompt_tokens_total` is whole
+  prompts, cached prefixes included, so it is also the prefix cache's lookups and `cached_tokens_total` its hits;
+  SGLang creates `cached_tokens_total` at its first hit, so a page without it has no hit rate yet rather than
+  a zero one. `sglang:cache_hit_rate` is not read: it is the latest prefill batch's share, and each decode report
+  resets it to 0. Scheduler figures come from the first tensor-parallel rank of each attention group, one series
+  per data-parallel group, which add up; `--enable-metrics-for-all-schedulers` makes every rank export its
+  group's figures again, and those would be counted once per rank.
 
 Failures (no `/metrics`, 401/403, a timeout, an unreachable server, a page that does not parse or holds none of
 these families) give no readings and one line in `warnings()` per kind of failure, never an exception; readings
@@ -143,34 +160,44 @@ RULES: dict[str, tuple[_Rule, ...]] = {
         _Sum(_Series("vllm:num_requests_running")),
         _Sum(_Series("tgi_batch_current_size")),
         _Sum(_trt_requests("scheduled")),
+        _Sum(_Series("sglang:num_running_reqs")),
     ),
     metrics.WAITING: (
         _Sum(_Series("vllm:num_requests_waiting")),
         _Sum(_Series("tgi_queue_size")),
         _Sum(_trt_requests("waiting")),
+        _Sum(_Series("sglang:num_queue_reqs")),
     ),
     metrics.KV_CACHE_USAGE: (
         _Mean(_Series("vllm:kv_cache_usage_perc")),
         _Mean(_Series("vllm:gpu_cache_usage_perc")),
         _Ratio(_trt_kv("used"), _trt_kv("max")),
         _Mean(_trt_kv("fraction")),
+        _Mean(_Series("sglang:token_usage")),
     ),
-    metrics.PREEMPTIONS: (_Sum(_Series("vllm:num_preemptions_total")),),
+    metrics.PREEMPTIONS: (
+        _Sum(_Series("vllm:num_preemptions_total")),
+        _Sum(_Series("sglang:num_retracted_requests_total")),
+    ),
     metrics.PREFIX_CACHE_QUERIES: (
         _Sum(_Series("vllm:prefix_cache_queries_total")),
         _Sum(_Series("vllm:gpu_prefix_cache_queries_total")),
+        _Sum(_Series("sglang:prompt_tokens_total")),
     ),
     metrics.PREFIX_CACHE_HITS: (
         _Sum(_Series("vllm:prefix_cache_hits_total")),
         _Sum(_Series("vllm:gpu_prefix_cache_hits_total")),
+        _Sum(_Series("sglang:cached_tokens_total")),
     ),
     metrics.PROMPT_TOKENS: (
         _Sum(_Series("vllm:prompt_tokens_total")),
         _Sum(_Series("tgi_request_input_length_sum")),
+        _Sum(_Series("sglang:prompt_tokens_total")),
     ),
     metrics.GENERATION_TOKENS: (
         _Sum(_Series("vllm:generation_tokens_total")),
         _Sum(_Series("tgi_request_generated_tokens_sum")),
+        _Sum(_Series("sglang:generation_tokens_total")),
     ),
 }
 """For each canonical name, where to read it: the first rule the page has wins."""
@@ -259,7 +286,7 @@ class PrometheusSampler:
             self._failed(now, self._why(exc))
             return []
         if not figures:
-            self._failed(now, "its answer holds no vLLM, TGI or TensorRT-LLM metric this harness reads")
+            self._failed(now, "its answer holds no vLLM, TGI, TensorRT-LLM or SGLang metric this harness reads")
             return []
         self._in_a_row, self._next_try = 0, -math.inf
         return [Reading(now, self.source, metric, value) for metric, value in figures.items()]
