@@ -315,6 +315,13 @@ def _remote_options(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: the server's token ids where it sends them, else its text re-tokenized; text: always re-tokenize",
     )
+    rem.add_argument(
+        "--client-processes",
+        type=int,
+        metavar="N",
+        help="worker processes that read the servers' streams, each serving whole endpoints (default: one per "
+        "endpoint, up to the cores less one); 0: in the harness's own process",
+    )
 
 
 def _generation_options(p: argparse.ArgumentParser) -> None:
@@ -361,6 +368,7 @@ REMOTE_FLAGS = (
     "probe_interval",
     "down_timeout",
     "output_ids",
+    "client_processes",
 )
 
 

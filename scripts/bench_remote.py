@@ -3,9 +3,10 @@
 Starts N vLLM OpenAI servers on 127.0.0.1 (`sut.local_servers`, each on its own
 share of the host, as N in-process replicas would be), then runs Offline and
 Server once against N in-process replicas and once against the servers. Prints
-tokens/s, TTFT and TPOT as LoadGen measured them, and the harness process's own
-CPU time per sample during the test (the client's cost: HTTP, SSE parsing,
-LoadGen calls; the engines' and servers' CPU is not in it); writes JSON and a PNG. Defaults: the embedded tiny
+tokens/s, TTFT and TPOT as LoadGen measured them, and the harness's CPU time per
+sample during the test: its own process (LoadGen, the scenario driver), and for
+the servers its client worker processes too (HTTP, SSE parsing); the engines' and
+servers' CPU is not in it. Writes JSON and a PNG. Defaults: the embedded tiny
 model on this host's CPU cores.
 
     python scripts/bench_remote.py [--replicas 2] [--qps 10] [--queries 600] [--base-port 18300]
@@ -44,7 +45,9 @@ def measure(args: argparse.Namespace, sut: str, scenario: str, urls: list[str], 
         options |= {"replicas": args.replicas}
     report = run(build_config(**options), console=console)
     result, samples = report.result, report.record.samples.issued
-    cpu = report.record.harness_cpu_seconds
+    cpu = report.record.harness_cpu_seconds or 0.0
+    if sut == "remote":  # the HTTP clients' own processes (an in-process replica's engine worker is not the harness)
+        cpu += report.record.worker_cpu_seconds or 0.0
     return {
         "sut": sut,
         "scenario": scenario,

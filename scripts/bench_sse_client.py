@@ -7,8 +7,12 @@ requests at the same Poisson rate, each exactly `--tokens` output tokens long
 `--random-output-len`). The figure is each client process's CPU time over its
 timed window, divided by the tokens streamed and by the requests answered:
 
-* ours: `harness_cpu_seconds` from run.json, the LoadGen test window of the
-  harness process (LoadGen, the scenario driver, the replica's event loop);
+* ours, twice: with the replica's HTTP client in a client worker process (the
+  default) and in the LoadGen process (`--client-processes 0`):
+  `harness_cpu_seconds` from run.json (the LoadGen process over the test window:
+  LoadGen, the scenario driver, and the client too when it runs there) and
+  `worker_cpu_seconds` (the client worker's), with LoadGen's TTFT and the
+  first-token hop from the worker to LoadGen;
 * vLLM's: `vllm.benchmarks.serve` run in-process here, its process CPU time
   from the first Poisson request to the end of its traffic (before its own
   metrics, which may re-tokenize every output).
@@ -39,7 +43,9 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ROOT = Path(__file__).resolve().parent.parent
-CLIENTS = ("ours", "vllm bench serve")
+OURS = {"ours, client worker": 1, "ours, in the LoadGen process": 0}
+"""Our two ways, by their `client_processes`."""
+CLIENTS = (*OURS, "vllm bench serve")
 SERVED = "tiny"
 
 
@@ -53,7 +59,7 @@ def ours(args: argparse.Namespace) -> dict[str, Any]:
     config = build_config(
         scenario="Server",
         sut="remote",
-        remote={"endpoints": [args.url], "served_model_name": SERVED},
+        remote={"endpoints": [args.url], "served_model_name": SERVED, "client_processes": args.client_processes},
         target_qps=args.qps,
         min_query_count=args.requests,
         total_sample_count=args.requests,
@@ -63,11 +69,15 @@ def ours(args: argparse.Namespace) -> dict[str, Any]:
     )
     report = run(config, console=Console(quiet=True))
     record = report.record
+    (replica,) = record.replicas
     return {
         "cpu_seconds": record.harness_cpu_seconds,
+        "worker_cpu_seconds": record.worker_cpu_seconds,
         "requests": record.samples.completed,
         "failed": record.samples.failed,
-        "tokens": sum(replica.output_tokens for replica in record.replicas),
+        "tokens": replica.output_tokens,
+        "ttft_ms": record.result.ttft_ms if record.result else None,
+        "first_token_hop_ms": replica.details.get("first_token_hop_ms"),
     }
 
 
@@ -130,7 +140,9 @@ def vllm_bench(args: argparse.Namespace) -> dict[str, Any]:
 
 # -- the parent: server, repeats, table -------------------------------------------------------------------------
 def measure(client: str, args: argparse.Namespace, url: str, work: Path, profile: str | None = None) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--as", client, "--url", url, "--work", str(work)]
+    role = "ours" if client in OURS else client
+    command = [sys.executable, __file__, "--as", role, "--url", url, "--work", str(work)]
+    command += ["--client-processes", str(OURS.get(client, 0))]
     command += ["--requests", str(args.requests), "--qps", str(args.qps), "--tokens", str(args.tokens)]
     command += ["--input-len", str(args.input_len), "--model", args.model]
     if profile:
@@ -143,8 +155,10 @@ def measure(client: str, args: argparse.Namespace, url: str, work: Path, profile
     if done.returncode != 0 or not lines:
         raise SystemExit(f"the {client} client failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
-    result["us_per_token"] = result["cpu_seconds"] / result["tokens"] * 1e6
-    result["us_per_request"] = result["cpu_seconds"] / result["requests"] * 1e6
+    total = result["cpu_seconds"] + (result.get("worker_cpu_seconds") or 0.0)
+    result["loadgen_us_per_token"] = result["cpu_seconds"] / result["tokens"] * 1e6
+    result["us_per_token"] = total / result["tokens"] * 1e6
+    result["us_per_request"] = total / result["requests"] * 1e6
     return result
 
 
@@ -170,7 +184,8 @@ def main() -> None:
     parser.add_argument("--profile", help="run ours once with its event-loop thread under cProfile, stats here")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_sse_client.json")
     # For the child processes.
-    parser.add_argument("--as", dest="role", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--as", dest="role", choices=("ours", "vllm bench serve"), help=argparse.SUPPRESS)
+    parser.add_argument("--client-processes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--input-len", type=int, default=0, help=argparse.SUPPRESS)
@@ -199,7 +214,7 @@ def main() -> None:
         ) as servers:
             url = servers.urls[0]
             if args.profile:
-                result = measure("ours", args, url, Path(work), profile=args.profile)
+                result = measure("ours, in the LoadGen process", args, url, Path(work), profile=args.profile)
                 console.print(f"ours: {result['us_per_token']:.1f} µs a token; profile in {args.profile}")
                 return
             for repeat in range(args.repeats):
@@ -207,30 +222,40 @@ def main() -> None:
                     result = measure(client, args, url, Path(work))
                     runs[client].append(result)
                     console.print(
-                        f"{client} #{repeat + 1}: {result['us_per_token']:.1f} µs a token, "
+                        f"{client} #{repeat + 1}: {result['us_per_token']:.1f} µs a token "
+                        f"({result['loadgen_us_per_token']:.1f} in the LoadGen process), "
                         f"{result['us_per_request']:,.0f} µs a request ({result['requests']} answered)"
                     )
-    summary = {
-        client: {
-            "us_per_token": statistics.median(r["us_per_token"] for r in results),
-            "us_per_request": statistics.median(r["us_per_request"] for r in results),
-            "failed": sum(r["failed"] for r in results),
-        }
-        for client, results in runs.items()
-    }
+    summary = {client: _median_row(results) for client, results in runs.items()}
     table = Table(
         title=f"client CPU, {args.requests} streamed requests x {args.tokens} tokens at {args.qps:g} QPS, "
         f"one vLLM server (core {args.server_core}), client on core {args.client_core}",
         title_justify="left",
         caption=f"median of {args.repeats}",
     )
-    for column in ("client", "CPU per token", "CPU per request", "failed"):
+    columns = (
+        "client",
+        "CPU per token",
+        "of it in LoadGen's process",
+        "CPU per request",
+        "TTFT p50 / p99",
+        "hop p50 / p99",
+    )
+    for column in (*columns, "failed"):
         table.add_column(column, justify="left" if column == "client" else "right")
     for client, row in summary.items():
-        table.add_row(client, f"{row['us_per_token']:.1f} µs", f"{row['us_per_request']:,.0f} µs", str(row["failed"]))
-    ratio = summary["vllm bench serve"]["us_per_token"] / summary["ours"]["us_per_token"]
+        table.add_row(
+            client,
+            f"{row['us_per_token']:.1f} µs",
+            f"{row['loadgen_us_per_token']:.1f} µs",
+            f"{row['us_per_request']:,.0f} µs",
+            _pair(row.get("ttft_p50_ms"), row.get("ttft_p99_ms")),
+            _pair(row.get("hop_p50_ms"), row.get("hop_p99_ms")),
+            str(row["failed"]),
+        )
+    ratio = summary["vllm bench serve"]["us_per_token"] / summary["ours, client worker"]["us_per_token"]
     console.print(table)
-    console.print(f"ours is {ratio:.2f}x cheaper a token than vllm bench serve")
+    console.print(f"ours (client worker) is {ratio:.2f}x cheaper a token than vllm bench serve, all processes counted")
     record = {
         "requests": args.requests,
         "qps": args.qps,
@@ -246,13 +271,39 @@ def main() -> None:
     console.print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 
+def _median_row(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The medians of one client's repeats (latencies only where the client reports them)."""
+    row: dict[str, Any] = {
+        key: statistics.median(r[key] for r in results)
+        for key in ("us_per_token", "loadgen_us_per_token", "us_per_request")
+    }
+    row["failed"] = sum(r["failed"] for r in results)
+    for name, key, field in (
+        ("ttft", "ttft_ms", "p50"),
+        ("ttft", "ttft_ms", "p99"),
+        ("hop", "first_token_hop_ms", "p50"),
+        ("hop", "first_token_hop_ms", "p99"),
+    ):
+        values = [r[key][field] for r in results if r.get(key)]
+        if values:
+            row[f"{name}_{field}_ms"] = statistics.median(values)
+    return row
+
+
+def _pair(first: float | None, second: float | None) -> str:
+    return f"{first:.2f} / {second:.2f} ms" if first is not None and second is not None else "-"
+
+
 def plot(summary: dict[str, dict[str, float]], path: Path) -> None:
     from scripts.plots import horizontal_bars
 
     horizontal_bars(
         path,
         list(summary),
-        {"CPU per streamed token": [row["us_per_token"] for row in summary.values()]},
+        {
+            "CPU per streamed token, all processes": [row["us_per_token"] for row in summary.values()],
+            "in the LoadGen process": [row["loadgen_us_per_token"] for row in summary.values()],
+        },
         "%.1f µs",
         xlabel="µs of client CPU per token (lower is better)",
         title="streaming client cost",

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scenarios.requests import ResultSink
+from sut.client_replica import ClientProcess, ClientReplica
+from sut.client_worker import ClientReplicaSpec, ClientSpec
 from sut.dispatch import Dispatcher
 from sut.engine_config import EngineConfig
 from sut.engine_logs import route_vllm_logs
@@ -157,13 +159,48 @@ def _engines(
 
 
 def remote_servers(config: ServersConfig, sink: ResultSink) -> ReplicaGroup:
-    """One `RemoteReplica` per endpoint."""
+    """One replica per endpoint: its HTTP client in a client worker process (`sut.client_replica`), the endpoints
+    dealt round-robin over `remote.client_process_count()` of them; or, with none, a `RemoteReplica` in this
+    process."""
+    remote = config.remote
+    # One count of failed attempts per sample for all endpoints: the retries hold for the whole run.
+    budget = AttemptBudget()
+    count = len(remote.endpoints)
+    processes = remote.client_process_count()
+    if processes == 0:
+        return _group(
+            _in_process(config, budget), count, sink, remote.max_in_flight, config.dispatch, config.work_stealing
+        )
+    workers = [
+        ClientProcess(
+            ClientSpec(
+                name=f"client-{index}",
+                replicas=[
+                    ClientReplicaSpec(slot, f"replica-{slot}", remote.endpoints[slot])
+                    for slot in range(index, count, processes)
+                ],
+                remote=remote,
+                tokenizer=config.tokenizer,
+                generation=config.generation,
+                max_new_tokens=config.generation.max_new_tokens,
+            )
+        )
+        for index in range(processes)
+    ]
+
+    def endpoint(slot: int, replica_sink: ResultSink) -> Member:
+        return ClientReplica(
+            f"replica-{slot}", slot, remote.endpoints[slot], remote, workers[slot % processes], replica_sink, budget
+        )
+
+    return _group(endpoint, count, sink, remote.max_in_flight, config.dispatch, config.work_stealing)
+
+
+def _in_process(config: ServersConfig, budget: AttemptBudget) -> Callable[[int, ResultSink], Member]:
     from sut.apis import build_api
 
     remote = config.remote
     retokenizer = Retokenizer(config.tokenizer)
-    # One count of failed attempts per sample for all endpoints: the retries hold for the whole run.
-    budget = AttemptBudget()
 
     def endpoint(slot: int, replica_sink: ResultSink) -> Member:
         api = build_api(
@@ -184,7 +221,7 @@ def remote_servers(config: ServersConfig, sink: ResultSink) -> ReplicaGroup:
             budget,
         )
 
-    return _group(endpoint, len(remote.endpoints), sink, remote.max_in_flight, config.dispatch, config.work_stealing)
+    return endpoint
 
 
 def _group(

@@ -17,9 +17,7 @@ import multiprocessing.forkserver
 import os
 import signal
 import threading
-import time
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
@@ -33,6 +31,7 @@ from scenarios.requests import GenerationRequest, ResultSink
 from sut import engine_worker
 from sut.engine_logs import memory_hint
 from sut.engine_worker import WorkerSpec
+from sut.held_requests import HeldRequests
 from sut.replica import GiveBack, ReplicaStats
 from sut.worker_protocol import (
     Died,
@@ -95,11 +94,15 @@ class ProcessLink:
 
     def launch(self, spec: WorkerSpec) -> None:
         preloaded = spec.placement.devices == ["cpu"] and spec.engine_factory is None
-        context = worker_forkserver() if preloaded else multiprocessing.get_context("spawn")
-        self._conn, theirs = context.Pipe()
         # A forked worker would otherwise live in the forkserver's environment, as it was when that started.
         inherited = engine_worker.Inherited(environ=dict(os.environ), cwd=os.getcwd())
-        process = context.Process(target=engine_worker.main, args=(theirs, spec, inherited), name=f"{spec.name}-worker")
+        self.start(engine_worker.main, (spec, inherited), name=f"{spec.name}-worker", spawn=not preloaded)
+
+    def start(self, main: Callable[..., None], args: tuple[Any, ...], *, name: str, spawn: bool) -> None:
+        """Start `main(connection, *args)` in a new process: spawned, or forked from `worker_forkserver`."""
+        context = multiprocessing.get_context("spawn") if spawn else worker_forkserver()
+        self._conn, theirs = context.Pipe()
+        process = context.Process(target=main, args=(theirs, *args), name=name)
         process.start()
         self._process = process
         theirs.close()
@@ -117,18 +120,20 @@ class ProcessLink:
             if isinstance(message, StartFailed):
                 return message.reason
         self._process.join(5)
-        return f"its worker process exited with code {self._process.exitcode} before the engine was up"
+        return f"its worker process exited with code {self._process.exitcode} before it was up"
 
-    def send(self, message: ToWorker) -> None:
+    def send(self, message: Any) -> None:
+        """`message`: a `ToWorker` for an engine worker."""
         assert self._conn is not None
         self._conn.send(message)
 
-    def receive(self) -> FromWorker | None:
+    def receive(self) -> Any:
+        """The worker's next message (a `FromWorker` of an engine worker); None once it is gone."""
         assert self._conn is not None and self._process is not None
         if self._conn not in wait([self._conn, self._process.sentinel]):
             return None
         try:
-            message: FromWorker = self._conn.recv()
+            message = self._conn.recv()
         except (EOFError, OSError):
             return None
         return message
@@ -174,18 +179,14 @@ class EngineReplica:
         self._sink = sink
         self._link = link or ProcessLink()
         self._launched = False
-        self._lock = threading.Lock()
+        self._stats = ReplicaStats(name=spec.name, devices=list(spec.placement.devices))
+        self._held = HeldRequests(self._stats)
+        self._lock = self._held.lock
         """Guards the link's sending end and the request table."""
-        self._held: dict[int, tuple[GenerationRequest, bool]] = {}
-        """Requests the worker has, and whether their first token went out."""
-        self._giving_back: deque[GiveBack] = deque()
-        """Who waits for each `Withdraw` sent, in order: the worker answers each, in order."""
         self._dead: str | None = None
         self._receiver: threading.Thread | None = None
         self._warmed = threading.Event()
-        self._busy_since: float | None = None
         self._stopping = False
-        self._stats = ReplicaStats(name=spec.name, devices=list(spec.placement.devices))
         self.pid: int | None = None
         self.engine_metrics: EngineMetrics | None = None
         """The latest of what its engine's stat logger saw (None until its engine first steps)."""
@@ -256,10 +257,7 @@ class EngineReplica:
         with self._lock:
             dead, stopping = self._dead, self._stopping
             if dead is None and not stopping:
-                if not self._held:
-                    self._busy_since = time.perf_counter()
-                for request in requests:
-                    self._held[request.response_id] = (request, False)
+                self._held.hold(requests)
                 try:
                     # In slices, so the worker starts on the first while the rest are packed and sent.
                     for start in range(0, len(requests), SUBMIT_SLICE):
@@ -275,12 +273,12 @@ class EngineReplica:
     def withdraw(self, count: int, give_back: GiveBack) -> None:
         with self._lock:
             if self._dead is None and not self._stopping:
-                self._giving_back.append(give_back)
+                self._held.await_give_back(give_back)
                 try:
                     self._send_locked(Withdraw(count))
                     return
                 except OSError:
-                    self._giving_back.pop()
+                    self._held.forget_give_back()
         give_back([])
 
     def stop(self) -> None:
@@ -300,11 +298,9 @@ class EngineReplica:
         if self._receiver is not None:
             self._receiver.join()
         self._warmed.set()  # a warm-up waiting for its end ends with the worker
-        with self._lock:
-            leftover = [request for request, _ in self._held.values()]
-            self._held.clear()
-        self._answer_withdrawals()
-        self._fail(leftover, "the replica was stopped")
+        started, unstarted = self._held.take_all()
+        self._held.answer_withdrawals()
+        self._fail(started + unstarted, "the replica was stopped")
         self._launched = False
 
     def stats(self) -> ReplicaStats:
@@ -327,7 +323,7 @@ class EngineReplica:
             if isinstance(message, Step):
                 self._on_step(message)
             elif isinstance(message, Withdrawn):
-                self._on_withdrawn(message)
+                self._held.given_back(message.unpack())
             elif isinstance(message, Warmed):
                 self._warmed.set()
             elif isinstance(message, EngineMetrics):
@@ -339,44 +335,7 @@ class EngineReplica:
             self._on_death(f"{self.name} failed: {self._link.exit_reason()}")
 
     def _on_step(self, step: Step) -> None:
-        first: list[tuple[GenerationRequest, int]] = []
-        done: list[tuple[GenerationRequest, Any]] = []
-        failed: dict[str, list[GenerationRequest]] = {}
-        with self._lock:
-            # A request missing here was already answered for (the replica was stopped).
-            for response_id, token in step.first():
-                if response_id in self._held:
-                    request = self._held[response_id][0]
-                    self._held[response_id] = (request, True)
-                    first.append((request, token))
-            for response_id, tokens in step.done():
-                if response_id in self._held:
-                    done.append((self._held.pop(response_id)[0], tokens))
-            for response_id, reason in step.failed:
-                if response_id in self._held:
-                    failed.setdefault(reason, []).append(self._held.pop(response_id)[0])
-            self._account(done)
-        for request, token in first:
-            self._sink.first_token(request, token)
-        if done:
-            self._sink.completed(done)
-        for reason, requests in failed.items():
-            self._fail(requests, reason)
-
-    def _on_withdrawn(self, withdrawn: Withdrawn) -> None:
-        with self._lock:
-            give_back = self._giving_back.popleft()
-            # One missing here was already answered for (the replica was stopped).
-            requests = [self._held.pop(i)[0] for i in withdrawn.unpack() if i in self._held]
-            self._account([])
-        give_back(requests)
-
-    def _account(self, done: list[tuple[GenerationRequest, Any]]) -> None:
-        self._stats.samples += len(done)
-        self._stats.output_tokens += sum(len(tokens) for _, tokens in done)
-        if not self._held and self._busy_since is not None:
-            self._stats.busy_seconds += time.perf_counter() - self._busy_since
-            self._busy_since = None
+        self._held.step(step).to(self._sink, self._fail)
 
     def _on_death(self, reason: str) -> None:
         """A stream whose first token LoadGen has seen cannot move; everything else can."""
@@ -384,24 +343,14 @@ class EngineReplica:
             if self._dead is not None:
                 return
             self._dead = reason
-            held = list(self._held.values())
-            self._held.clear()
+        started, unstarted = self._held.take_all()
         self._warmed.set()
         self._kill()
-        self._answer_withdrawals()
-        self._fail([request for request, started in held if started], reason)
-        self._sink.replica_failed([request for request, started in held if not started], reason)
+        self._held.answer_withdrawals()
+        self._fail(started, reason)
+        self._sink.replica_failed(unstarted, reason)
 
     # -- helpers ----------------------------------------------------------------------------------------
-    def _answer_withdrawals(self) -> None:
-        """A worker that is gone answers no `Withdraw`: each waiting caller hears "none" (what it held is
-        failed or handed on with the rest)."""
-        with self._lock:
-            waiting = list(self._giving_back)
-            self._giving_back.clear()
-        for give_back in waiting:
-            give_back([])
-
     def _fail(self, requests: list[GenerationRequest], reason: str) -> None:
         if requests:
             self._stats.failed += len(requests)

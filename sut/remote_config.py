@@ -54,6 +54,16 @@ class RemoteConfig:
     out as stuck, even if its health check answers."""
     output_ids: str = "auto"
     """`auto`: the server's token ids where it returns them, else the text re-tokenized; `text`: always re-tokenize."""
+    client_processes: int | None = None
+    """Worker processes the replicas' HTTP clients run in, each serving whole endpoints (`sut.client_worker`);
+    None: one per endpoint, as many as the host's cores less one allow (at least one); 0: in the harness's own
+    process, beside LoadGen (for comparison: one interpreter then reads every streamed token)."""
+
+    def client_process_count(self) -> int:
+        """How many client worker processes the run starts."""
+        if self.client_processes is not None:
+            return self.client_processes
+        return min(len(self.endpoints), max(1, len(os.sched_getaffinity(0)) - 1))
 
     def check(self) -> None:
         """Every mistake in the remote settings, as one clear error, before anything connects."""
@@ -111,6 +121,11 @@ class RemoteConfig:
                 raise HarnessError(f"{name} must be positive.")
         if self.retries < 0:
             raise HarnessError(f"{setting('retries')} must be 0 or more.")
+        if self.client_processes is not None and not 0 <= self.client_processes <= len(self.endpoints):
+            raise HarnessError(
+                f"{setting('client_processes')} {self.client_processes}: give 0 (clients in the harness's own "
+                f"process) to {len(self.endpoints)} (one per endpoint): each client process serves whole endpoints."
+            )
         self.bearer_token()
 
     def check_generation(self, generation: GenerationConfig) -> None:

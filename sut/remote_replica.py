@@ -82,9 +82,16 @@ class RemoteStats(ReplicaStats):
     ejections: int = 0
     text_outputs: int = 0
     """Answers whose ids were re-tokenized from text."""
+    client_process: str | None = None
+    """The client worker process its HTTP client ran in (`sut.client_worker`); None: the harness's own."""
+    first_token_hop_ms: dict[str, float] = field(default_factory=dict)
+    """p50, p99 and max of the time from a first token's bytes in the client worker to LoadGen being told."""
 
     def details(self) -> dict[str, object]:
+        hop = {"first_token_hop_ms": self.first_token_hop_ms} if self.first_token_hop_ms else {}
         return {
+            "client_process": self.client_process,
+            **hop,
             "endpoint": self.endpoint,
             "errors": dict(sorted(self.errors.items())),
             "first_errors": dict(sorted(self.first_errors.items())),
@@ -123,6 +130,54 @@ class AttemptBudget:
         with self._lock:
             self._failed.pop(response_id, None)
 
+    def hand_over(self, response_ids: Sequence[int]) -> dict[int, int]:
+        """The counts of samples that leave for another process's replicas (which take their counts along);
+        forgotten here."""
+        with self._lock:
+            counts = {i: n for i in response_ids if (n := self._failed.pop(i, 0))}
+        return counts
+
+    def take_over(self, counts: dict[int, int]) -> None:
+        """The counts of samples that arrive from another process's replicas."""
+        with self._lock:
+            self._failed.update(counts)
+
+
+class LoopThread:
+    """One event loop on a thread of its own, shared by the replicas that use it (those of one client worker
+    process, or one replica alone): it runs from the first `acquire` to the last `release`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        # Each streamed event wakes the loop; uvloop's wake-up costs about a third less CPU than asyncio's
+        # (scripts/bench_sse_client.py), and the wake-ups are most of what a stream costs the client.
+        self.loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._users = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self.loop.is_closed():
+                raise RuntimeError("the event loop was closed")
+            self._users += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self.loop.run_forever, name=f"{self.name}-loop", daemon=True)
+                self._thread.start()
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users or self._thread is None:
+                return
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join()
+            self._thread = None
+            # What was submitted or withdrawn while it stopped waits as callbacks: run them, so each request is
+            # failed or given back rather than lost with the loop.
+            self.loop.run_until_complete(asyncio.sleep(0))
+            self.loop.close()
+
 
 class RemoteReplica:
     """One endpoint, seen from the harness."""
@@ -137,7 +192,9 @@ class RemoteReplica:
         max_new_tokens: int,
         sink: ResultSink,
         budget: AttemptBudget | None = None,
+        loop: LoopThread | None = None,
     ) -> None:
+        """`loop`: the event loop it shares with other replicas (a client worker's); None: one of its own."""
         self.name = name
         self.endpoint = endpoint.rstrip("/")
         self.api = api
@@ -145,10 +202,9 @@ class RemoteReplica:
         self._retokenizer = retokenizer
         self._max_new_tokens = max_new_tokens
         self._sink = sink
-        # Each streamed event wakes the loop; uvloop's wake-up costs about a third less CPU than asyncio's
-        # (scripts/bench_sse_client.py), and the wake-ups are most of what a stream costs the client.
-        self._loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-        self._thread: threading.Thread | None = None
+        self._runner = loop or LoopThread(name)
+        self._loop = self._runner.loop
+        self._running = False
         self._life = threading.Lock()
         """Orders start and stop when they run on different threads (a stop signal during start-up)."""
         self._stopped = False
@@ -190,8 +246,8 @@ class RemoteReplica:
         with self._life:
             if self._stopped:
                 raise HarnessError(f"{self.where} was stopped before it started")
-            self._thread = threading.Thread(target=self._loop.run_forever, name=f"{self.name}-loop", daemon=True)
-            self._thread.start()
+            self._runner.acquire()
+            self._running = True
         try:
             self._run(self._open())
         except BaseException:
@@ -212,9 +268,17 @@ class RemoteReplica:
             raise HarnessError(f"{self.where}: {what}.{hint}") from None
 
     def submit(self, requests: Sequence[GenerationRequest]) -> None:
+        self._take(requests, offer=True)
+
+    def keep(self, requests: Sequence[GenerationRequest]) -> None:
+        """Take requests it offered back when it went out and that had nowhere else to go (`ResultSink.replica_down`
+        answered across processes): it holds them until it is back, without offering them again."""
+        self._take(requests, offer=False)
+
+    def _take(self, requests: Sequence[GenerationRequest], *, offer: bool) -> None:
         if requests:
             try:
-                self._loop.call_soon_threadsafe(self._accept, list(requests))
+                self._loop.call_soon_threadsafe(self._accept, list(requests), offer)
             except RuntimeError:  # the loop is closed: the replica was stopped
                 self._sink.failed(list(requests), f"{self.name} was stopped")
 
@@ -230,22 +294,16 @@ class RemoteReplica:
         cancelled."""
         with self._life:
             self._stopped = True
-            if self._thread is None:
+            if not self._running:
                 return
+            self._running = False
             for future in list(self._waiting):
                 future.cancel()
-            if self._loop.is_running():
-                try:
-                    self._run(self._close(), timeout=STOP_SECONDS)
-                except (TimeoutError, RuntimeError):
-                    pass  # a stuck close still must not keep the harness from finishing
-                self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._thread = None
-            # What was submitted or withdrawn while it stopped waits as callbacks: run them, so each request is
-            # failed or given back rather than lost with the loop.
-            self._loop.run_until_complete(asyncio.sleep(0))
-            self._loop.close()
+            try:
+                self._run(self._close(), timeout=STOP_SECONDS)
+            except (TimeoutError, RuntimeError, concurrent.futures.CancelledError):
+                pass  # a stuck close still must not keep the harness from finishing
+            self._runner.release()
 
     def stats(self) -> RemoteStats:
         return self._stats
@@ -255,13 +313,13 @@ class RemoteReplica:
         return {}
 
     # -- on the loop: requests in and out --------------------------------------------------------------
-    def _accept(self, requests: list[GenerationRequest]) -> None:
+    def _accept(self, requests: list[GenerationRequest], offer: bool) -> None:
         if self._health.failure is not None or self._closing:
             self._sink.replica_failed(requests, self._health.failure or f"{self.name} was stopped")
             return
         if self._probe_prompt is None and requests:
             self._probe_prompt = list(requests[0].prompt)
-        if not self._health.is_up:
+        if not self._health.is_up and offer:
             # Sent while this replica was out: every replica is out, or this one just left.
             requests = list(self._sink.replica_down(requests, self._health.out_reason))
         self._queue.extend(self._keep(requests))
@@ -504,35 +562,12 @@ class RemoteReplica:
             task.cancel()
 
     # -- start and stop -------------------------------------------------------------------------------
-    def _credentials(self) -> tuple[ssl.SSLContext, str | None, dict[str, Any]]:
-        """The TLS context, the bearer token, and the settings every httpx client of this endpoint is made with."""
-        verify = self.settings.tls_verify()
-        token = self.settings.bearer_token()
-        # user:password in the URL is Basic auth, which httpx would send instead of the bearer token.
-        parts = httpx.URL(self.endpoint)
-        basic = httpx.BasicAuth(parts.username, parts.password) if parts.username and not token else None
-        # One TLS context for every connection: each new one reads the CA store again.
-        tls = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
-        options: dict[str, Any] = {
-            "base_url": redact_url(self.endpoint),
-            "auth": basic,
-            "headers": {"Authorization": f"Bearer {token}"} if token else None,
-            "verify": tls,
-            # The harness measures the server, so it connects to it directly, as the generation pool does.
-            "trust_env": False,
-        }
-        return tls, token, options
-
     def samplers(self) -> list[Sampler]:
-        """The server's own metrics, from its Prometheus `/metrics` at the endpoint's root (vLLM's, TGI's,
-        Triton's), read with the run's TLS settings and credentials."""
-        _, _, options = self._credentials()
-        metrics_url = httpx.URL(redact_url(self.endpoint)).copy_with(path="/metrics", query=None)
-        return [PrometheusSampler(self.name, str(metrics_url), httpx.Client(**options))]
+        return [metrics_sampler(self.name, self.endpoint, self.settings)]
 
     async def _open(self) -> None:
         s = self.settings
-        tls, token, options = self._credentials()
+        tls, token, options = credentials(self.endpoint, s)
         self._client = httpx.AsyncClient(**options, timeout=httpx.Timeout(s.connect_timeout * 3))
         self._pool = Pool(Target.of(self.endpoint, tls=tls, token=token), s.connect_timeout)
         self._free = s.max_in_flight
@@ -615,6 +650,34 @@ class RemoteReplica:
             raise
         finally:
             self._waiting.discard(future)
+
+
+def credentials(endpoint: str, settings: RemoteConfig) -> tuple[ssl.SSLContext, str | None, dict[str, Any]]:
+    """The TLS context, the bearer token, and the settings every httpx client of this endpoint is made with."""
+    verify = settings.tls_verify()
+    token = settings.bearer_token()
+    # user:password in the URL is Basic auth, which httpx would send instead of the bearer token.
+    parts = httpx.URL(endpoint)
+    basic = httpx.BasicAuth(parts.username, parts.password) if parts.username and not token else None
+    # One TLS context for every connection: each new one reads the CA store again.
+    tls = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
+    options: dict[str, Any] = {
+        "base_url": redact_url(endpoint),
+        "auth": basic,
+        "headers": {"Authorization": f"Bearer {token}"} if token else None,
+        "verify": tls,
+        # The harness measures the server, so it connects to it directly, as the generation pool does.
+        "trust_env": False,
+    }
+    return tls, token, options
+
+
+def metrics_sampler(name: str, endpoint: str, settings: RemoteConfig) -> Sampler:
+    """The server's own metrics, from its Prometheus `/metrics` at the endpoint's root (vLLM's, TGI's,
+    Triton's), read with the run's TLS settings and credentials."""
+    _, _, options = credentials(endpoint, settings)
+    metrics_url = httpx.URL(redact_url(endpoint)).copy_with(path="/metrics", query=None)
+    return PrometheusSampler(name, str(metrics_url), httpx.Client(**options))
 
 
 def _refusal(response: Response, body: bytes) -> AttemptError:

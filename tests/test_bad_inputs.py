@@ -73,6 +73,11 @@ HARNESS_CASES = [
     (["--stall-timeout", "0"], "--stall-timeout must be above 0"),
     (["--start-timeout", "-5"], "--start-timeout must be above 0"),
     (["--sut", "remote", "--endpoint", "http://127.0.0.1:9", "--start-timeout", "5"], "--start-timeout configure"),
+    (
+        ["--sut", "remote", "--endpoint", "http://127.0.0.1:9", "--client-processes", "2"],
+        "--client-processes 2: give 0 (clients in the harness's own process) to 1 (one per endpoint)",
+    ),
+    (["--sut", "remote", "--endpoint", "http://127.0.0.1:9", "--client-processes", "-1"], "--client-processes -1"),
 ]
 
 

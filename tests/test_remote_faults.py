@@ -126,7 +126,8 @@ def test_a_server_whose_metrics_are_missing_refused_slow_or_garbage_is_a_warning
     (warning,) = [line for line in telemetry.warnings if "metrics" in line]
     assert said in warning and "replica-0" in warning
     series = read_jsonl(report.run_dir / SERIES_FILE)
-    assert {reading.source for reading in series} == {"harness"}  # nothing read of the server, nothing made up
+    # Nothing read of the server, nothing made up: the processes of the run are all there is.
+    assert {reading.source for reading in series} == {"harness", "client-0 worker"}
 
 
 def test_a_servers_metrics_are_read_into_the_runs_telemetry(server, tmp_path):

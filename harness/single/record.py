@@ -224,8 +224,11 @@ class RunRecord:
     test_window: tuple[float, float] | None = None
     """When the LoadGen test ran (Unix seconds): what runs measured together overlapped (`harness.research.multi`)."""
     harness_cpu_seconds: float | None = None
-    """CPU time of the harness's own process (LoadGen, drivers, replica clients; not engines or servers) during
-    the test."""
+    """CPU time of the harness's own process (LoadGen, drivers, the replicas' side of the worker pipes; the HTTP
+    clients too with `client_processes` 0) during the test."""
+    worker_cpu_seconds: float | None = None
+    """CPU time of the harness's worker processes during the test: client workers (remote replicas' HTTP clients),
+    or engine workers with the engines and their processes (not Ray actors, which run elsewhere)."""
     compliant: bool = False
     non_compliant: list[str]
     """Why the run's settings break the benchmark's rules (empty: compliant)."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import mlperf_loadgen as lg
+import psutil
 from rich.console import Console
 
 from accuracy.compliance import (
@@ -140,6 +141,8 @@ returns at once; Server keeps issuing on its schedule until its minimum duration
 abort), and the run ends without waiting for that."""
 POLL_SECONDS = 0.1
 """How often the main thread looks up from waiting on a phase; signals are handled between looks."""
+TEST_POLL_SECONDS = 0.25
+"""As POLL_SECONDS, during the LoadGen test."""
 STOP_JOIN_SECONDS = 10.0
 """How long a phase's thread gets to end once its replicas were stopped under it."""
 T = TypeVar("T")
@@ -376,8 +379,10 @@ class _Run:
         try:
             with RunProgress(system.responder, self.console, label=label, expected=expected_queries(config, built)):
                 self.loadgen.start(self.audit_path)
-                while self.loadgen.running and not self.stop.wait(POLL_SECONDS):
-                    pass
+                # Joined in steps: the end of the test wakes the wait at once, a stop signal within a step. Each look
+                # wakes this thread, which in a Server run at a low rate is a good share of the process's CPU.
+                while self.loadgen.running and self.stop.requested is None:
+                    self.loadgen.join(TEST_POLL_SECONDS)
         finally:
             gc.unfreeze()
         self.loadgen.raise_failure()
@@ -450,6 +455,7 @@ class _Run:
                 else None
             ),
             harness_cpu_seconds=round(self.loadgen.cpu_seconds, 3) if self.loadgen else None,
+            worker_cpu_seconds=round(self.loadgen.worker_cpu_seconds, 3) if self.loadgen else None,
             compliant=not built.non_compliant,
             non_compliant=built.non_compliant,
             sut=config.sut,
@@ -599,7 +605,8 @@ class _LoadGenTest:
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._t0 = self._cpu0 = 0.0
-        self.wall_seconds = self.cpu_seconds = 0.0
+        self._workers0: dict[int, float] = {}
+        self.wall_seconds = self.cpu_seconds = self.worker_cpu_seconds = 0.0
         self._finished = False
 
     @property
@@ -611,6 +618,7 @@ class _LoadGenTest:
         qsl, sut = self._library.handle, self._driver.open()
         self._thread = threading.Thread(target=self._test, args=(sut, qsl, audit_path), name="loadgen", daemon=True)
         self._t0, self._cpu0 = time.perf_counter(), time.process_time()
+        self._workers0 = _worker_cpu()
         self.started_unix = time.time()
         self.started_monotonic = time.monotonic()
         """On the clock telemetry is read on."""
@@ -629,6 +637,9 @@ class _LoadGenTest:
         self._finished = True
         self.wall_seconds = time.perf_counter() - self._t0
         self.cpu_seconds = time.process_time() - self._cpu0
+        # Workers that ended during the test (a killed one) count for what they had until the start.
+        workers = _worker_cpu()
+        self.worker_cpu_seconds = sum(workers.get(pid, used) - used for pid, used in self._workers0.items())
         if not self._thread.is_alive():
             self._driver.close()
             self._library.close()
@@ -753,3 +764,15 @@ def write_audit_config(built: BuiltSettings, run_dir: Path, console: Console) ->
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+def _worker_cpu() -> dict[int, float]:
+    """CPU seconds so far of each process under the harness's, by pid (those that end meanwhile are skipped)."""
+    used: dict[int, float] = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        used[child.pid] = times.user + times.system
+    return used

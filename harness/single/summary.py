@@ -86,6 +86,15 @@ def print_summary(report: RunReport, console: Console) -> None:
     table.add_row("logs", str(report.run_dir))
     console.print(table)
     replicas = record.replicas
+    hops = [r.details["first_token_hop_ms"] for r in replicas if r.details.get("first_token_hop_ms")]
+    if hops:
+        p50, p99 = max(hop["p50"] for hop in hops), max(hop["p99"] for hop in hops)
+        processes = len({r.details["client_process"] for r in replicas})
+        console.print(
+            f"streams read in {processes} client process{'es' if processes > 1 else ''}; first tokens reached LoadGen "
+            f"{p50:.2f} ms (p50) / {p99:.2f} ms (p99) after their bytes",
+            highlight=False,
+        )
     if len(replicas) > 1 or any(r.details.get("errors") or r.details.get("ejections") for r in replicas):
         console.print(replica_table(replicas))
         for replica in replicas:
@@ -125,7 +134,8 @@ def replica_table(replicas: list[ReplicaRow]) -> Table:
 def _where(replica: ReplicaRow, here: str = socket.gethostname()) -> str:
     endpoint = replica.details.get("endpoint")
     if endpoint:
-        return str(endpoint).split("://", 1)[-1]
+        client = replica.details.get("client_process")
+        return str(endpoint).split("://", 1)[-1] + (f" ({client})" if client else "")
     devices = ",".join(replica.devices)
     where = devices if devices == "cpu" else f"gpu {devices}"
     where = f"{where} {replica.cpus}" if replica.cpus else where
