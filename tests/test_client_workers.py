@@ -107,18 +107,6 @@ def test_endpoints_are_dealt_over_the_client_processes_and_offline_work_moves_be
     assert no_client_workers_left()
 
 
-def test_client_processes_0_reads_the_streams_in_the_harness_process_with_the_same_answers(
-    tokenizer, prompts, tmp_path
-):
-    with FaultServer(tokenizer) as server:
-        report = remote_run(tmp_path, [server], scenario="Server", target_qps=40, remote={"client_processes": 0})
-
-    assert report.record.samples.failed == 0
-    assert_every_sample_answered_once_with_the_servers_tokens(report, tokenizer, prompts)
-    (row,) = report.record.replicas
-    assert row.details["client_process"] is None and "first_token_hop_ms" not in row.details
-
-
 def test_a_client_worker_killed_mid_run_fails_its_started_streams_and_moves_the_rest(tokenizer, prompts, tmp_path):
     killed: list[int] = []
 

@@ -204,7 +204,15 @@ def test_a_server_that_never_answers_in_time_fails_every_sample_without_hanging(
     assert any("the answer was not complete in time (after 2 attempts)" in r for r in report.result.invalid_reasons)
 
 
-def test_a_replica_down_mid_run_is_ejected_and_readmitted_when_it_is_back(two_servers, tmp_path, tokenizer, prompts):
+# The clients in a client worker (the default) and in LoadGen's process: where a replica that goes out hands its
+# work to the dispatcher across a pipe, and where it does so in one call.
+CLIENTS = pytest.mark.parametrize("clients", [None, 0], ids=["in-a-client-worker", "in-loadgens-process"])
+
+
+@CLIENTS
+def test_a_replica_down_mid_run_is_ejected_and_readmitted_when_it_is_back(
+    two_servers, tmp_path, tokenizer, prompts, clients
+):
     a, b = two_servers
     back_at: list[float] = []
 
@@ -218,7 +226,8 @@ def test_a_replica_down_mid_run_is_ejected_and_readmitted_when_it_is_back(two_se
     thread = threading.Thread(target=outage)
     thread.start()
     # 600 samples at 8 in flight take about 8 s: the outage falls well inside the run.
-    report = remote_run(tmp_path, [a, b], remote={"max_in_flight": 4, "eject_after": 3}, total_sample_count=600)
+    remote = {"max_in_flight": 4, "eject_after": 3, "client_processes": clients}
+    report = remote_run(tmp_path, [a, b], remote=remote, total_sample_count=600)
     thread.join()
 
     assert report.result.valid, report.result.invalid_reasons
@@ -228,9 +237,11 @@ def test_a_replica_down_mid_run_is_ejected_and_readmitted_when_it_is_back(two_se
     assert first.details["errors"] and second.details["errors"] == {}
     assert a.received_after(back_at[0]) > 0, "replica-0 got no work after it came back"
     assert_outputs_are_the_servers(report, tokenizer, prompts)
+    assert first.details["client_process"] == (None if clients == 0 else "client-0")
 
 
-def test_a_lone_replica_that_stays_down_is_failed_for_good_and_the_run_ends(tokenizer, tmp_path):
+@CLIENTS
+def test_a_lone_replica_that_stays_down_is_failed_for_good_and_the_run_ends(tokenizer, tmp_path, clients):
     with FaultServer(tokenizer, token_delay=0.004) as server:
 
         def down_once_some_are_answered() -> None:
@@ -241,7 +252,7 @@ def test_a_lone_replica_that_stays_down_is_failed_for_good_and_the_run_ends(toke
             server.down()
 
         threading.Thread(target=down_once_some_are_answered, daemon=True).start()
-        remote = {"max_in_flight": 4, "eject_after": 3, "down_timeout": 1.5}
+        remote = {"max_in_flight": 4, "eject_after": 3, "down_timeout": 1.5, "client_processes": clients}
         report = remote_run(tmp_path, [server], remote=remote, total_sample_count=300, min_query_count=300)
 
     assert not report.result.valid
