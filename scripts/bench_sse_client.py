@@ -78,6 +78,9 @@ def ours(args: argparse.Namespace) -> dict[str, Any]:
         "tokens": replica.output_tokens,
         "ttft_ms": record.result.ttft_ms if record.result else None,
         "first_token_hop_ms": replica.details.get("first_token_hop_ms"),
+        # The telemetry thread of the LoadGen process, over the whole run (the server's /metrics is scraped there
+        # only with the client in that process).
+        "sampling_cpu_ms": record.telemetry.sampling_cpu_seconds * 1e3 if record.telemetry else None,
     }
 
 
@@ -240,6 +243,7 @@ def main() -> None:
         "CPU per request",
         "TTFT p50 / p99",
         "hop p50 / p99",
+        "telemetry CPU, LoadGen's process",
     )
     for column in (*columns, "failed"):
         table.add_column(column, justify="left" if column == "client" else "right")
@@ -251,6 +255,7 @@ def main() -> None:
             f"{row['us_per_request']:,.0f} µs",
             _pair(row.get("ttft_p50_ms"), row.get("ttft_p99_ms")),
             _pair(row.get("hop_p50_ms"), row.get("hop_p99_ms")),
+            f"{row['sampling_cpu_ms']:.0f} ms" if "sampling_cpu_ms" in row else "-",
             str(row["failed"]),
         )
     ratio = summary["vllm bench serve"]["us_per_token"] / summary["ours, client worker"]["us_per_token"]
@@ -278,6 +283,9 @@ def _median_row(results: list[dict[str, Any]]) -> dict[str, Any]:
         for key in ("us_per_token", "loadgen_us_per_token", "us_per_request")
     }
     row["failed"] = sum(r["failed"] for r in results)
+    sampling = [r["sampling_cpu_ms"] for r in results if r.get("sampling_cpu_ms") is not None]
+    if sampling:
+        row["sampling_cpu_ms"] = statistics.median(sampling)
     for name, key, field in (
         ("ttft", "ttft_ms", "p50"),
         ("ttft", "ttft_ms", "p99"),

@@ -63,6 +63,9 @@ class EnginesConfig:
     engine: EngineConfig
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     layout: ReplicaLayout = field(default_factory=ReplicaLayout)
+    gpu_interval: float | None = None
+    """Seconds between samples of each Ray actor's GPUs, on its own node (the run's telemetry interval); None:
+    not sampled."""
 
 
 @dataclass
@@ -145,6 +148,7 @@ def _engines(
             step_delay=layout.step_delays.get(slot, 0.0),
             stall_timeout=layout.stall_timeout,
             start_timeout=layout.start_timeout,
+            gpu_interval=config.gpu_interval if cluster is not None else None,
         )
         if cluster is None or bundle is None:
             return EngineReplica(spec, replica_sink)
@@ -182,7 +186,6 @@ def remote_servers(config: ServersConfig, sink: ResultSink) -> ReplicaGroup:
                 remote=remote,
                 tokenizer=config.tokenizer,
                 generation=config.generation,
-                max_new_tokens=config.generation.max_new_tokens,
             )
         )
         for index in range(processes)
@@ -197,28 +200,12 @@ def remote_servers(config: ServersConfig, sink: ResultSink) -> ReplicaGroup:
 
 
 def _in_process(config: ServersConfig, budget: AttemptBudget) -> Callable[[int, ResultSink], Member]:
-    from sut.apis import build_api
-
     remote = config.remote
     retokenizer = Retokenizer(config.tokenizer)
 
     def endpoint(slot: int, replica_sink: ResultSink) -> Member:
-        api = build_api(
-            remote.protocol,
-            remote.served_model_name,
-            config.generation,
-            retokenizer,
-            server_ids=remote.output_ids == "auto",
-        )
         return RemoteReplica(
-            f"replica-{slot}",
-            remote.endpoints[slot],
-            api,
-            remote,
-            retokenizer,
-            config.generation.max_new_tokens,
-            replica_sink,
-            budget,
+            f"replica-{slot}", remote.endpoints[slot], remote, config.generation, retokenizer, replica_sink, budget
         )
 
     return endpoint

@@ -7,12 +7,13 @@ reuse), results travel in batches: one `Results` per event-loop turn of the work
 that produced any, whatever the number of streams and replicas it served.
 
 * harness -> worker (`ToClient`): `Open`, `Send`, `WarmUpReplica`, `TakeBack`,
-  `Close`, and `Stop` for the whole process;
+  `Scrape`, `Close`, and `Stop` for the whole process;
 * worker -> harness (`FromClient`): `Ready` once; `Opened` and `Warmed` answer
   `Open` and `WarmUpReplica`; `Results` (first tokens with the time they arrived,
   finished and failed samples, the replica's counters when they changed); `Down`,
   `Up` and `Lost` when a replica goes out, comes back or fails for good; `Returned`
-  answers each `TakeBack`; `Closed` with the replica's final counters.
+  answers each `TakeBack`; `Scraped` each `Scrape`; `Closed` with the replica's
+  final counters.
 
 Failed attempts travel with the samples they belong to (`attempts`): a sample that
 moves between replicas of different processes keeps its count, so `retries` bounds
@@ -26,6 +27,7 @@ from typing import TypeAlias
 
 import numpy as np
 
+from mlperf_llm_sut.telemetry.series import Reading
 from sut.remote_replica import RemoteStats
 from sut.worker_protocol import IDS, Ready, Step, Stop, Submit
 
@@ -64,6 +66,13 @@ class TakeBack:
 
     slot: int
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scrape:
+    """Read replica `slot`'s telemetry sources (its server's `/metrics`) now: a tick of the run's sampling."""
+
+    slot: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,14 +147,24 @@ class Returned:
 
 
 @dataclass(frozen=True, slots=True)
+class Scraped:
+    """What one `Scrape` read (times: `time.monotonic`, one clock for every process of the host), and what kept
+    the replica's sources from being read so far."""
+
+    slot: int
+    readings: list[Reading]
+    warnings: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     slot: int
     stats: RemoteStats
 
 
-ToClient: TypeAlias = Open | Send | WarmUpReplica | TakeBack | Close | Stop
+ToClient: TypeAlias = Open | Send | WarmUpReplica | TakeBack | Scrape | Close | Stop
 """What the harness sends a client worker."""
-FromClient: TypeAlias = Ready | Opened | Warmed | Results | Down | Up | Lost | Returned | Closed
+FromClient: TypeAlias = Ready | Opened | Warmed | Results | Down | Up | Lost | Returned | Scraped | Closed
 """What a client worker sends the harness."""
 
 

@@ -25,8 +25,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.telemetry import prometheus
 from mlperf_llm_sut.telemetry.hardware import ProcessSampler
-from mlperf_llm_sut.telemetry.series import Sampler
+from mlperf_llm_sut.telemetry.series import Reading, Sampler
 from scenarios.requests import GenerationRequest, ResultSink
 from sut import client_worker
 from sut.client_protocol import (
@@ -39,6 +40,8 @@ from sut.client_protocol import (
     Opened,
     Results,
     Returned,
+    Scrape,
+    Scraped,
     Send,
     TakeBack,
     ToClient,
@@ -51,7 +54,7 @@ from sut.client_worker import ClientSpec
 from sut.engine_replica import ProcessLink
 from sut.held_requests import HeldRequests
 from sut.remote_config import RemoteConfig, redact_url
-from sut.remote_replica import STOP_SECONDS, AttemptBudget, RemoteStats, metrics_sampler
+from sut.remote_replica import STOP_SECONDS, AttemptBudget, RemoteStats
 from sut.replica import GiveBack
 from sut.worker_protocol import Ready, Stop, Submit
 
@@ -62,6 +65,8 @@ STOP_GRACE_SECONDS = STOP_SECONDS + 10.0
 """How long a replica waits for its worker to close it (the worker's own stop is bounded by STOP_SECONDS)."""
 SUBMIT_SLICE = 4096
 """Requests per `Send` message at most."""
+SCRAPE_WAIT_SECONDS = prometheus.TIMEOUT + 1.0
+"""How long the run's sampling waits for a worker's scrape: the scrape's own bound, and the hops."""
 
 
 class ClientProcess:
@@ -187,8 +192,29 @@ class ClientProcess:
             replica.on_lost(message)
         elif isinstance(message, Returned):
             replica.on_returned(message)
+        elif isinstance(message, Scraped):
+            replica.on_scraped(message)
         elif isinstance(message, Opened | Warmed | Closed):
             replica.on_answer(message)
+
+
+class WorkerScrapes:
+    """A replica's server metrics as the run's telemetry sees them: each tick asks its worker to scrape and waits
+    for what it read (each reading with the time it was read). The harness's process sends a message and receives
+    a few readings; the HTTP request and the page's parsing happen in the worker."""
+
+    def __init__(self, replica: ClientReplica) -> None:
+        self.name = replica.name
+        self._replica = replica
+
+    def sample(self, now: float) -> list[Reading]:
+        return self._replica.scrape()
+
+    def warnings(self) -> list[str]:
+        return self._replica.scrape_warnings()
+
+    def close(self) -> None:
+        """The worker closes what it scrapes with."""
 
 
 class ClientReplica:
@@ -225,6 +251,12 @@ class ClientReplica:
         self._worker_stats: RemoteStats | None = None
         self._hops = array.array("d")
         """Seconds from a first token's bytes in the worker to the sink call here."""
+        self._scrapes = threading.Condition()
+        """Guards the three below; notified when the worker answers a `Scrape`, or is gone."""
+        self._scraped: list[Reading] = []
+        """Telemetry the worker read, not yet taken by the run's sampling."""
+        self._scrapes_asked = self._scrapes_answered = 0
+        self._scrape_warnings: list[str] = []
         process.attach(self)
 
     @property
@@ -280,6 +312,8 @@ class ClientReplica:
             self._process.kill()  # a worker that does not close in time is ended: its replicas' work fails below
         for event, _ in self._answers.values():
             event.set()  # a start-up or warm-up waiting for its answer ends with the replica
+        with self._scrapes:
+            self._scrapes.notify_all()  # and so does a tick waiting for a scrape
         self._process.closed(self.slot)
         streaming, unstarted = self._held.take_all()
         self._held.answer_withdrawals()
@@ -320,14 +354,36 @@ class ClientReplica:
         return {}
 
     def samplers(self) -> list[Sampler]:
-        """With the first replica of each worker, that worker's CPU and memory (read first: a slow `/metrics` holds
-        up the samplers after it); and the server's `/metrics`, read from here (once a second: nothing the
-        harness's process notices)."""
+        """With the first replica of each worker, that worker's CPU and memory; and the server's `/metrics`, read
+        in the worker (`WorkerScrapes`)."""
         samplers: list[Sampler] = []
         pid = self._process.pid
         if pid is not None and self.slot == self._process.spec.replicas[0].slot:
             samplers.append(ProcessSampler({f"{self._process.name} worker": pid}))
-        return [*samplers, metrics_sampler(self.name, self.endpoint, self._settings)]
+        return [*samplers, WorkerScrapes(self)]
+
+    def scrape(self) -> list[Reading]:
+        """The replica's telemetry sources, read by the worker now: waits for its answer (a server slow to answer
+        holds up the tick as it would in this process, up to the scrape's timeout)."""
+        with self._scrapes:
+            if self._dead is None and not self._stopping:
+                try:
+                    self._process.send(Scrape(self.slot))
+                except OSError:
+                    pass  # the worker is gone: its receiver says so
+                else:
+                    self._scrapes_asked += 1
+                    asked = self._scrapes_asked
+                    self._scrapes.wait_for(
+                        lambda: self._scrapes_answered >= asked or self._dead is not None or self._stopping,
+                        SCRAPE_WAIT_SECONDS,
+                    )
+            taken, self._scraped = self._scraped, []
+        return taken
+
+    def scrape_warnings(self) -> list[str]:
+        with self._scrapes:
+            return list(self._scrape_warnings)
 
     # -- from the worker, on its process's receiver thread ----------------------------------------------
     def on_results(self, results: Results) -> None:
@@ -359,6 +415,13 @@ class ClientReplica:
         self._budget.take_over(returned.attempts)
         self._held.given_back(unpack_ids(returned.ids))
 
+    def on_scraped(self, scraped: Scraped) -> None:
+        with self._scrapes:
+            self._scraped.extend(scraped.readings)
+            self._scrape_warnings = scraped.warnings
+            self._scrapes_answered += 1
+            self._scrapes.notify_all()
+
     def on_answer(self, answer: Opened | Warmed | Closed) -> None:
         if isinstance(answer, Closed):
             self._worker_stats = answer.stats
@@ -367,17 +430,15 @@ class ClientReplica:
         event.set()
 
     def on_death(self, reason: str) -> None:
-        """A stream whose first token LoadGen has seen cannot move; everything else can."""
         with self._lock:
             if self._dead is not None:
                 return
             self._dead = reason
-        started, unstarted = self._held.take_all()
         for event, _ in self._answers.values():
             event.set()
-        self._held.answer_withdrawals()
-        self._fail(started, reason)
-        self._sink.replica_failed(unstarted, reason)
+        with self._scrapes:
+            self._scrapes.notify_all()
+        self._held.lose_all(reason, self._sink, self._fail)
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _send_requests(self, requests: Sequence[GenerationRequest], *, kept: bool) -> None:

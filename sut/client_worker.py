@@ -7,7 +7,8 @@ process then tops out near 20-45k streamed tokens/s). Here each `RemoteReplica`
 runs as it would in the harness (the same client, health checks, retries,
 ejection and stall detection), on one event loop per worker process; what it
 delivers goes back batched: one `Results` message per replica per loop turn
-(`Outbox`), whatever the number of streams the turn read.
+(`Outbox`), whatever the number of streams the turn read. The servers' `/metrics`
+are scraped here too, when the run's sampling asks (`Scrapes`).
 
 The main thread reads the harness's messages and hands them to the replicas
 (their `submit` and `withdraw` return at once; start-up, warm-up and stop run on
@@ -22,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import queue
 import socket
 import threading
 import time
@@ -32,6 +34,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.telemetry.series import Sampler
 from scenarios.requests import GenerationRequest
 from sut.client_protocol import (
     TIMES,
@@ -44,6 +47,8 @@ from sut.client_protocol import (
     Opened,
     Results,
     Returned,
+    Scrape,
+    Scraped,
     Send,
     TakeBack,
     ToClient,
@@ -79,7 +84,6 @@ class ClientSpec:
     remote: RemoteConfig
     tokenizer: str
     generation: GenerationConfig
-    max_new_tokens: int
 
 
 def main(conn: Connection, spec: ClientSpec) -> None:
@@ -89,29 +93,58 @@ def main(conn: Connection, spec: ClientSpec) -> None:
 
 
 def serve(conn: Connection, spec: ClientSpec) -> None:
-    from sut.apis import build_api
-
     loop = LoopThread(spec.name)
     outbox = Outbox(conn, loop)
     budget = AttemptBudget()
     retokenizer = Retokenizer(spec.tokenizer)
-    remote = spec.remote
     replicas: dict[int, RemoteReplica] = {}
     for replica in spec.replicas:
-        api = build_api(
-            remote.protocol,
-            remote.served_model_name,
-            spec.generation,
-            retokenizer,
-            server_ids=remote.output_ids == "auto",
-        )
         sink = SlotSink(outbox, replica.slot, budget)
         replicas[replica.slot] = served = RemoteReplica(
-            replica.name, replica.endpoint, api, remote, retokenizer, spec.max_new_tokens, sink, budget, loop
+            replica.name, replica.endpoint, spec.remote, spec.generation, retokenizer, sink, budget, loop
         )
         outbox.counters[replica.slot] = served.stats
     conn.send(Ready(os.getpid(), sorted(os.sched_getaffinity(0)), None, socket.gethostname()))
     _Worker(conn, replicas, outbox, budget).run()
+
+
+class Scrapes:
+    """The replicas' telemetry sources (their servers' `/metrics`), read here when the harness's sampling asks:
+    a scrape (an HTTP GET and a page parsed, about 1-2 ms of CPU) costs this process, not LoadGen's, and a fleet's
+    pages are read by as many processes as serve it. One thread reads them in the order asked, off the event
+    loop; each `Scrape` gets one `Scraped`."""
+
+    def __init__(self, outbox: Outbox, replicas: dict[int, RemoteReplica]) -> None:
+        self._outbox = outbox
+        self._replicas = replicas
+        self._samplers: dict[int, list[Sampler]] = {}
+        self._asked: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def ask(self, slot: int) -> None:
+        """From the main thread, the only one that asks."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="scrapes", daemon=True)
+            self._thread.start()
+        self._asked.put(slot)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._asked.put(None)
+            self._thread.join()
+        for samplers in self._samplers.values():
+            for sampler in samplers:
+                sampler.close()
+
+    def _run(self) -> None:
+        while (slot := self._asked.get()) is not None:
+            samplers = self._samplers.get(slot)
+            if samplers is None:
+                samplers = self._samplers[slot] = self._replicas[slot].samplers()
+            now = time.monotonic()
+            readings = [reading for sampler in samplers for reading in sampler.sample(now)]
+            warnings = [line for sampler in samplers for line in sampler.warnings()]
+            self._outbox.control(Scraped(slot, readings, warnings))
 
 
 class _Worker:
@@ -123,6 +156,7 @@ class _Worker:
         self._outbox = outbox
         self._budget = budget
         self._busy: list[threading.Thread] = []
+        self._scrapes = Scrapes(outbox, replicas)
 
     def run(self) -> None:
         while True:
@@ -137,6 +171,7 @@ class _Worker:
             replica.stop()
         for thread in self._busy:
             thread.join()
+        self._scrapes.close()
 
     def _handle(self, message: ToClient) -> None:
         if isinstance(message, Send):
@@ -145,6 +180,8 @@ class _Worker:
             (replica.keep if message.kept else replica.submit)(message.requests.unpack())
         elif isinstance(message, TakeBack):
             self._replicas[message.slot].withdraw(message.count, self._outbox.giver(message.slot, self._budget))
+        elif isinstance(message, Scrape):
+            self._scrapes.ask(message.slot)
         elif isinstance(message, Open):
             self._aside(functools.partial(self._open, message.slot))
         elif isinstance(message, WarmUpReplica):

@@ -338,17 +338,13 @@ class EngineReplica:
         self._held.step(step).to(self._sink, self._fail)
 
     def _on_death(self, reason: str) -> None:
-        """A stream whose first token LoadGen has seen cannot move; everything else can."""
         with self._lock:
             if self._dead is not None:
                 return
             self._dead = reason
-        started, unstarted = self._held.take_all()
         self._warmed.set()
         self._kill()
-        self._held.answer_withdrawals()
-        self._fail(started, reason)
-        self._sink.replica_failed(unstarted, reason)
+        self._held.lose_all(reason, self._sink, self._fail)
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _fail(self, requests: list[GenerationRequest], reason: str) -> None:

@@ -116,6 +116,9 @@ class WorkerSpec:
     """An engine step that takes longer than this counts as a hung engine: the worker ends, and says why."""
     start_timeout: float = START_SECONDS
     """A worker whose engine is not up after this long is ended (a hung device or collective start-up)."""
+    gpu_interval: float | None = None
+    """Seconds between samples of the GPUs a Ray actor was given (`sut.ray_replica.GpuRelay`): the run's telemetry
+    interval; None when the run samples nothing. A local worker's GPUs are sampled by the harness itself."""
     engine_factory: Callable[[WorkerSpec], Engine] | None = None
     """Builds the engine in the worker; None is vLLM's `LLMEngine`. Any `Engine` will do (the protocol
     benchmark uses an echo)."""

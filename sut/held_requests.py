@@ -113,6 +113,14 @@ class HeldRequests:
         for give_back in waiting:
             give_back([])
 
+    def lose_all(self, reason: str, sink: ResultSink, fail: Callable[[list[GenerationRequest], str], None]) -> None:
+        """The worker died: a stream whose first token LoadGen has seen cannot move, so it fails; everything else
+        goes back to the dispatcher through `sink`, and each waiting withdrawal hears "none"."""
+        started, unstarted = self.take_all()
+        self.answer_withdrawals()
+        fail(started, reason)
+        sink.replica_failed(unstarted, reason)
+
     def _account(self, done: list[tuple[GenerationRequest, Any]]) -> None:
         self._stats.samples += len(done)
         self._stats.output_tokens += sum(len(tokens) for _, tokens in done)

@@ -53,8 +53,6 @@ JOIN_SECONDS = 10.0
 """How long joining a cluster whose head accepts connections may take."""
 HARD_EXIT_DELAY = 2.0
 """Seconds an actor whose engine hung gives its last message to reach the harness before it exits."""
-GPU_INTERVAL = 1.0
-"""Seconds between two samples of an actor's GPUs: the run's default telemetry interval."""
 
 
 class GpuRelay:
@@ -71,8 +69,8 @@ class GpuRelay:
         visible: str,
         send: Callable[[EngineMetrics], None],
         *,
+        interval: float,
         nvml: NvmlApi | None = None,
-        interval: float = GPU_INTERVAL,
     ) -> None:
         self._sampler = NvmlSampler.visible(visible.split(","), nvml=nvml)
         self._send = send
@@ -129,13 +127,12 @@ class EngineActor:
     run. Calls may run out of order there, so the harness waits for each `put`
     before the next. An actor on GPUs samples them (`GpuRelay`); `nvml` stands in for NVML (tests)."""
 
-    def __init__(self, nvml: NvmlApi | None = None, gpu_interval: float = GPU_INTERVAL) -> None:
+    def __init__(self, nvml: NvmlApi | None = None) -> None:
         self._inbox: queue.SimpleQueue[ToWorker] = queue.SimpleQueue()
         self._outbox: queue.SimpleQueue[FromWorker | None] = queue.SimpleQueue()
         """What the worker sent; None once it has ended."""
         self._thread: threading.Thread | None = None
         self._nvml = nvml
-        self._gpu_interval = gpu_interval
         self._gpus: GpuRelay | None = None
 
     def start(self, spec: WorkerSpec) -> None:
@@ -144,8 +141,8 @@ class EngineActor:
             redirect_output(spec.log_path)  # the harness's own log, where this node shares its disk
         # Ray sets CUDA_VISIBLE_DEVICES to the GPUs it reserved for the actor (empty without any).
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-        if spec.placement.devices != ["cpu"] and visible.strip():
-            self._gpus = GpuRelay(visible, self._outbox.put, nvml=self._nvml, interval=self._gpu_interval)
+        if spec.gpu_interval is not None and spec.placement.devices != ["cpu"] and visible.strip():
+            self._gpus = GpuRelay(visible, self._outbox.put, interval=spec.gpu_interval, nvml=self._nvml)
             self._gpus.start()
         self._thread = threading.Thread(target=self._serve, args=(spec,), name="engine-worker", daemon=True)
         self._thread.start()

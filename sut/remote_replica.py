@@ -54,7 +54,8 @@ from mlperf_llm_sut.common.errors import HarnessError, setting
 from mlperf_llm_sut.telemetry.prometheus import PrometheusSampler
 from mlperf_llm_sut.telemetry.series import Sampler
 from scenarios.requests import GenerationRequest, ResultSink
-from sut.apis import EndpointProblem, StreamAPI, StreamError, error_message
+from sut.apis import EndpointProblem, StreamAPI, StreamError, build_api, error_message
+from sut.generation import GenerationConfig
 from sut.http_stream import BadResponse, ConnectFailed, ConnectionBroke, Pool, Response, Target
 from sut.output_ids import OutputAssembler, Retokenizer
 from sut.remote_config import RemoteConfig, redact_url
@@ -186,10 +187,9 @@ class RemoteReplica:
         self,
         name: str,
         endpoint: str,
-        api: StreamAPI,
         settings: RemoteConfig,
+        generation: GenerationConfig,
         retokenizer: Retokenizer,
-        max_new_tokens: int,
         sink: ResultSink,
         budget: AttemptBudget | None = None,
         loop: LoopThread | None = None,
@@ -197,10 +197,16 @@ class RemoteReplica:
         """`loop`: the event loop it shares with other replicas (a client worker's); None: one of its own."""
         self.name = name
         self.endpoint = endpoint.rstrip("/")
-        self.api = api
+        self.api: StreamAPI = build_api(
+            settings.protocol,
+            settings.served_model_name,
+            generation,
+            retokenizer,
+            server_ids=settings.output_ids == "auto",
+        )
         self.settings = settings
         self._retokenizer = retokenizer
-        self._max_new_tokens = max_new_tokens
+        self._max_new_tokens = generation.max_new_tokens
         self._sink = sink
         self._runner = loop or LoopThread(name)
         self._loop = self._runner.loop
@@ -563,7 +569,12 @@ class RemoteReplica:
 
     # -- start and stop -------------------------------------------------------------------------------
     def samplers(self) -> list[Sampler]:
-        return [metrics_sampler(self.name, self.endpoint, self.settings)]
+        """The server's own metrics, from its Prometheus `/metrics` at the endpoint's root (vLLM's, TGI's,
+        Triton's, SGLang's), read with the run's TLS settings and credentials: by the run's sampling thread, or,
+        in a client worker, when the harness asks (`sut.client_worker.Scrapes`)."""
+        _, _, options = credentials(self.endpoint, self.settings)
+        metrics_url = httpx.URL(redact_url(self.endpoint)).copy_with(path="/metrics", query=None)
+        return [PrometheusSampler(self.name, str(metrics_url), httpx.Client(**options))]
 
     async def _open(self) -> None:
         s = self.settings
@@ -670,14 +681,6 @@ def credentials(endpoint: str, settings: RemoteConfig) -> tuple[ssl.SSLContext, 
         "trust_env": False,
     }
     return tls, token, options
-
-
-def metrics_sampler(name: str, endpoint: str, settings: RemoteConfig) -> Sampler:
-    """The server's own metrics, from its Prometheus `/metrics` at the endpoint's root (vLLM's, TGI's,
-    Triton's), read with the run's TLS settings and credentials."""
-    _, _, options = credentials(endpoint, settings)
-    metrics_url = httpx.URL(redact_url(endpoint)).copy_with(path="/metrics", query=None)
-    return PrometheusSampler(name, str(metrics_url), httpx.Client(**options))
 
 
 def _refusal(response: Response, body: bytes) -> AttemptError:

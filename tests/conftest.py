@@ -198,6 +198,25 @@ def _children(process: Any) -> list[str]:
     return left
 
 
+@pytest.fixture(scope="session")
+def tokenizer() -> Any:
+    """The embedded model's tokenizer (the fast one, as servers use it)."""
+    from transformers import AutoTokenizer
+
+    from mlperf_llm_sut.common import embedded
+
+    return AutoTokenizer.from_pretrained(embedded.MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def prompts() -> list[list[int]]:
+    """The embedded sample's prompts, as token ids."""
+    from mlperf_llm_sut.common import embedded
+    from mlperf_llm_sut.common.dataset import load_dataset
+
+    return load_dataset(embedded.DATASET).prompts
+
+
 @pytest.fixture
 def system_file(tmp_path: Path) -> Path:
     """A system description of this host, filled in as a submitter would, for submission trees."""

@@ -17,11 +17,9 @@ from typing import Any
 
 import pytest
 from rich.console import Console
-from transformers import AutoTokenizer
 
 from harness.single.config import RunConfig, build_config
 from harness.single.runner import RunReport, run
-from mlperf_llm_sut.common import embedded
 from mlperf_llm_sut.common.errors import HarnessError
 from scenarios.requests import ResultSink
 from sut.engine_replica import EngineReplica
@@ -37,11 +35,6 @@ HUNG = 3600.0
 MARGIN = 10.0
 """Seconds over the time-out a run may take to end on a loaded 2-core machine (start-up included)."""
 REMOTE = {"served_model_name": "tiny", "probe_interval": 0.2}
-
-
-@pytest.fixture(scope="module")
-def tokenizer() -> Any:
-    return AutoTokenizer.from_pretrained(embedded.MODEL_DIR)
 
 
 @pytest.fixture

@@ -16,16 +16,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import pytest
-from transformers import AutoTokenizer
-
 from harness.single.config import build_config
 from harness.single.runner import RunReport, run
 from harness.single.sampling import SERIES_FILE
-from mlperf_llm_sut.common import embedded
-from mlperf_llm_sut.common.dataset import load_dataset
 from mlperf_llm_sut.telemetry import metrics
 from mlperf_llm_sut.telemetry.loop import read_jsonl
+from mlperf_llm_sut.telemetry.prometheus import PrometheusSampler
+from mlperf_llm_sut.telemetry.series import Reading
 from scenarios.requests import GenerationRequest
 from sut.client_protocol import Down, Results
 from sut.client_worker import Outbox, SlotSink
@@ -35,16 +32,6 @@ from tests.fault_server import FaultServer, expected_token_ids
 from tests.harness_process import HarnessProcess, session_processes
 
 LOADGEN_STARTED = "*/mlperf_log_detail.txt"
-
-
-@pytest.fixture(scope="module")
-def tokenizer() -> Any:
-    return AutoTokenizer.from_pretrained(embedded.MODEL_DIR)
-
-
-@pytest.fixture(scope="module")
-def prompts() -> list[list[int]]:
-    return load_dataset(embedded.DATASET).prompts
 
 
 def remote_run(tmp_path: Path, servers: list[FaultServer], **options: Any) -> RunReport:
@@ -70,10 +57,15 @@ def no_client_workers_left() -> bool:
     return not [child for child in multiprocessing.active_children() if child.name.startswith("client-")]
 
 
-def test_a_server_run_reads_its_streams_in_a_client_worker_and_reports_the_first_token_hop(
-    tokenizer, prompts, tmp_path
+def test_a_server_run_reads_its_streams_and_its_servers_metrics_in_a_client_worker_and_reports_the_first_token_hop(
+    tokenizer, prompts, tmp_path, monkeypatch
 ):
+    def not_here(self: PrometheusSampler, now: float) -> list[Reading]:
+        raise AssertionError("a server's /metrics was read in LoadGen's process")
+
+    monkeypatch.setattr(PrometheusSampler, "sample", not_here)  # in this process; the worker is a fresh one
     with FaultServer(tokenizer) as server:
+        server.metrics("vllm")
         report = remote_run(tmp_path, [server], scenario="Server", target_qps=40, telemetry_interval=0.2)
 
     # A Server run this short is too short for LoadGen's early stopping to call it VALID: what counts is the samples.
@@ -86,6 +78,12 @@ def test_a_server_run_reads_its_streams_in_a_client_worker_and_reports_the_first
     assert 0 < hop["p50"] <= hop["p99"] <= hop["max"] < 1000
     series = read_jsonl(report.run_dir / SERIES_FILE)
     assert any(r.source == "client-0 worker" and r.metric == metrics.CPU_PERCENT for r in series)
+    # The worker read the server's page when the run's sampling asked, at its own times.
+    telemetry = report.record.telemetry
+    assert telemetry is not None and not telemetry.warnings, telemetry
+    kv = [r for r in series if r.source == "replica-0" and r.metric == metrics.KV_CACHE_USAGE]
+    assert len(kv) >= 3 and len({r.time for r in kv}) == len(kv)
+    assert telemetry.replicas["replica-0"].kv_cache_usage_peak is not None
     assert no_client_workers_left()
 
 

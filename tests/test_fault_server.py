@@ -12,18 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
-from mlperf_llm_sut.common import embedded
 from tests.fault_server import OUTPUT_CAP, FaultServer, expected_text, expected_token_ids, prompt_ids_for_text
 
 TIMEOUT = httpx.Timeout(5.0)
 PROMPT = [1, 450, 4996, 17354, 1701]
-
-
-@pytest.fixture(scope="module")
-def tokenizer() -> PreTrainedTokenizerBase:
-    return AutoTokenizer.from_pretrained(embedded.MODEL_DIR)
 
 
 @pytest.fixture

@@ -13,15 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transformers import AutoTokenizer
 
 from harness.research.report import build_report
 from harness.research.sweep import load_plan, run_sweep
 from harness.single.config import build_config
 from harness.single.runner import RunReport, run
 from harness.single.sampling import SERIES_FILE
-from mlperf_llm_sut.common import embedded
-from mlperf_llm_sut.common.dataset import load_dataset
 from mlperf_llm_sut.common.errors import HarnessError
 from mlperf_llm_sut.telemetry import metrics
 from mlperf_llm_sut.telemetry.loop import read_jsonl
@@ -31,16 +28,6 @@ from tests.fault_server import FaultServer, expected_token_ids, prompt_ids_for_t
 # Short Server runs: the point is what happens to the samples, not a valid latency result.
 STUCK_SECONDS = 15.0
 SHORT_SERVER = {"scenario": "Server", "target_qps": 40, "min_duration_ms": 2000, "total_sample_count": 120}
-
-
-@pytest.fixture(scope="module")
-def tokenizer() -> Any:
-    return AutoTokenizer.from_pretrained(embedded.MODEL_DIR)
-
-
-@pytest.fixture(scope="module")
-def prompts() -> list[list[int]]:
-    return load_dataset(embedded.DATASET).prompts
 
 
 @pytest.fixture
@@ -130,9 +117,11 @@ def test_a_server_whose_metrics_are_missing_refused_slow_or_garbage_is_a_warning
     assert {reading.source for reading in series} == {"harness", "client-0 worker"}
 
 
-def test_a_servers_metrics_are_read_into_the_runs_telemetry(server, tmp_path):
+@pytest.mark.parametrize("clients", [None, 0])
+def test_a_servers_metrics_are_read_into_the_runs_telemetry(server, tmp_path, clients):
     server.metrics("tgi")
-    report = remote_run(tmp_path, [server], total_sample_count=40, telemetry_interval=0.2)
+    remote = {"client_processes": clients}
+    report = remote_run(tmp_path, [server], remote, total_sample_count=40, telemetry_interval=0.2)
 
     telemetry = report.record.telemetry
     assert telemetry is not None and not telemetry.warnings

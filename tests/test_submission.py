@@ -171,7 +171,7 @@ def test_the_second_benchmark_goes_from_runs_to_a_dry_run_tree_on_the_real_engin
     """The flow a submitter follows, on the real engine and the embedded llama3.1-8b-edge sample: a performance
     and an accuracy run through the CLI (the edge benchmark has no audit), then the tree. The accuracy run
     passes the tiny model's own targets and scores exactly as the reference evaluation.py."""
-    from tests.conftest import run_cli
+    from tests.conftest import dry_run_tree, run_cli
 
     runs_dir = tmp_path / "runs"
     for extra in ([], ["--mode", "accuracy"]):
@@ -189,22 +189,7 @@ def test_the_second_benchmark_goes_from_runs_to_a_dry_run_tree_on_the_real_engin
         assert f"{scored['metrics'][key]}" == expected[key]
     assert (scored["metrics"]["gen_len"], scored["metrics"]["gen_num"]) == (expected["gen_len"], 300)
 
-    options = ["--submitter", "Acme", "--system", str(system_file), "--system-name", "cpu", "--allow-noncompliant"]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.submission",
-            *map(str, sorted(runs_dir.iterdir())),
-            "--output",
-            str(tmp_path / "tree"),
-            *options,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    proc = dry_run_tree(runs_dir, tmp_path / "tree", system_file)
     assert proc.returncode == 1 and "DRY RUN" in proc.stdout, proc.stderr
     out = tmp_path / "tree" / "closed" / "Acme" / "results" / "cpu" / "llama3.1-8b-edge" / "Offline"
     readme = (out / "README.md").read_text()

@@ -1,6 +1,6 @@
 """`mlperf_llm_sut.telemetry.prometheus`: a server's `/metrics` read under the canonical names, from recorded pages
-of vLLM (current and older names), TGI, Triton and SGLang, from the fault server's faults, and from a real vLLM
-server."""
+of vLLM (current and older names), TGI, Triton and SGLang, and from the fault server's faults. A real vLLM server's
+page is read in test_remote_replicas.py, whose servers are started once for both."""
 
 from __future__ import annotations
 
@@ -8,19 +8,14 @@ import itertools
 import logging
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
-from mlperf_llm_sut.common import embedded
 from mlperf_llm_sut.telemetry import metrics, prometheus
 from mlperf_llm_sut.telemetry.prometheus import BACKOFF_AFTER, BACKOFF_FIRST, BACKOFF_MAX, PrometheusSampler, parse
 from mlperf_llm_sut.telemetry.series import Reading
-from sut import local_servers
-from tests.conftest import starts
 from tests.fault_server import TGI_METRICS_PAGE, TRITON_METRICS_PAGE, VLLM_METRICS_PAGE, FaultServer
 
 TOKEN = "metrics-test-secret-51d2e8"
@@ -364,11 +359,6 @@ def test_a_page_of_other_metrics_holds_no_figure_and_a_broken_known_line_does_no
 # -- the fault server ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tokenizer() -> PreTrainedTokenizerBase:
-    return AutoTokenizer.from_pretrained(embedded.MODEL_DIR)
-
-
 @pytest.fixture
 def server(tokenizer: PreTrainedTokenizerBase) -> Iterator[FaultServer]:
     with FaultServer(tokenizer, api_key=TOKEN) as fault_server:
@@ -544,83 +534,3 @@ def test_parse_cost_of_a_real_vllm_page_is_small() -> None:
     for _ in range(20):
         parse(page)
     assert (time.perf_counter() - started) / 20 < 0.01
-
-
-# -- a real vLLM server ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-@starts("server")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One real server of the embedded model, with an API key (which vLLM does not ask of /metrics)."""
-    log_dir: Path = tmp_path_factory.mktemp("serve-logs")
-    args = ["--api-key", TOKEN]
-    with local_servers.start(1, served_model_name="tiny", base_port=18140, log_dir=log_dir, server_args=args) as s:
-        yield s.urls[0]
-
-
-def test_a_real_vllm_servers_metrics_follow_its_requests(vllm_server: str) -> None:
-    sampler = _sampler(f"{vllm_server}/metrics", timeout=5.0)
-    before = _figures(sampler.sample(0.0))
-    assert set(before) == set(VLLM_FIGURES), sampler.warnings()
-    assert 0.0 <= before[metrics.KV_CACHE_USAGE] <= 1.0
-
-    def complete(k: int) -> dict[str, int]:
-        # Long enough (the tiny model is fast) for several scrapes to see them running.
-        body = {"model": "tiny", "prompt": f"Request {k}: tell a long story.", "max_tokens": 384, "ignore_eos": True}
-        with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as client:
-            response = client.post(f"{vllm_server}/v1/completions", json=body)
-        response.raise_for_status()
-        usage: dict[str, int] = response.json()["usage"]
-        return usage
-
-    during: list[dict[str, float]] = []
-    with ThreadPoolExecutor(6) as pool:
-        futures = [pool.submit(complete, k) for k in range(6)]
-        began = time.monotonic()
-        while not all(future.done() for future in futures):
-            during.append(_figures(sampler.sample(time.monotonic())))
-            time.sleep(0.02)
-        usages = [future.result() for future in futures]
-    took = time.monotonic() - began
-    assert during and all(set(figures) == set(VLLM_FIGURES) for figures in during), sampler.warnings()
-    assert max(figures[metrics.RUNNING] for figures in during) >= 1, (took, during)
-    assert all(figures[metrics.RUNNING] + figures[metrics.WAITING] <= 6 for figures in during)
-    assert all(0.0 <= figures[metrics.KV_CACHE_USAGE] <= 1.0 for figures in during)
-    assert max(figures[metrics.KV_CACHE_USAGE] for figures in during) > 0.0
-
-    # The counters are recorded just after the answers go out: wait for them.
-    prompt, generated = (sum(usage[key] for usage in usages) for key in ("prompt_tokens", "completion_tokens"))
-    deadline = time.monotonic() + 10
-    while True:
-        after = _figures(sampler.sample(time.monotonic()))
-        grown = after[metrics.GENERATION_TOKENS] - before[metrics.GENERATION_TOKENS]
-        if grown >= generated or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert grown == generated == 6 * 384
-    assert after[metrics.PROMPT_TOKENS] - before[metrics.PROMPT_TOKENS] == prompt
-    assert after[metrics.PREFIX_CACHE_QUERIES] > before[metrics.PREFIX_CACHE_QUERIES]
-    assert after[metrics.RUNNING] == after[metrics.WAITING] == 0
-    assert sampler.warnings() == []
-    sampler.close()
-
-
-def test_the_line_filter_loses_nothing_on_a_real_vllm_page(
-    vllm_server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    page = httpx.get(f"{vllm_server}/metrics", trust_env=False).text
-    filtered = parse(page)
-    started = time.perf_counter()
-    for _ in range(50):
-        parse(page)
-    fast = (time.perf_counter() - started) / 50
-    monkeypatch.setattr(prometheus, "known_lines", lambda page: page)
-    assert parse(page) == filtered and len(filtered) == len(VLLM_FIGURES)
-    started = time.perf_counter()
-    for _ in range(50):
-        parse(page)
-    whole = (time.perf_counter() - started) / 50
-    with capsys.disabled():
-        print(f"\nparse of a real vLLM page ({len(page)} bytes): {fast * 1e3:.2f} ms; unfiltered {whole * 1e3:.2f} ms")
-    assert fast < whole

@@ -40,9 +40,14 @@ class Idle:
         return False
 
 
-def _spec(devices: list[str], name: str = "replica-0") -> WorkerSpec:
+def _spec(devices: list[str], name: str = "replica-0", gpu_interval: float | None = INTERVAL) -> WorkerSpec:
     return WorkerSpec(
-        name, EngineConfig(model="idle"), GenerationConfig(), Placement(devices), engine_factory=lambda _: Idle()
+        name,
+        EngineConfig(model="idle"),
+        GenerationConfig(),
+        Placement(devices),
+        engine_factory=lambda _: Idle(),
+        gpu_interval=gpu_interval,
     )
 
 
@@ -93,7 +98,7 @@ def test_an_actor_on_gpus_sends_their_figures_with_the_engines_reports_and_betwe
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # as Ray sets it: the second of the node's two GPUs
     clock = Clock()
     nvml = _nvml(clock)
-    actor = EngineActor(nvml=nvml, gpu_interval=INTERVAL)
+    actor = EngineActor(nvml=nvml)
     actor.start(_spec([]))
     assert isinstance(_take_until(actor, Ready)[-1], Ready)
     time.sleep(3 * INTERVAL)
@@ -130,7 +135,7 @@ def test_an_actor_on_gpus_sends_their_figures_with_the_engines_reports_and_betwe
 
 def test_an_actor_without_nvml_says_so_in_its_reports(worker_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    actor = EngineActor(nvml=_nvml(Clock(), available=False), gpu_interval=INTERVAL)
+    actor = EngineActor(nvml=_nvml(Clock(), available=False))
     actor.start(_spec([]))
     _take_until(actor, Ready)
     time.sleep(2 * INTERVAL)
@@ -149,9 +154,25 @@ def test_an_actor_on_cpus_passes_the_engines_reports_on_unchanged(
 ) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # what Ray sets for an actor without GPUs
     nvml = _nvml(Clock())
-    actor = EngineActor(nvml=nvml, gpu_interval=INTERVAL)
+    actor = EngineActor(nvml=nvml)
     actor.start(_spec(["cpu"]))
     _take_until(actor, Ready)
+    actor.send(EngineMetrics(running=2))
+    assert actor.take(1.0) == [EngineMetrics(running=2)]
+    actor.put([Stop()])
+    _take_until(actor, None)
+    assert nvml.calls == []
+
+
+def test_an_actor_on_gpus_in_a_run_that_samples_nothing_leaves_nvml_alone(
+    worker_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    nvml = _nvml(Clock())
+    actor = EngineActor(nvml=nvml)
+    actor.start(_spec([], gpu_interval=None))  # --telemetry-interval 0
+    _take_until(actor, Ready)
+    time.sleep(3 * INTERVAL)
     actor.send(EngineMetrics(running=2))
     assert actor.take(1.0) == [EngineMetrics(running=2)]
     actor.put([Stop()])
@@ -200,3 +221,10 @@ def test_the_harness_reads_an_actors_gpus_as_gpu_figures_of_its_replica() -> Non
     assert set(telemetry.gpus) == {"gpu:0@replica-0", "gpu:1@replica-0", "gpu:0@replica-1"}
     assert telemetry.gpus["gpu:0@replica-0"].energy_joules == 1000.0
     assert telemetry.energy_joules == 2120.0 and "replica-0" in telemetry.replicas
+
+
+def test_a_ray_actor_samples_its_gpus_at_the_runs_telemetry_interval_and_not_at_all_without_telemetry() -> None:
+    from harness.single.config import build_config
+
+    assert build_config(sut="ray", telemetry_interval=0.5).engines().gpu_interval == 0.5
+    assert build_config(sut="ray", telemetry_interval=0).engines().gpu_interval is None

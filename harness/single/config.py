@@ -84,7 +84,12 @@ class RunConfig:
 
     def engines(self) -> EnginesConfig:
         """What `--sut local` and `--sut ray` build their replicas from."""
-        return EnginesConfig(engine=self.engine, generation=self.generation, layout=self.layout)
+        return EnginesConfig(
+            engine=self.engine,
+            generation=self.generation,
+            layout=self.layout,
+            gpu_interval=self.telemetry_interval if self.telemetry_interval > 0 else None,
+        )
 
     def servers(self) -> ServersConfig:
         """What `--sut remote` builds its replicas from."""
