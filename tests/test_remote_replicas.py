@@ -218,7 +218,7 @@ def test_remote_server_run_is_valid_and_reports_each_first_token_as_the_outputs_
         sut="remote",
         remote=_remote(servers),
         dispatch="least-requests",
-        target_qps=12,
+        target_qps=20,
         min_query_count=480,
         min_duration_ms=5000,
         save_outputs=True,
