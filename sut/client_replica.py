@@ -102,7 +102,7 @@ class ClientProcess:
             if self._ready is None and self._failure is None:
                 if self._stopped:
                     raise HarnessError(f"{self.name} was stopped before it started")
-                self._link.start(client_worker.main, (self.spec,), name=f"{self.name}-worker", spawn=True)
+                self._link.start(client_worker.main, (self.spec,), name=f"{self.name}-worker", spawn=True, alone=True)
                 self._launched = True
                 self._failure = self._wait_ready()
         if self._failure is not None:

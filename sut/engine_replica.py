@@ -91,6 +91,7 @@ class ProcessLink:
     def __init__(self) -> None:
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
+        self._alone = False
 
     def launch(self, spec: WorkerSpec) -> None:
         preloaded = spec.placement.devices == ["cpu"] and spec.engine_factory is None
@@ -98,8 +99,16 @@ class ProcessLink:
         inherited = engine_worker.Inherited(environ=dict(os.environ), cwd=os.getcwd())
         self.start(engine_worker.main, (spec, inherited), name=f"{spec.name}-worker", spawn=not preloaded)
 
-    def start(self, main: Callable[..., None], args: tuple[Any, ...], *, name: str, spawn: bool) -> None:
-        """Start `main(connection, *args)` in a new process: spawned, or forked from `worker_forkserver`."""
+    def start(
+        self, main: Callable[..., None], args: tuple[Any, ...], *, name: str, spawn: bool, alone: bool = False
+    ) -> None:
+        """Start `main(connection, *args)` in a new process: spawned, or forked from `worker_forkserver`.
+
+        `alone`: the worker starts no process of its own (a client worker), so its end of the pipe closes when it
+        ends and `receive` can wait in a plain read, which costs half the CPU of a wakeup from waiting on the pipe
+        and the process's sentinel (75 against 140 us a message here, at 20 messages a second). An engine worker's
+        children (vLLM's engine core) may hold the pipe open after it died: its end is seen by its sentinel."""
+        self._alone = alone
         context = multiprocessing.get_context("spawn") if spawn else worker_forkserver()
         self._conn, theirs = context.Pipe()
         process = context.Process(target=main, args=(theirs, *args), name=name)
@@ -130,7 +139,7 @@ class ProcessLink:
     def receive(self) -> Any:
         """The worker's next message (a `FromWorker` of an engine worker); None once it is gone."""
         assert self._conn is not None and self._process is not None
-        if self._conn not in wait([self._conn, self._process.sentinel]):
+        if not self._alone and self._conn not in wait([self._conn, self._process.sentinel]):
             return None
         try:
             message = self._conn.recv()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 import numpy as np
 
@@ -28,6 +28,8 @@ from scenarios.requests import GenerationRequest
 
 IDS = np.int64
 TOKENS = np.int32
+_IDS_CODE, _TOKENS_CODE = np.dtype(IDS).char, np.dtype(TOKENS).char
+"""Their `struct` codes, for memoryviews."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +140,22 @@ class Step:
             failed=failed,
         )
 
+    # Read with memoryviews and slices, not numpy's functions: a step read after the receiver slept (a few
+    # messages a second) runs with cold caches, where the time grows with the code touched (97 against 187 us for
+    # a first token and a finished sample, 5.7 against 18.7 us warm).
     def first(self) -> list[tuple[int, int]]:
-        ids = np.frombuffer(self.first_ids, IDS).tolist()
-        return list(zip(ids, np.frombuffer(self.first_tokens, TOKENS).tolist(), strict=True))
+        return list(zip(_ints(self.first_ids, _IDS_CODE), _ints(self.first_tokens, _TOKENS_CODE), strict=True))
 
     def done(self) -> list[tuple[int, np.ndarray]]:
-        ids = np.frombuffer(self.done_ids, IDS).tolist()
-        return list(zip(ids, split(self.done_tokens, self.done_lengths), strict=True))
+        """Each finished request's tokens: views into one int32 buffer, which the responder hands to LoadGen
+        without a copy."""
+        flat = np.frombuffer(self.done_tokens, TOKENS)
+        done, start = [], 0
+        ids, lengths = _ints(self.done_ids, _IDS_CODE), _ints(self.done_lengths, _TOKENS_CODE)
+        for response_id, length in zip(ids, lengths, strict=True):
+            done.append((response_id, flat[start : start + length]))
+            start += length
+        return done
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +208,6 @@ FromWorker: TypeAlias = Ready | StartFailed | Step | Withdrawn | Warmed | Died |
 """What an engine worker sends the harness."""
 
 
-def split(tokens: bytes, lengths: bytes) -> list[np.ndarray]:
-    """Views into one int32 buffer: the responder hands them to LoadGen without a copy."""
-    flat = np.frombuffer(tokens, TOKENS)
-    bounds = np.cumsum(np.frombuffer(lengths, TOKENS), dtype=np.int64)
-    return np.split(flat, bounds[:-1]) if len(bounds) else []
+def _ints(data: bytes, code: str) -> Sequence[int]:
+    """The integers `data` packs, as a view (`code`: their `struct` code)."""
+    return cast(Sequence[int], memoryview(data).cast(code))  # type: ignore[call-overload]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
+
 from scenarios.requests import GenerationRequest
 from sut.worker_protocol import Step, Submit, Withdrawn
 
@@ -20,12 +22,13 @@ def test_submitted_requests_arrive_unchanged():
 
 def test_a_step_carries_first_tokens_finished_outputs_and_failures():
     step = Step.pack(
-        first=[(11, 42), (12, 7)],
+        first=[(11, 42), (2**40 + 12, 7)],
         done=[(11, [42, 5, 2]), (13, []), (14, [31999])],
         failed=[(15, "vLLM rejected sample 4: too long")],
     )
     step = pickle.loads(pickle.dumps(step))
-    assert step.first() == [(11, 42), (12, 7)]
+    assert step.first() == [(11, 42), (2**40 + 12, 7)]
+    assert all(tokens.dtype == np.int32 for _, tokens in step.done())  # as LoadGen takes them, without a copy
     assert [(response_id, tokens.tolist()) for response_id, tokens in step.done()] == [
         (11, [42, 5, 2]),
         (13, []),
