@@ -43,6 +43,8 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ROOT = Path(__file__).resolve().parent.parent
+LOADGEN_THREADS = "LoadGen's own threads"
+"""The threads of LoadGen's process that Python did not start, which end with the test."""
 OURS = {"ours, client worker": 1, "ours, in the LoadGen process": 0}
 """Our two ways, by their `client_processes`."""
 CLIENTS = (*OURS, "vllm bench serve")
@@ -67,9 +69,31 @@ def ours(args: argparse.Namespace) -> dict[str, Any]:
         generation={"min_new_tokens": args.tokens, "max_new_tokens": args.tokens},
         output_dir=Path(args.work) / "ours",
     )
-    report = run(config, console=Console(quiet=True))
+    # Each thread's CPU over the test: from when it starts to when LoadGen's StartTest returns, while the
+    # replicas' threads are still there to be read.
+    import mlperf_loadgen as lg
+
+    at_test: dict[str, float] = {}
+    after: dict[str, float] = {}
+    start_test = lg.StartTestWithLogSettings
+
+    def measured_test(*test: Any) -> None:
+        try:
+            start_test(*test)
+        finally:
+            after.update(thread_cpu())
+
+    lg.StartTestWithLogSettings = measured_test
+    report = run(config, console=Console(quiet=True), before_test=lambda: at_test.update(thread_cpu()))
     record = report.record
     (replica,) = record.replicas
+    threads = {
+        name: seconds - at_test.get(name, 0.0)
+        for name, seconds in after.items()
+        if seconds - at_test.get(name, 0.0) > 0 and name != LOADGEN_THREADS
+    }
+    # LoadGen's issue threads end with the test, and with them what /proc knew of their CPU: theirs is the rest.
+    threads[LOADGEN_THREADS] = max(0.0, (record.harness_cpu_seconds or 0.0) - sum(threads.values()))
     return {
         "cpu_seconds": record.harness_cpu_seconds,
         "worker_cpu_seconds": record.worker_cpu_seconds,
@@ -81,7 +105,29 @@ def ours(args: argparse.Namespace) -> dict[str, Any]:
         # The telemetry thread of the LoadGen process, over the whole run (the server's /metrics is scraped there
         # only with the client in that process).
         "sampling_cpu_ms": record.telemetry.sampling_cpu_seconds * 1e3 if record.telemetry else None,
+        # Where the LoadGen process's CPU went over the test (10 ms resolution).
+        "thread_cpu_seconds": {
+            name: round(seconds, 3) for name, seconds in sorted(threads.items(), key=lambda item: -item[1])
+        },
     }
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of each thread of this process, by name; threads Python did not start (LoadGen's own)
+    under one name."""
+    import threading
+
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended
+        name = names.get(int(tid), LOADGEN_THREADS)
+        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
 
 
 def _profile_loop_threads(path: str) -> None:
@@ -229,6 +275,12 @@ def main() -> None:
                         f"({result['loadgen_us_per_token']:.1f} in the LoadGen process), "
                         f"{result['us_per_request']:,.0f} µs a request ({result['requests']} answered)"
                     )
+                    if "thread_cpu_seconds" in result:
+                        threads = ", ".join(
+                            f"{name} {seconds / result['tokens'] * 1e6:.1f}"
+                            for name, seconds in result["thread_cpu_seconds"].items()
+                        )
+                        console.print(f"  the LoadGen process's µs a token, by thread: {threads}")
     summary = {client: _median_row(results) for client, results in runs.items()}
     table = Table(
         title=f"client CPU, {args.requests} streamed requests x {args.tokens} tokens at {args.qps:g} QPS, "
